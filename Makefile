@@ -1,0 +1,44 @@
+# The two commands a user needs: `make demo` and `make test`. Everything else is a step they call.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?=
+
+.PHONY: demo test test-unit test-integration install broker broker-stop bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+broker:
+	scripts/kafka-local start
+
+broker-stop:
+	scripts/kafka-local stop
+
+demo: install
+	$(BIN)/python scripts/demo.py $(if $(DATA),--data $(DATA))
+
+# The whole suite, unit and integration; the integration tests start the local broker themselves
+# unless KAFKA_BOOTSTRAP names one.
+test: install
+	$(BIN)/python -m pytest -q tests
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: install
+	$(BIN)/python -m pytest -q tests/integration
+
+bench: install
+	$(BIN)/python -m bench.run_all
+
+clean:
+	-scripts/kafka-local stop
+	rm -rf $(VENV) .cache .kafka-local build *.egg-info

@@ -1,0 +1,1 @@
+"""nids-detect: a consumer-group member that scores flows in micro-batches and emits alerts."""

@@ -1,0 +1,1 @@
+"""Code shared by the producer, the detector and training: config, errors, CLI plumbing, the flow schema."""

@@ -1,0 +1,67 @@
+"""Shared fixtures: the Kafka broker for integration tests, unique names per test."""
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+def _broker_answers(bootstrap: str, timeout: float = 10.0) -> str | None:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=timeout)
+    except Exception as exc:  # KafkaException carries the librdkafka reason
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real broker: KAFKA_BOOTSTRAP if set, else the local KRaft broker started for this session.
+
+    Under CI=true an unreachable broker fails the test; elsewhere it skips with the reason.
+    """
+    given = os.environ.get("KAFKA_BOOTSTRAP")
+    started_here = False
+    if given:
+        bootstrap = given
+    else:
+        port = os.environ.get("KAFKA_LOCAL_PORT", "9092")
+        bootstrap = f"127.0.0.1:{port}"
+        result = subprocess.run([str(REPO / "scripts" / "kafka-local"), "start"], capture_output=True, text=True)
+        if result.returncode != 0:
+            _unavailable(f"scripts/kafka-local start failed: {result.stderr.strip()[-2000:]}")
+        # Only stop what this session started; a broker the developer already ran stays up.
+        started_here = "already running" not in result.stdout
+    problem = _broker_answers(bootstrap)
+    if problem:
+        _unavailable(f"Kafka broker at {bootstrap} does not answer: {problem}")
+    yield bootstrap
+    if started_here:
+        subprocess.run([str(REPO / "scripts" / "kafka-local"), "stop"], capture_output=True)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A topic/group name no other test (or earlier run) uses."""
+    base = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:60]
+    return f"t-{base}-{uuid.uuid4().hex[:8]}"

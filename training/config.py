@@ -1,0 +1,43 @@
+"""Training configuration (config/training.yaml)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from nids_common.config import load_config
+
+DEFAULT_PATH = Path("config/training.yaml")
+MODEL_FAMILIES = ("hgb", "rf", "knn")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 42
+    validation_fraction: float = 0.2
+    # The deployed model must score at least this many rows/s in batches of `throughput_batch_rows`.
+    min_rows_per_second: float = 50_000
+    throughput_batch_rows: int = 10_000
+    # Families trained for deployment without --compare; --compare trains every family.
+    deploy_candidates: tuple[str, ...] = ("hgb", "rf")
+    # Bounded hyper-parameter search: this many sampled settings per model and target (--compare only).
+    search_iterations: int = 4
+    # Rows sampled from the training split for feature analysis (RFE, mutual information).
+    analysis_rows: int = 20_000
+    rfe_feature_counts: tuple[int, ...] = (5, 10, 15, 20, 25, 30, 36)
+    selected_feature_count: int = 25
+    chunk_rows: int = 200_000
+
+    def validate(self) -> None:
+        if not 0.05 <= self.validation_fraction <= 0.5:
+            raise ValueError("validation_fraction: must be within 0.05..0.5")
+        unknown = set(self.deploy_candidates) - set(MODEL_FAMILIES)
+        if unknown or not self.deploy_candidates:
+            raise ValueError(f"deploy_candidates: each must be one of {', '.join(MODEL_FAMILIES)}")
+        if self.search_iterations < 1:
+            raise ValueError("search_iterations: must be >= 1")
+        if self.min_rows_per_second <= 0:
+            raise ValueError("min_rows_per_second: must be > 0")
+
+
+def load(path: str | Path = DEFAULT_PATH) -> TrainingConfig:
+    return load_config(TrainingConfig, path)
