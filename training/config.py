@@ -24,8 +24,10 @@ class TrainingConfig:
     # Rows sampled from the training split for feature analysis (RFE, mutual information).
     analysis_rows: int = 20_000
     rfe_feature_counts: tuple[int, ...] = (5, 10, 15, 20, 25, 30, 36)
-    selected_feature_count: int = 25
+    selection_tolerance: float = 0.005
     chunk_rows: int = 200_000
+    # P(attack) at or above which a flow is an attack; the attack_cat pipeline then names the class.
+    decision_threshold: float = 0.5
 
     def validate(self) -> None:
         if not 0.05 <= self.validation_fraction <= 0.5:
@@ -35,6 +37,8 @@ class TrainingConfig:
             raise ValueError(f"deploy_candidates: each must be one of {', '.join(MODEL_FAMILIES)}")
         if self.search_iterations < 1:
             raise ValueError("search_iterations: must be >= 1")
+        if not 0 < self.decision_threshold < 1:
+            raise ValueError("decision_threshold: must be within (0, 1)")
         if self.min_rows_per_second <= 0:
             raise ValueError("min_rows_per_second: must be > 0")
 

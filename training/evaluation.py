@@ -1,0 +1,58 @@
+"""Metrics for the two targets and the throughput measurement shared by training, scoring and benchmarks."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from nids_common.schema import ATTACK_CLASSES
+
+
+def class_order(labels: Sequence[str]) -> list[str]:
+    """Known classes in their canonical order, then any others the data brings."""
+    present = set(labels)
+    return [c for c in ATTACK_CLASSES if c in present] + sorted(present - set(ATTACK_CLASSES))
+
+
+def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray) -> dict[str, Any]:
+    classes = class_order(list(np.unique(y_cat)) + list(np.unique(pred_cat)))
+    precision, recall, f1, support = precision_recall_fscore_support(y_cat, pred_cat, labels=classes, zero_division=0)
+    present = [c for c, s in zip(classes, support) if s > 0]
+    return {
+        "rows": int(len(y_label)),
+        "label_accuracy": float(accuracy_score(y_label, pred_label)),
+        "label_f1": float(f1_score(y_label, pred_label, zero_division=0)),
+        "attack_cat_accuracy": float(accuracy_score(y_cat, pred_cat)),
+        # Macro-F1 over the classes that occur in the truth, as classification_report computes it.
+        "attack_cat_macro_f1": float(f1_score(y_cat, pred_cat, labels=present, average="macro", zero_division=0)),
+        "per_class": {
+            c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support)
+        },
+        "classes": classes,
+        "confusion_matrix": confusion_matrix(y_cat, pred_cat, labels=classes).tolist(),
+    }
+
+
+def format_report(metrics: dict[str, Any]) -> str:
+    lines = [
+        f"label accuracy {metrics['label_accuracy']:.4f}   attack_cat macro-F1 {metrics['attack_cat_macro_f1']:.4f}   "
+        f"attack_cat accuracy {metrics['attack_cat_accuracy']:.4f}   rows {metrics['rows']}",
+        f"{'class':>16} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}",
+    ]
+    for cls, row in metrics["per_class"].items():
+        lines.append(f"{cls:>16} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1']:9.3f} {row['support']:8d}")
+    return "\n".join(lines)
+
+
+def rows_per_second(predict: Callable[[Any], Any], batch: Any, rows: int, repeats: int = 3) -> float:
+    """Best of `repeats` timed calls on one batch (after a warm-up): the steady-state batch rate."""
+    predict(batch)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predict(batch)
+        best = min(best, time.perf_counter() - started)
+    return rows / best
