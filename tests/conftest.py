@@ -65,3 +65,14 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     """A topic/group name no other test (or earlier run) uses."""
     base = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:60]
     return f"t-{base}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real model (RandomForest pair) trained on synthetic flows; returns its version folder."""
+    from tests.fixtures import FAST_TRAINING, flows_with_identity, write_partitioned
+    from training.train import run_training
+
+    folder = tmp_path_factory.mktemp("model")
+    data = write_partitioned(flows_with_identity(4000, seed=5), folder / "train.csv")
+    return run_training([data], folder / "models", FAST_TRAINING).path

@@ -21,6 +21,7 @@ from sklearn.metrics import f1_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, FEATURES, LABEL  # noqa: E402
+from training.evaluation import stratify_or_none  # noqa: E402
 from training.features import FlowPreprocessor  # noqa: E402
 
 
@@ -48,7 +49,8 @@ def analyse(train: pd.DataFrame, counts: Sequence[int], sample_rows: int, tolera
         "mi_label": mutual_info_classif(matrix, y_label, discrete_features=_categorical_mask(), random_state=seed),
     }, index=list(FEATURES)).sort_values("mi_attack_cat", ascending=False)
 
-    inner_train, inner_test = train_test_split(np.arange(len(sample)), test_size=0.25, stratify=y_cat, random_state=seed)
+    inner_train, inner_test = train_test_split(np.arange(len(sample)), test_size=0.25, stratify=stratify_or_none(y_cat),
+                                               random_state=seed)
     ranker = RFE(RandomForestClassifier(n_estimators=30, n_jobs=-1, random_state=seed), n_features_to_select=1, step=2)
     ranker.fit(matrix[inner_train], y_cat[inner_train])
     rfe_ranking = pd.Series(ranker.ranking_, index=list(FEATURES), name="rfe_rank").sort_values(kind="stable")

@@ -16,6 +16,12 @@ def class_order(labels: Sequence[str]) -> list[str]:
     return [c for c in ATTACK_CLASSES if c in present] + sorted(present - set(ATTACK_CLASSES))
 
 
+def stratify_or_none(y: np.ndarray) -> np.ndarray | None:
+    """Stratify an inner split only when every class has two rows; tiny data falls back to a plain split."""
+    _, counts = np.unique(y, return_counts=True)
+    return y if counts.min() >= 2 else None
+
+
 def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray) -> dict[str, Any]:
     classes = class_order(list(np.unique(y_cat)) + list(np.unique(pred_cat)))
     precision, recall, f1, support = precision_recall_fscore_support(y_cat, pred_cat, labels=classes, zero_division=0)

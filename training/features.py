@@ -76,6 +76,6 @@ class FlowPreprocessor(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _encode(values: np.ndarray, vocabulary: tuple[str, ...]) -> np.ndarray:
-        codes = pd.Categorical(values, categories=vocabulary).codes.astype(np.float32)
+        codes = pd.Index(vocabulary).get_indexer(values).astype(np.float32)
         codes[codes < 0] = len(vocabulary)  # the shared 'other' code for unseen or missing values
         return codes

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from nids_common.cli import EXIT_CODES_HELP, run
-from nids_common.errors import EXIT_OK
+from nids_common.errors import EXIT_OK, UsageError
 from nids_common.progress import progress
 from nids_common.schema import ATTACK_CAT, LABEL
 from training.artifact import load_model
@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="UNSW-NB15 CSV, either format")
     p.add_argument("--output", required=True, help="scored CSV: the input columns plus pred_label, pred_attack_cat, attack_probability")
     p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
+    p.add_argument("--validation-split", action="store_true",
+                   help="score only the validation rows of the split the model was trained with (same seed and fraction)")
     return p
 
 
@@ -36,7 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def score_command(args: argparse.Namespace) -> int:
     model, manifest = load_model(args.model)
-    metrics = score_file(model, args.input, args.output, args.chunk_rows)
+    if args.validation_split:
+        metrics = score_validation_split(model, manifest, args.input, args.output)
+    else:
+        metrics = score_file(model, args.input, args.output, args.chunk_rows)
     print(f"scored {args.input} with model {manifest['version']} → {args.output}")
     if metrics is not None:
         print(format_report(metrics))
@@ -47,6 +52,38 @@ def score_frame(model: DetectionModel, frame: pd.DataFrame) -> pd.DataFrame:
     scores = model.score(frame)
     return frame.assign(pred_label=scores.is_attack.astype(np.int8), pred_attack_cat=scores.attack_cat,
                         attack_probability=np.round(scores.attack_probability, 6))
+
+
+def score_validation_split(model: DetectionModel, manifest: dict, input_path: str | os.PathLike[str],
+                           output_path: str | os.PathLike[str]) -> dict | None:
+    """Re-derive the validation rows of the model's own training split and score them."""
+    from training.config import TrainingConfig
+    from training.data import load_flows
+    from training.train import split
+
+    recipe = manifest.get("validation_data")
+    if not isinstance(recipe, dict) or "seed" not in recipe:
+        raise UsageError(f"{args_model(manifest)}: the model was validated on separate files, not a split")
+    config = TrainingConfig(seed=int(recipe["seed"]), validation_fraction=float(recipe["fraction"]))
+    _, validation = split(load_flows([input_path]), config)
+    scored = score_frame(model, validation)
+    _write_atomically(scored, Path(output_path))
+    return evaluate(validation[LABEL].to_numpy(), validation[ATTACK_CAT].to_numpy(dtype=object),
+                    scored["pred_label"].to_numpy(), scored["pred_attack_cat"].to_numpy(dtype=object))
+
+
+def args_model(manifest: dict) -> str:
+    return f"model {manifest.get('version', '?')}"
+
+
+def _write_atomically(frame: pd.DataFrame, output: Path) -> None:
+    staging = output.with_name(f".{output.name}.partial")
+    try:
+        frame.to_csv(staging, index=False)
+        os.replace(staging, output)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
 
 
 def score_file(model: DetectionModel, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],

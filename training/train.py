@@ -22,7 +22,7 @@ from training.analysis import FeatureAnalysis, analyse
 from training.config import TrainingConfig
 from training.data import load_flows
 from training.detection import DetectionModel
-from training.evaluation import class_order, evaluate, rows_per_second
+from training.evaluation import class_order, evaluate, rows_per_second, stratify_or_none
 from training.models import (
     DEFAULT_PARAMS, FAMILY_NAMES, build_pipeline, class_sample_weight, sample_params, supports_sample_weight,
 )
@@ -104,7 +104,9 @@ def search_params(family: str, target: str, features: Sequence[str], train: pd.D
                   config: TrainingConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Bounded random search scored on an inner hold-out of the training split (validation stays unseen)."""
     rng = np.random.default_rng(config.seed)
-    inner_train, inner_test = split(train, dataclasses.replace(config, validation_fraction=0.2))
+    inner_train_rows, inner_test_rows = train_test_split(
+        np.arange(len(train)), test_size=0.2, stratify=stratify_or_none(train[ATTACK_CAT].to_numpy()), random_state=config.seed)
+    inner_train, inner_test = train.iloc[inner_train_rows], train.iloc[inner_test_rows]
     trials = []
     for params in sample_params(family, rng, config.search_iterations, target):
         candidate = fit_candidate(family, target, "inner", features, params, inner_train, inner_test, config)
