@@ -1,0 +1,77 @@
+"""nids-detect: score the flow topic in micro-batches, emit alerts and dead letters, serve metrics."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from prometheus_client import start_http_server
+
+from detector.config import DEFAULT_PATH, DetectorConfig, load
+from detector.metrics import DetectorMetrics
+from detector.service import Detector
+from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
+from nids_common.config import describe_json
+from nids_common.errors import EXIT_OK, NidsError
+from training.artifact import load_model
+
+log = logging.getLogger("nids.detect")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nids-detect", description=__doc__, epilog=EXIT_CODES_HELP)
+    p.add_argument("--config", default=str(DEFAULT_PATH), help=f"detector config (default: {DEFAULT_PATH})")
+    p.add_argument("--model", help="model folder (default: detector.model from the config)")
+    p.add_argument("--group", help="consumer group id (default: detector.group_id from the config)")
+    p.add_argument("--metrics-port", type=int, help="Prometheus port (default: metrics.port; 0 disables)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run(lambda: detect_command(args), "nids-detect")
+
+
+def effective_config(args: argparse.Namespace) -> DetectorConfig:
+    config = load(args.config)
+    settings = config.detector
+    if args.model:
+        settings = dataclasses.replace(settings, model=Path(args.model))
+    if args.group:
+        settings = dataclasses.replace(settings, group_id=args.group)
+    metrics = dataclasses.replace(config.metrics, port=args.metrics_port) if args.metrics_port is not None else config.metrics
+    return dataclasses.replace(config, detector=settings, metrics=metrics)
+
+
+def detect_command(args: argparse.Namespace) -> int:
+    config = effective_config(args)
+    setup_logging(config.log_level)
+    log.info("effective config: %s", describe_json(config))
+    model, manifest = load_model(config.detector.model)
+    log.info("model %s verified and loaded (%s)", manifest["version"], model.describe())
+    metrics = DetectorMetrics()
+    if config.metrics.port:
+        try:
+            start_http_server(config.metrics.port, addr=config.metrics.address, registry=metrics.registry)
+        except OSError as exc:
+            raise NidsError(f"cannot serve metrics on {config.metrics.address}:{config.metrics.port}: {exc.strerror}") from None
+        log.info("metrics on http://%s:%d/metrics", config.metrics.address, config.metrics.port)
+    detector = Detector(config, model, manifest["version"], metrics)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # The first signal lets the current batch finish, flush and commit; a second exits at once.
+        detector.stop()
+        signal.signal(signum, signal.SIG_DFL)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    detector.run()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
