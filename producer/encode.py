@@ -1,10 +1,13 @@
 """Flow chunks → one JSON object per flow, the wire contract of the `nids.flows` topic."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import orjson
 import pandas as pd
 
-from nids_common.schema import ATTACK_CAT, FEATURES, IDENTITY_FIELDS, LABEL
+from nids_common.schema import ATTACK_CAT, FEATURES, IDENTITY_FIELDS, LABEL, NUMERIC_FEATURES
 
 OPTIONAL_FIELDS = (*IDENTITY_FIELDS, LABEL, ATTACK_CAT)
 
@@ -12,17 +15,38 @@ OPTIONAL_FIELDS = (*IDENTITY_FIELDS, LABEL, ATTACK_CAT)
 def encode_chunk(frame: pd.DataFrame, flow_ids: np.ndarray, event_times: np.ndarray) -> list[bytes]:
     """JSON bytes per row: flow_id, ts, the 42 features, and identity and ground-truth fields when present.
 
-    pandas' C JSON writer serialises the whole chunk at once; a per-row dict would cost ~10x more.
-    Missing numbers become null, which the detector dead-letters as `bad_type` rather than guessing.
+    Built column by column: orjson serialises each numeric column in one call (shortest round-trip
+    float text, NaN as null, which the detector dead-letters), then each row is one bytes.join.
+    A per-row dict would cost several times more.
     """
-    columns = {"flow_id": flow_ids, "ts": event_times}
+    pieces: list[tuple[bytes, list[bytes]]] = [
+        (b"flow_id", [orjson.dumps(str(v)) for v in flow_ids]),
+        (b"ts", _numbers(np.asarray(event_times, dtype=np.float64))),
+    ]
     for name in FEATURES:
-        columns[name] = frame[name].to_numpy()
+        values = frame[name].to_numpy()
+        pieces.append((name.encode(), _numbers(values.astype(np.float64)) if name in NUMERIC_FEATURES else _texts(values)))
     for name in OPTIONAL_FIELDS:
         if name in frame.columns:
-            values = frame[name]
-            # Nullable columns (ports that were '-', blank addresses) go out as JSON null.
-            columns[name] = values.astype(object).where(values.notna(), None).to_numpy() if values.hasnans else values.to_numpy()
-    table = pd.DataFrame(columns, copy=False)
-    text = table.to_json(orient="records", lines=True, double_precision=15)
-    return [line.encode() for line in text.splitlines()]
+            pieces.append((name.encode(), _any(frame[name])))
+    columns = []
+    for position, (key, values) in enumerate(pieces):
+        columns.append(itertools.repeat((b"{" if position == 0 else b",") + b'"' + key + b'":'))
+        columns.append(values)
+    columns.append(itertools.repeat(b"}"))
+    return [b"".join(parts) for parts in zip(*columns)]
+
+
+def _numbers(values: np.ndarray) -> list[bytes]:
+    if not len(values):
+        return []
+    return orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+
+
+def _texts(values: np.ndarray) -> list[bytes]:
+    return [orjson.dumps(v if isinstance(v, str) else None) for v in values]
+
+
+def _any(values: pd.Series) -> list[bytes]:
+    # Nullable columns (ports that were '-', blank addresses) go out as JSON null.
+    return [orjson.dumps(None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)) for v in values.astype(object)]

@@ -76,6 +76,14 @@ class FlowPreprocessor(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _encode(values: np.ndarray, vocabulary: tuple[str, ...]) -> np.ndarray:
-        codes = pd.Index(vocabulary).get_indexer(values).astype(np.float32)
+        index = pd.Index(vocabulary)
+        codes = index.get_indexer(values)
+        misses = codes < 0
+        if misses.any():
+            # The training cleaner strips and lower-cases categories ('INT' → 'int'); a stream producer
+            # may not, so a miss gets the same normalisation before it counts as unseen.
+            normalised = pd.Series(values[misses], dtype=object).astype(str).str.strip().str.lower()
+            codes[misses] = index.get_indexer(normalised)
+        codes = codes.astype(np.float32)
         codes[codes < 0] = len(vocabulary)  # the shared 'other' code for unseen or missing values
         return codes

@@ -162,3 +162,10 @@ def test_train_cli_end_to_end(tmp_path: Path, capsys) -> None:
 def test_score_cli_refuses_missing_model(tmp_path: Path, capsys) -> None:
     assert score.main(["--model", str(tmp_path), "--input", "x.csv", "--output", "y.csv"]) == EXIT_USAGE
     assert "no model here" in capsys.readouterr().err
+
+
+def test_stream_categories_normalised_like_training(trained_model: Path, scored_flows: pd.DataFrame) -> None:
+    # Training cleans 'INT' to 'int'; a producer that sends the partitioned files' spelling must score the same.
+    model, _ = load_model(trained_model)
+    shouted = scored_flows.assign(state=scored_flows["state"].str.upper(), proto=" " + scored_flows["proto"].str.upper())
+    np.testing.assert_array_equal(model.score(shouted).attack_probability, model.score(scored_flows).attack_probability)

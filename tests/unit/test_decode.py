@@ -1,0 +1,93 @@
+"""Vectorised decoding: valid rows become columns, each invalid one gets its reason and field."""
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from detector.decode import decode_batch, ground_truth
+from nids_common.schema import FEATURES, NUMERIC_FEATURES
+from producer.encode import encode_chunk
+from producer.synthetic import synthetic_frame
+
+
+def flows(n: int = 4) -> list[dict]:
+    frame = synthetic_frame(n, seed=2)
+    payloads = encode_chunk(frame, np.array([f"f{i}" for i in range(n)]), np.full(n, 1.5e9))
+    return [orjson.loads(p) for p in payloads]
+
+
+def decode(values: list[bytes | None], max_bytes: int = 10_000):
+    return decode_batch(values, [("t", 0, i) for i in range(len(values))], max_bytes)
+
+
+def test_producer_encoding_round_trips_through_decoder() -> None:
+    frame = synthetic_frame(50, seed=4)
+    payloads = encode_chunk(frame, np.array([f"id{i}" for i in range(50)]), np.arange(50, dtype=float))
+    batch = decode(payloads)
+    assert batch.invalid == []
+    assert list(batch.valid) == list(range(50))
+    for name in NUMERIC_FEATURES:
+        np.testing.assert_allclose(batch.columns[name], frame[name].to_numpy(dtype=float), rtol=1e-12)
+    assert list(batch.columns["proto"]) == list(frame["proto"])
+    assert batch.records[3]["flow_id"] == "id3" and batch.records[3]["ts"] == 3.0
+    assert batch.records[3]["attack_cat"] == frame["attack_cat"].iloc[3]
+
+
+@pytest.mark.parametrize(
+    "mutate,reason,field",
+    [
+        (lambda f: b"\x89PNG\r\n", "not_json", None),
+        (lambda f: b"", "empty", None),
+        (lambda f: None, "empty", None),
+        (lambda f: b"[1,2]", "not_object", None),
+        (lambda f: b"null", "not_object", None),
+        (lambda f: orjson.dumps({**f, "pad": "x" * 20_000}), "too_large", None),
+        (lambda f: orjson.dumps(f).replace(b'"sbytes":', b'"sbytes":NaN,"x":', 1), "non_finite", "sbytes"),
+        (lambda f: orjson.dumps(f).replace(b'"dur":', b'"dur":-Infinity,"x":', 1), "non_finite", "dur"),
+        (lambda f: orjson.dumps({**f, "dur": "0.5"}), "bad_type", "dur"),
+        (lambda f: orjson.dumps({**f, "dur": None}), "bad_type", "dur"),
+        (lambda f: orjson.dumps({**f, "dur": False}), "bad_type", "dur"),
+        (lambda f: orjson.dumps({**f, "dur": [1]}), "bad_type", "dur"),
+        (lambda f: orjson.dumps({**f, "state": {"a": 1}}), "bad_type", "state"),
+        (lambda f: orjson.dumps({**f, "flow_id": 7}), "bad_type", "flow_id"),
+        (lambda f: orjson.dumps({**f, "ts": "yesterday"}), "bad_type", "ts"),
+        (lambda f: orjson.dumps({k: v for k, v in f.items() if k != "ct_srv_dst"}), "missing_field", "ct_srv_dst"),
+    ],
+)
+def test_each_bad_record_is_named_and_the_rest_decoded(mutate, reason: str, field: str | None) -> None:
+    rows = flows(3)
+    values = [orjson.dumps(rows[0]), mutate(rows[1]), orjson.dumps(rows[2])]
+    batch = decode(values)
+    assert [p for p, _ in batch.invalid] == [1]
+    error = batch.invalid[0][1]
+    assert (error.reason, error.field) == (reason, field)
+    assert (error.topic, error.partition, error.offset) == ("t", 0, 1)
+    assert "t[0]@1" in str(error)
+    assert list(batch.valid) == [0, 2]
+    assert all(len(batch.columns[name]) == 2 for name in FEATURES)
+
+
+def test_several_bad_fields_in_one_row_count_once() -> None:
+    row = flows(1)[0]
+    batch = decode([orjson.dumps({**row, "dur": "x", "sbytes": None})])
+    assert len(batch.invalid) == 1 and len(batch.valid) == 0
+    assert all(len(v) == 0 for v in batch.columns.values())
+
+
+def test_extra_fields_and_unseen_categories_are_valid() -> None:
+    row = flows(1)[0]
+    batch = decode([orjson.dumps({**row, "proto": "new-proto", "extra": {"deep": [1]}})])
+    assert batch.invalid == [] and batch.columns["proto"][0] == "new-proto"
+
+
+def test_integers_become_floats() -> None:
+    row = flows(1)[0]
+    batch = decode([orjson.dumps({**row, "spkts": 12})])
+    assert batch.columns["spkts"].dtype == np.float64 and batch.columns["spkts"][0] == 12.0
+
+
+def test_ground_truth_from_attack_cat_or_label() -> None:
+    actual, known = ground_truth([{"attack_cat": " DoS "}, {"label": 0}, {"label": 1}, {}, {"attack_cat": 3}])
+    assert list(actual) == ["DoS", "Normal", "", "", ""]
+    assert list(known) == [True, True, False, False, False]
