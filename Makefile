@@ -28,12 +28,14 @@ demo: install
 # The whole suite, unit and integration; the integration tests start the local broker themselves
 # unless KAFKA_BOOTSTRAP names one.
 test: install
+	scripts/ensure-system-deps
 	$(BIN)/python -m pytest -q tests
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
 test-integration: install
+	scripts/ensure-system-deps
 	$(BIN)/python -m pytest -q tests/integration
 
 bench: install

@@ -6,8 +6,10 @@ carrying the reason, the field and the source topic/partition/offset, for the de
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
+import operator
 from typing import Any, Sequence
 
 import numpy as np
@@ -65,11 +67,48 @@ def decode_batch(values: Sequence[bytes | None], sources: Sequence[tuple[str, in
                 parsed.append(record)
                 positions.append(position)
 
-    # Field by field over all parsed rows: a type check over the whole column is one C-level pass
-    # (set(map(type, …))); only a column that fails it is walked row by row to find the culprits.
+    columns = _fast_columns(parsed)
+    if columns is not None:
+        return DecodedBatch(columns, np.asarray(positions, dtype=np.int64), parsed, invalid)
+    return _checked_columns(parsed, positions, invalid, reject)
+
+
+_STRING_FIELDS = (FLOW_ID, *CATEGORICAL_FEATURES)
+_get_strings = operator.itemgetter(*_STRING_FIELDS)
+_get_numbers = operator.itemgetter(*NUMERIC_FEATURES)
+
+
+def _fast_columns(parsed: list[dict[str, Any]]) -> dict[str, np.ndarray] | None:
+    """The common case, every record well-formed: one C-level itemgetter per row, one type pass over
+    the whole batch, one array. Returns None when any field is missing or mistyped."""
+    try:
+        strings = list(map(_get_strings, parsed))
+        numbers = list(map(_get_numbers, parsed))
+    except KeyError:
+        return None
+    if set(map(type, itertools.chain.from_iterable(strings))) - {str}:
+        return None
+    if set(map(type, itertools.chain.from_iterable(numbers))) - _NUMBER_TYPES:
+        return None
+    ts_types = set(map(type, (r.get(EVENT_TIME) for r in parsed)))
+    if ts_types - _NUMBER_TYPES - {type(None)}:
+        return None
+    out: dict[str, np.ndarray] = {}
+    text = np.array(strings, dtype=object).reshape(len(parsed), len(_STRING_FIELDS))
+    for index, field in enumerate(_STRING_FIELDS):
+        out[field] = text[:, index]
+    matrix = np.array(numbers, dtype=np.float64).reshape(len(parsed), len(NUMERIC_FEATURES))
+    for index, field in enumerate(NUMERIC_FEATURES):
+        out[field] = matrix[:, index]
+    return out
+
+
+def _checked_columns(parsed: list[dict[str, Any]], positions: list[int], invalid: list[tuple[int, InvalidRecord]],
+                     reject: Any) -> DecodedBatch:
+    """Field by field, to find which rows are bad and why; the valid rest becomes columns."""
     bad_rows: dict[int, tuple[str, str, str]] = {}
     columns: dict[str, list] = {}
-    for field in (FLOW_ID, *CATEGORICAL_FEATURES):
+    for field in _STRING_FIELDS:
         column = [r.get(field, _MISSING) for r in parsed]
         if set(map(type, column)) - {str}:
             for row, v in enumerate(column):
@@ -83,27 +122,19 @@ def decode_batch(values: Sequence[bytes | None], sources: Sequence[tuple[str, in
                 if type(v) not in _NUMBER_TYPES and row not in bad_rows:
                     bad_rows[row] = _field_problem(field, v, "a number")
         columns[field] = column
-    ts_column = [r.get(EVENT_TIME) for r in parsed]
-    if set(map(type, ts_column)) - _NUMBER_TYPES - {type(None)}:
-        for row, v in enumerate(ts_column):
-            if v is not None and type(v) not in _NUMBER_TYPES and row not in bad_rows:
-                bad_rows[row] = ("bad_type", EVENT_TIME, f"expected epoch seconds, got {type(v).__name__}")
+    for row, v in enumerate(r.get(EVENT_TIME) for r in parsed):
+        if v is not None and type(v) not in _NUMBER_TYPES and row not in bad_rows:
+            bad_rows[row] = ("bad_type", EVENT_TIME, f"expected epoch seconds, got {type(v).__name__}")
 
     for row, (reason, field, detail) in bad_rows.items():
         reject(positions[row], reason, field, detail)
-    keep = [row for row in range(len(parsed)) if row not in bad_rows] if bad_rows else None
+    keep = [row for row in range(len(parsed)) if row not in bad_rows]
     out: dict[str, np.ndarray] = {}
     for field, column in columns.items():
-        if keep is not None:
-            column = [column[row] for row in keep]
-        if field in NUMERIC_FEATURES:
-            out[field] = np.asarray(column, dtype=np.float64) if column else np.empty(0)
-        else:
-            out[field] = np.asarray(column, dtype=object)
-    records = parsed if keep is None else [parsed[row] for row in keep]
-    valid = np.asarray(positions if keep is None else [positions[row] for row in keep], dtype=np.int64)
+        kept = [column[row] for row in keep]
+        out[field] = np.asarray(kept, dtype=np.float64) if field in NUMERIC_FEATURES else np.asarray(kept, dtype=object)
     invalid.sort(key=lambda item: item[0])
-    return DecodedBatch(out, valid, records, invalid)
+    return DecodedBatch(out, np.asarray([positions[row] for row in keep], dtype=np.int64), [parsed[row] for row in keep], invalid)
 
 
 def _field_problem(field: str, value: Any, expected: str) -> tuple[str, str, str]:

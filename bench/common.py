@@ -1,0 +1,70 @@
+"""Shared set-up for benchmarks: the broker, topics, the dev data when present, a model."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from nids_common.kafka import ensure_topics
+from producer.synthetic import synthetic_frame
+from training.data import load_flows
+
+REPO = Path(__file__).resolve().parents[1]
+DEV_DATA = REPO.parent / "shared" / "data" / "unsw-nb15" / "unsw_nb15_dev.csv"
+BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def ensure_broker() -> str:
+    if "KAFKA_BOOTSTRAP" not in os.environ:
+        subprocess.run([str(REPO / "scripts" / "kafka-local"), "start"], check=True, stdout=subprocess.DEVNULL)
+    return BOOTSTRAP
+
+
+def fresh_topics(prefix: str, partitions: int = 6) -> dict[str, str]:
+    name = f"bench.{prefix}.{uuid.uuid4().hex[:6]}"
+    topics = {"flows": f"{name}.flows", "alerts": f"{name}.alerts", "dead_letter": f"{name}.dlq", "verdicts": f"{name}.verdicts"}
+    ensure_topics({"bootstrap.servers": BOOTSTRAP}, {topics["flows"]: partitions, topics["alerts"]: 6,
+                                                      topics["dead_letter"]: 1, topics["verdicts"]: 6})
+    return topics
+
+
+def flows_frame(rows: int) -> tuple[pd.DataFrame, str]:
+    """The dev file (repeated to `rows`) when ../shared has it, else synthetic flows."""
+    if DEV_DATA.exists():
+        frame = load_flows([DEV_DATA])
+        repeats = -(-rows // len(frame))
+        return pd.concat([frame] * repeats, ignore_index=True).iloc[:rows], f"UNSW-NB15 dev file ({DEV_DATA.name})"
+    return synthetic_frame(rows, seed=1), "synthetic flows (../shared absent)"
+
+
+def model_path() -> Path:
+    path = REPO / "models" / "latest"
+    if not path.exists():
+        raise SystemExit("no model: run `nids-train --data …` (or `make demo`) first")
+    return path
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_until(condition, timeout: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
+def replay_source_args() -> list[str]:
+    """nids-replay arguments for the benchmark source: the dev file, looped, or synthetic flows."""
+    return ["--data", str(DEV_DATA), "--loop"] if DEV_DATA.exists() else ["--synthetic", "--loop"]

@@ -1,0 +1,114 @@
+"""Detector throughput, side by side with a naive per-message detector, in one run.
+
+    .venv/bin/python -m bench.detector_throughput [--flows 300000] [--naive-seconds 20]
+
+1. Pre-fill a 6-partition topic with --flows flows (the dev file repeated, or synthetic).
+2. Micro-batch detector (this project's Detector): time to consume, score, alert and commit them all.
+3. Naive detector on the same topic (own group): poll one message, json.loads, one-row DataFrame,
+   score, produce its alert, commit; run for --naive-seconds.
+4. Concurrent: the replay producer and the detector at once on this machine.
+Prints flows/s of each and the ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from confluent_kafka import Consumer, Producer
+from prometheus_client import CollectorRegistry
+
+from bench.common import ensure_broker, flows_frame, fresh_topics, model_path, replay_source_args
+from detector.config import DetectorConfig, DetectorSettings, MetricsSettings
+from detector.metrics import DetectorMetrics
+from detector.service import Detector
+from nids_common.config import KafkaSettings, Topics
+from producer.replay import replay
+from training.artifact import load_model
+
+
+def detector_for(bootstrap: str, topics: dict[str, str], group: str) -> Detector:
+    model, manifest = load_model(model_path())
+    config = DetectorConfig(kafka=KafkaSettings(bootstrap=bootstrap), topics=Topics(**topics),
+                            detector=DetectorSettings(group_id=group, model=model_path()), metrics=MetricsSettings(port=0))
+    return Detector(config, model, manifest["version"], DetectorMetrics(CollectorRegistry()))
+
+
+def run_batch_detector(bootstrap: str, topics: dict[str, str], target: int) -> float:
+    detector = detector_for(bootstrap, topics, f"bench-batch-{time.monotonic_ns()}")
+    started: list[float] = []
+
+    def keep_going() -> bool:
+        if not started and detector.counts.consumed:
+            started.append(time.perf_counter())
+        return detector.counts.consumed < target
+
+    t0 = time.perf_counter()
+    detector.run(keep_going)
+    elapsed = time.perf_counter() - (started[0] if started else t0)
+    return detector.counts.consumed / elapsed
+
+
+def run_naive_detector(bootstrap: str, topics: dict[str, str], seconds: float) -> float:
+    model, manifest = load_model(model_path())
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-naive-{time.monotonic_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    consumer.subscribe([topics["flows"]])
+    done = 0
+    first = None
+    try:
+        while True:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            first = first or time.perf_counter()
+            record = json.loads(message.value())
+            scores = model.score(pd.DataFrame([record]))
+            if scores.is_attack[0]:
+                producer.produce(topics["alerts"], key=record["flow_id"],
+                                 value=json.dumps({"flow_id": record["flow_id"], "attack_cat": scores.attack_cat[0]}))
+                producer.poll(0)
+            consumer.commit(message=message, asynchronous=True)
+            done += 1
+            if time.perf_counter() - first >= seconds:
+                break
+    finally:
+        producer.flush(10)
+        consumer.close()
+    return done / (time.perf_counter() - first)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--flows", type=int, default=300_000)
+    parser.add_argument("--naive-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    bootstrap = ensure_broker()
+    frame, source = flows_frame(args.flows)
+    topics = fresh_topics("detector")
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20,
+                         "compression.type": "lz4", "batch.size": 1_000_000})
+    summary = replay([frame.iloc[i:i + 50_000] for i in range(0, len(frame), 50_000)], producer, topics["flows"])
+    print(f"source: {source}; pre-filled {summary.delivered:,} flows ({summary.rate:,.0f} flows/s produced)")
+
+    batch_rate = run_batch_detector(bootstrap, topics, args.flows)
+    naive_rate = run_naive_detector(bootstrap, topics, args.naive_seconds)
+    print(f"micro-batch detector, pre-filled topic : {batch_rate:10,.0f} flows/s")
+    print(f"naive per-message detector            : {naive_rate:10,.0f} flows/s")
+    print(f"ratio                                 : {batch_rate / naive_rate:10,.1f}x")
+
+    concurrent_topics = fresh_topics("concurrent")
+    replay_process = subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", *replay_source_args(), "--limit", str(args.flows), "--topic", concurrent_topics["flows"]],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    concurrent_rate = run_batch_detector(bootstrap, concurrent_topics, args.flows)
+    replay_line = replay_process.communicate(timeout=120)[0].strip()
+    print(f"concurrent (nids-replay in another process): detector {concurrent_rate:,.0f} flows/s; {replay_line}")
+
+
+if __name__ == "__main__":
+    main()

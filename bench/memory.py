@@ -1,0 +1,50 @@
+"""Detector memory over a long run at a steady rate: RSS sampled every 10 s.
+
+    .venv/bin/python -m bench.memory [--rate 20000] [--seconds 600]
+
+Flat means every sample after the first minute lies within ±10 % of the first-minute average.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from bench.common import REPO, ensure_broker, fresh_topics, replay_source_args, rss_bytes
+from bench.latency import start_detector
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=20_000)
+    parser.add_argument("--seconds", type=float, default=600)
+    args = parser.parse_args()
+    bootstrap = ensure_broker()
+    topics = fresh_topics("memory")
+    detector = start_detector(bootstrap, topics, f"bench-memory-{time.monotonic_ns()}", 9192)
+    time.sleep(4)
+    replay = subprocess.Popen([sys.executable, "-m", "producer.cli", *replay_source_args(), "--rate", str(args.rate),
+                               "--limit", str(int(args.rate * args.seconds)), "--topic", topics["flows"]],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    samples = []
+    started = time.monotonic()
+    while replay.poll() is None:
+        time.sleep(10)
+        samples.append((time.monotonic() - started, rss_bytes(detector.pid) / 2**20))
+        print(f"t={samples[-1][0]:5.0f} s  detector RSS {samples[-1][1]:7.1f} MiB", flush=True)
+    print(replay.stdout.read().strip())
+    detector.terminate()
+    detector.wait(30)
+    times, rss = np.array(samples).T
+    baseline = rss[times <= 60].mean()
+    later = rss[times > 60]
+    spread = (later.max() / baseline - 1) * 100, (later.min() / baseline - 1) * 100
+    print(f"RSS first minute {baseline:.1f} MiB; afterwards min {later.min():.1f}, max {later.max():.1f} MiB "
+          f"({spread[1]:+.1f}% .. {spread[0]:+.1f}%); last {rss[-1]:.1f} MiB; target within ±10%")
+
+
+if __name__ == "__main__":
+    main()

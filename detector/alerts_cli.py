@@ -1,0 +1,83 @@
+"""nids-alerts: tail the alert topic, pretty-printed or as JSON lines, filtered by class and probability."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import sys
+import uuid
+from typing import Any, Sequence, TextIO
+
+import orjson
+from confluent_kafka import Consumer
+
+from detector.config import DEFAULT_PATH, load
+from nids_common.cli import EXIT_CODES_HELP, run
+from nids_common.errors import EXIT_OK, UsageError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nids-alerts", description=__doc__, epilog=EXIT_CODES_HELP)
+    p.add_argument("--config", default=str(DEFAULT_PATH), help=f"detector config, for the broker and topic (default: {DEFAULT_PATH})")
+    p.add_argument("--attack-cat", action="append", default=[], metavar="CLASS", help="only these classes (repeatable)")
+    p.add_argument("--min-probability", type=float, default=0.0, help="only alerts at least this probable")
+    p.add_argument("--json", action="store_true", help="one JSON object per line, for piping")
+    p.add_argument("--from-beginning", action="store_true", help="start at the oldest alert instead of new ones")
+    p.add_argument("--limit", type=int, default=0, help="stop after printing this many alerts")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run(lambda: tail_command(args), "nids-alerts")
+
+
+def matches(alert: dict[str, Any], classes: set[str], min_probability: float) -> bool:
+    if classes and alert.get("attack_cat", "").lower() not in classes:
+        return False
+    return float(alert.get("attack_probability", 0.0)) >= min_probability
+
+
+def render(alert: dict[str, Any]) -> str:
+    when = dt.datetime.fromtimestamp(alert.get("detected_at", 0), dt.timezone.utc).strftime("%H:%M:%S")
+    where = ""
+    if "srcip" in alert or "dstip" in alert:
+        where = f"  {alert.get('srcip', '?')}:{alert.get('sport', '?')} → {alert.get('dstip', '?')}:{alert.get('dsport', '?')}"
+    source = alert.get("source", {})
+    return (f"{when}  {alert.get('attack_cat', '?'):<15} p={alert.get('attack_probability', 0):.3f}  "
+            f"flow {alert.get('flow_id')}{where}  [{source.get('topic')}/{source.get('partition')}@{source.get('offset')}]")
+
+
+def tail_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    if not 0.0 <= args.min_probability <= 1.0:
+        raise UsageError("--min-probability must be within 0..1")
+    config = load(args.config)
+    classes = {c.lower() for c in args.attack_cat}
+    consumer = Consumer(config.kafka.client_config(**{
+        # A throwaway group: tailing must never move the offsets of a real consumer.
+        "group.id": f"nids-alerts-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest" if args.from_beginning else "latest"}))
+    consumer.subscribe([config.topics.alerts])
+    running = {"on": True}
+    signal.signal(signal.SIGINT, lambda *_: running.update(on=False))
+    printed = 0
+    try:
+        while running["on"] and not (args.limit and printed >= args.limit):
+            for message in consumer.consume(500, timeout=0.5):
+                if message.error() is not None:
+                    continue
+                alert = orjson.loads(message.value())
+                if not matches(alert, classes, args.min_probability):
+                    continue
+                out.write((message.value().decode() if args.json else render(alert)) + "\n")
+                printed += 1
+                if args.limit and printed >= args.limit:
+                    break
+            out.flush()
+    finally:
+        consumer.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

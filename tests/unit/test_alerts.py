@@ -1,0 +1,37 @@
+"""Alert messages: valid JSON with every contract field, identity passed through, probabilities per class."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from detector.alerts import alert_payloads
+from training.detection import Scores
+
+CLASSES = ("DoS", "Exploits", "Normal")
+
+
+def test_alert_contract_fields() -> None:
+    records = [
+        {"flow_id": "a", "ts": 12.5, "srcip": "1.2.3.4", "sport": 80},
+        {"flow_id": "b"},
+        {"flow_id": "c", "dstip": "5.6.7.8"},
+    ]
+    scores = Scores(
+        attack_probability=np.array([0.91, 0.2, 0.7]),
+        is_attack=np.array([True, False, True]),
+        attack_cat=np.array(["DoS", "Normal", "Exploits"], dtype=object),
+        class_probabilities=np.array([[0.8, 0.15, 0.05], [np.nan] * 3, [0.1, 0.6, 0.3]]),
+    )
+    sources = [("flows", 2, 10), ("flows", 2, 11), ("flows", 4, 7)]
+    out = alert_payloads(np.array([0, 2]), records, scores, CLASSES, sources, np.array([0, 1, 2]), "v9")
+    assert [key for key, _ in out] == ["a", "c"]
+    first, second = (json.loads(value) for _, value in out)
+    assert first == {
+        "flow_id": "a", "is_attack": True, "attack_cat": "DoS", "attack_probability": 0.91, "model_version": "v9",
+        "detected_at": first["detected_at"], "ts": 12.5, "source": {"topic": "flows", "partition": 2, "offset": 10},
+        "class_probabilities": {"DoS": 0.8, "Exploits": 0.15, "Normal": 0.05}, "srcip": "1.2.3.4", "sport": 80,
+    }
+    assert second["dstip"] == "5.6.7.8" and second["ts"] is None and second["source"]["partition"] == 4
+    verdicts = alert_payloads(np.array([1]), records, scores, CLASSES, sources, np.array([0, 1, 2]), "v9")
+    assert json.loads(verdicts[0][1])["class_probabilities"] is None
