@@ -8,14 +8,14 @@ from typing import Any, Sequence
 import numpy as np
 import orjson
 
-from detector.decode import EVENT_TIME, FLOW_ID, InvalidRecord
+from detector.decode import UNSET, InvalidRecord
 from nids_common.schema import IDENTITY_FIELDS
 from training.detection import Scores
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
-def alert_payloads(rows: np.ndarray, records: Sequence[dict[str, Any]], scores: Scores, classes: Sequence[str],
+def alert_payloads(rows: np.ndarray, records: Sequence[Any], scores: Scores, classes: Sequence[str],
                    sources: Sequence[tuple[str, int, int]], valid: np.ndarray, model_version: str,
                    include_probabilities: bool = True) -> list[tuple[str, bytes]]:
     """(key, JSON) for each row in `rows` (positions among the valid records).
@@ -26,8 +26,9 @@ def alert_payloads(rows: np.ndarray, records: Sequence[dict[str, Any]], scores: 
     if not len(rows):
         return []
     picked = [records[row] for row in rows.tolist()]
-    keys = [record[FLOW_ID] for record in picked]
+    keys = [record.flow_id for record in picked]
     origin = [sources[position] for position in valid[rows].tolist()]
+    event_times = np.array([record.ts for record in picked], dtype=np.float64)  # None → NaN → null
     columns: list[tuple[bytes, Any]] = [
         (b"flow_id", [orjson.dumps(key) for key in keys]),
         (b"is_attack", [b"true" if flag else b"false" for flag in scores.is_attack[rows].tolist()]),
@@ -35,30 +36,43 @@ def alert_payloads(rows: np.ndarray, records: Sequence[dict[str, Any]], scores: 
         (b"attack_probability", _numbers(np.round(scores.attack_probability[rows], 6))),
         (b"model_version", itertools.repeat(orjson.dumps(model_version))),
         (b"detected_at", itertools.repeat(orjson.dumps(time.time()))),
-        (b"ts", [orjson.dumps(record.get(EVENT_TIME)) for record in picked]),
-        (b"source", [orjson.dumps({"topic": t, "partition": p, "offset": o}) for t, p, o in origin]),
+        (b"ts", _numbers(event_times)),
+        (b"source", _sources(origin)),
     ]
     if include_probabilities:
-        probabilities = np.round(scores.class_probabilities[rows], 4)
-        # Rows the cascade did not send to the attack_cat model (non-attacks in a verdict) have none.
-        columns.append((b"class_probabilities", [
-            b"null" if np.isnan(row[0]) else orjson.dumps(dict(zip(classes, row.tolist()))) for row in probabilities
-        ]))
-    identity = [_identity(record) for record in picked]
+        columns.append((b"class_probabilities", _probabilities(np.round(scores.class_probabilities[rows], 4), classes)))
     parts: list[Any] = []
     for position, (name, values) in enumerate(columns):
         parts.append(itertools.repeat((b"{" if position == 0 else b",") + b'"' + name + b'":'))
         parts.append(values)
-    parts.append(identity)
+    parts.append([_identity(record) for record in picked])
     return list(zip(keys, (b"".join(pieces) for pieces in zip(*parts))))
+
+
+def _sources(origin: list[tuple[str, int, int]]) -> list[bytes]:
+    topics = {topic: b'{"topic":' + orjson.dumps(topic) + b',"partition":' for topic, _, _ in origin}
+    partitions = _numbers(np.array([p for _, p, _ in origin], dtype=np.int64))
+    offsets = _numbers(np.array([o for _, _, o in origin], dtype=np.int64))
+    return [b"".join((topics[t], p, b',"offset":', o, b"}")) for (t, _, _), p, o in zip(origin, partitions, offsets)]
+
+
+def _probabilities(matrix: np.ndarray, classes: Sequence[str]) -> list[bytes]:
+    """{"class": p, …} per row; null for rows the cascade did not score (non-attack verdicts)."""
+    parts: list[Any] = []
+    for index, name in enumerate(classes):
+        parts.append(itertools.repeat((b"{" if index == 0 else b",") + orjson.dumps(name) + b":"))
+        parts.append(_numbers(np.ascontiguousarray(matrix[:, index])))
+    parts.append(itertools.repeat(b"}"))
+    scored = ~np.isnan(matrix[:, 0])
+    return [b"".join(pieces) if ok else b"null" for ok, pieces in zip(scored.tolist(), zip(*parts))]
 
 
 def _numbers(values: np.ndarray) -> list[bytes]:
     return orjson.dumps(values, option=_NUMPY)[1:-1].split(b",")
 
 
-def _identity(record: dict[str, Any]) -> bytes:
-    present = {name: record[name] for name in IDENTITY_FIELDS if name in record}
+def _identity(record: Any) -> bytes:
+    present = {name: value for name in IDENTITY_FIELDS if (value := getattr(record, name)) is not UNSET}
     return b"," + orjson.dumps(present)[1:] if present else b"}"
 
 

@@ -1,7 +1,9 @@
-"""Decoding a micro-batch of flow messages into feature columns, vectorised per field.
+"""Decoding a micro-batch of flow messages into feature columns.
 
-Valid records come out as one numpy array per feature; every invalid one as an InvalidRecord
-carrying the reason, the field and the source topic/partition/offset, for the dead-letter topic.
+msgspec decodes each message straight into a typed `Flow` struct: the schema does the validation
+(a string, boolean, null or object in a numeric field is rejected, a missing field named) without a
+dict per message, and the valid structs become one numpy array per feature. Every message that
+fails becomes an InvalidRecord carrying the reason, the field and the source topic/partition/offset.
 """
 from __future__ import annotations
 
@@ -10,18 +12,34 @@ import itertools
 import json
 import math
 import operator
+import re
 from typing import Any, Sequence
 
+import msgspec
 import numpy as np
-import orjson
 
-from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, IDENTITY_FIELDS, LABEL, NUMERIC_FEATURES
+from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, IDENTITY_FIELDS, LABEL, NORMAL, NUMERIC_FEATURES
 
 FLOW_ID = "flow_id"
 EVENT_TIME = "ts"
 REASONS = ("empty", "too_large", "not_json", "not_object", "missing_field", "bad_type", "non_finite")
-_NUMBER_TYPES = frozenset({int, float})
-_MISSING = object()
+UNSET = msgspec.UNSET
+
+# The wire schema. Identity fields pass through to alerts untouched (any JSON), ground truth is read
+# leniently (metrics only): neither can make a record invalid, and neither is a model feature.
+Flow = msgspec.defstruct(
+    "Flow",
+    [(FLOW_ID, str), *[(f, str) for f in CATEGORICAL_FEATURES], *[(f, float) for f in NUMERIC_FEATURES],
+     (EVENT_TIME, float | None, None), (LABEL, Any, None), (ATTACK_CAT, Any, None),
+     *[(f, Any, UNSET) for f in IDENTITY_FIELDS]],
+    kw_only=True, gc=False,
+)
+_decoder = msgspec.json.Decoder(Flow)
+_strings = operator.attrgetter(FLOW_ID, *CATEGORICAL_FEATURES)
+_numbers = operator.attrgetter(*NUMERIC_FEATURES)
+_truth = operator.attrgetter(ATTACK_CAT, LABEL)
+_FIELD_AT = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
 class InvalidRecord(Exception):
@@ -37,116 +55,75 @@ class InvalidRecord(Exception):
 class DecodedBatch:
     columns: dict[str, np.ndarray]  # feature → values of the valid rows
     valid: np.ndarray  # positions in the consumed batch of the valid rows
-    records: list[dict[str, Any]]  # the parsed objects of the valid rows (identity, ground truth, ts)
+    records: list[Any]  # the decoded Flow structs of the valid rows (identity, ground truth, ts)
     invalid: list[tuple[int, InvalidRecord]]  # (position in the batch, why)
 
 
 def decode_batch(values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]], max_bytes: int) -> DecodedBatch:
-    parsed: list[dict[str, Any]] = []
+    records: list[Any] | None = None
+    if all(values) and max(map(len, values), default=0) <= max_bytes:
+        try:
+            # The common case, a batch of good messages: one C-level map, no per-message Python.
+            records = list(map(_decoder.decode, values))
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            records = None
+    if records is not None:
+        positions = np.arange(len(records), dtype=np.int64)
+        invalid: list[tuple[int, InvalidRecord]] = []
+    else:
+        records, positions, invalid = _decode_one_by_one(values, sources, max_bytes)
+    return DecodedBatch(_columns(records), positions, records, invalid)
+
+
+def _decode_one_by_one(values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]],
+                       max_bytes: int) -> tuple[list[Any], np.ndarray, list[tuple[int, InvalidRecord]]]:
+    records: list[Any] = []
     positions: list[int] = []
     invalid: list[tuple[int, InvalidRecord]] = []
-
-    def reject(position: int, reason: str, field: str | None, detail: str) -> None:
-        invalid.append((position, InvalidRecord(reason, field, detail, *sources[position])))
-
     for position, value in enumerate(values):
         if not value:
-            reject(position, "empty", None, "no value")
+            problem = ("empty", None, "no value")
         elif len(value) > max_bytes:
-            reject(position, "too_large", None, f"{len(value)} bytes > limit {max_bytes}")
+            problem = ("too_large", None, f"{len(value)} bytes > limit {max_bytes}")
         else:
             try:
-                record = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                reason, field, detail = _classify_unparsable(value)
-                reject(position, reason, field, detail)
-                continue
-            if type(record) is not dict:
-                reject(position, "not_object", None, f"a JSON {type(record).__name__}, not an object")
-            else:
-                parsed.append(record)
+                records.append(_decoder.decode(value))
                 positions.append(position)
-
-    columns = _fast_columns(parsed)
-    if columns is not None:
-        return DecodedBatch(columns, np.asarray(positions, dtype=np.int64), parsed, invalid)
-    return _checked_columns(parsed, positions, invalid, reject)
-
-
-_STRING_FIELDS = (FLOW_ID, *CATEGORICAL_FEATURES)
-_get_strings = operator.itemgetter(*_STRING_FIELDS)
-_get_numbers = operator.itemgetter(*NUMERIC_FEATURES)
+                continue
+            except msgspec.ValidationError as exc:
+                problem = _classify_invalid(str(exc))
+            except msgspec.DecodeError:
+                problem = _classify_unparsable(value)
+        invalid.append((position, InvalidRecord(*problem, *sources[position])))
+    return records, np.asarray(positions, dtype=np.int64), invalid
 
 
-def _fast_columns(parsed: list[dict[str, Any]]) -> dict[str, np.ndarray] | None:
-    """The common case, every record well-formed: one C-level itemgetter per row, one type pass over
-    the whole batch, one array. Returns None when any field is missing or mistyped."""
-    try:
-        strings = list(map(_get_strings, parsed))
-        numbers = list(map(_get_numbers, parsed))
-    except KeyError:
-        return None
-    if set(map(type, itertools.chain.from_iterable(strings))) - {str}:
-        return None
-    if set(map(type, itertools.chain.from_iterable(numbers))) - _NUMBER_TYPES:
-        return None
-    ts_types = set(map(type, (r.get(EVENT_TIME) for r in parsed)))
-    if ts_types - _NUMBER_TYPES - {type(None)}:
-        return None
-    out: dict[str, np.ndarray] = {}
-    text = np.array(strings, dtype=object).reshape(len(parsed), len(_STRING_FIELDS))
-    for index, field in enumerate(_STRING_FIELDS):
-        out[field] = text[:, index]
-    matrix = np.array(numbers, dtype=np.float64).reshape(len(parsed), len(NUMERIC_FEATURES))
-    for index, field in enumerate(NUMERIC_FEATURES):
-        out[field] = matrix[:, index]
-    return out
+def _columns(records: list[Any]) -> dict[str, np.ndarray]:
+    rows, width = len(records), len(NUMERIC_FEATURES)
+    text = np.array(list(map(_strings, records)), dtype=object).reshape(rows, 1 + len(CATEGORICAL_FEATURES))
+    numbers = np.fromiter(itertools.chain.from_iterable(map(_numbers, records)), dtype=np.float64,
+                          count=rows * width).reshape(rows, width)
+    columns = {field: text[:, index] for index, field in enumerate((FLOW_ID, *CATEGORICAL_FEATURES))}
+    columns.update({field: numbers[:, index] for index, field in enumerate(NUMERIC_FEATURES)})
+    return columns
 
 
-def _checked_columns(parsed: list[dict[str, Any]], positions: list[int], invalid: list[tuple[int, InvalidRecord]],
-                     reject: Any) -> DecodedBatch:
-    """Field by field, to find which rows are bad and why; the valid rest becomes columns."""
-    bad_rows: dict[int, tuple[str, str, str]] = {}
-    columns: dict[str, list] = {}
-    for field in _STRING_FIELDS:
-        column = [r.get(field, _MISSING) for r in parsed]
-        if set(map(type, column)) - {str}:
-            for row, v in enumerate(column):
-                if type(v) is not str and row not in bad_rows:
-                    bad_rows[row] = _field_problem(field, v, "a string")
-        columns[field] = column
-    for field in NUMERIC_FEATURES:
-        column = [r.get(field, _MISSING) for r in parsed]
-        if set(map(type, column)) - _NUMBER_TYPES:
-            for row, v in enumerate(column):
-                if type(v) not in _NUMBER_TYPES and row not in bad_rows:
-                    bad_rows[row] = _field_problem(field, v, "a number")
-        columns[field] = column
-    for row, v in enumerate(r.get(EVENT_TIME) for r in parsed):
-        if v is not None and type(v) not in _NUMBER_TYPES and row not in bad_rows:
-            bad_rows[row] = ("bad_type", EVENT_TIME, f"expected epoch seconds, got {type(v).__name__}")
-
-    for row, (reason, field, detail) in bad_rows.items():
-        reject(positions[row], reason, field, detail)
-    keep = [row for row in range(len(parsed)) if row not in bad_rows]
-    out: dict[str, np.ndarray] = {}
-    for field, column in columns.items():
-        kept = [column[row] for row in keep]
-        out[field] = np.asarray(kept, dtype=np.float64) if field in NUMERIC_FEATURES else np.asarray(kept, dtype=object)
-    invalid.sort(key=lambda item: item[0])
-    return DecodedBatch(out, np.asarray([positions[row] for row in keep], dtype=np.int64), [parsed[row] for row in keep], invalid)
-
-
-def _field_problem(field: str, value: Any, expected: str) -> tuple[str, str, str]:
-    if value is _MISSING:
-        return "missing_field", field, "required field absent"
-    if expected == "a number" and type(value) is bool:
-        return "bad_type", field, "expected a number, got a boolean"
-    return "bad_type", field, f"expected {expected}, got {'null' if value is None else type(value).__name__}"
+def _classify_invalid(message: str) -> tuple[str, str | None, str]:
+    missing = _MISSING_FIELD.search(message)
+    if missing:
+        return "missing_field", missing.group(1), "required field absent"
+    at = _FIELD_AT.search(message)
+    field = at.group(1) if at else None
+    detail = message.split(" - at ")[0]
+    if field is None and "Expected `object`" in message:
+        return "not_object", None, detail
+    if "out of range" in message:
+        return "non_finite", field, "number overflows a double"
+    return "bad_type", field, detail
 
 
 def _classify_unparsable(value: bytes) -> tuple[str, str | None, str]:
-    """orjson rejects NaN, Infinity and overflowing numbers; the stdlib parser tells them from garbage."""
+    """Strict JSON has no NaN or Infinity; the stdlib parser accepts them, which tells them from garbage."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
@@ -159,22 +136,17 @@ def _classify_unparsable(value: bytes) -> tuple[str, str | None, str]:
         for key, item in record.items():
             if isinstance(item, float) and not math.isfinite(item):
                 return "non_finite", str(key), f"{item} is not a finite number"
-        return "not_json", None, "non-standard JSON"
-    return "not_object", None, f"a JSON {type(record).__name__}, not an object"
+    return "not_json", None, "not strict JSON"
 
 
-def ground_truth(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+def ground_truth(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """attack_cat per row ('' when absent or unusable) and whether it was given; used for metrics only."""
-    cats = [r.get(ATTACK_CAT) for r in records]
-    labels = [r.get(LABEL) for r in records]
     out = np.empty(len(records), dtype=object)
-    for row, (cat, label) in enumerate(zip(cats, labels)):
+    for row, (cat, label) in enumerate(map(_truth, records)):
         if type(cat) is str and cat.strip():
             out[row] = cat.strip()
-        elif label in (0, 1) and type(label) is int:
-            out[row] = "Normal" if label == 0 else ""
+        elif label == 0 and type(label) is int:
+            out[row] = NORMAL
         else:
-            out[row] = ""
+            out[row] = ""  # an attack of unknown class, or no truth at all
     return out, out != ""
-
-

@@ -109,9 +109,9 @@ class Detector:
             self.metrics.delivery_failures.inc(remaining + self._delivery_failed)
             log.error("%d output message(s) not delivered; rewinding the batch to process it again",
                       remaining + self._delivery_failed)
-            self._rewind(messages)
+            self._rewind(sources)
             return
-        self.consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
+        self.consumer.commit(offsets=_next_offsets(sources), asynchronous=False)
         self._account(batch, messages, decoded, scores, alert_rows, started)
 
     def stop(self) -> None:
@@ -173,10 +173,10 @@ class Detector:
         log.warning("consume error: %s", error.str())
         return True
 
-    def _rewind(self, messages: list[Message]) -> None:
+    def _rewind(self, sources: list[tuple[str, int, int]]) -> None:
         first: dict[tuple[str, int], int] = {}
-        for message in messages:
-            first.setdefault((message.topic(), message.partition()), message.offset())
+        for topic, partition, offset in sources:
+            first.setdefault((topic, partition), offset)
         for (topic, partition), offset in first.items():
             self.consumer.seek(TopicPartition(topic, partition, offset))
 
@@ -202,10 +202,9 @@ class Detector:
         log.info("revoked partitions %s", sorted(p.partition for p in partitions))
 
 
-def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
-    last: dict[tuple[str, int], int] = {}
-    for message in messages:
-        last[(message.topic(), message.partition())] = message.offset()
+def _next_offsets(sources: list[tuple[str, int, int]]) -> list[TopicPartition]:
+    # Offsets within a partition arrive in order, so the last one seen is the highest.
+    last = {(topic, partition): offset for topic, partition, offset in sources}
     return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
 
 

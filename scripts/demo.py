@@ -1,36 +1,206 @@
-"""`make demo`: start the local broker and round-trip one message (the streaming demo replaces this)."""
+"""`make demo`: the whole pipeline on this machine, watched live.
+
+Starts the local Kafka broker (or uses KAFKA_BOOTSTRAP), trains a model if there is none (on
+UNSW-NB15 files in data/ when present, else on synthetic flows), creates the topics, starts nids-detect
+and nids-replay as separate processes, and shows flows/s, alerts by class, per-class detection rate,
+lag and latency from the detector's own Prometheus endpoint. Ctrl-C stops everything and prints a summary.
+"""
 from __future__ import annotations
 
+import argparse
+import os
+import signal
 import subprocess
 import sys
-import uuid
+import threading
+import time
+import urllib.request
+from collections import deque
 from pathlib import Path
+from typing import Sequence
 
-from confluent_kafka import Consumer, Producer
+import orjson
+from confluent_kafka import Consumer
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from nids_common.kafka import ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LOGS = REPO / ".cache" / "demo"
+METRICS_PORT = int(os.environ.get("NIDS_METRICS_PORT", "9108"))
+METRICS_URL = f"http://127.0.0.1:{METRICS_PORT}/metrics"
 
 
-def main() -> int:
+def step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def start_broker() -> str:
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        step(f"using the Kafka broker at {os.environ['KAFKA_BOOTSTRAP']}")
+        return os.environ["KAFKA_BOOTSTRAP"]
+    step("starting the local Kafka broker (scripts/kafka-local)")
     subprocess.run([str(REPO / "scripts" / "kafka-local"), "start"], check=True)
-    topic = f"nids.demo.{uuid.uuid4().hex[:8]}"
-    producer = Producer({"bootstrap.servers": "127.0.0.1:9092"})
-    producer.produce(topic, key=b"hello", value=b"world")
-    if producer.flush(10) != 0:
-        print("demo: message not delivered", file=sys.stderr)
-        return 1
-    consumer = Consumer({"bootstrap.servers": "127.0.0.1:9092", "group.id": topic, "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
+    return "127.0.0.1:" + os.environ.get("KAFKA_LOCAL_PORT", "9092")
+
+
+def data_files(given: str | None) -> list[str]:
+    if given:
+        return [given]
+    return [str(p) for p in sorted((REPO / "data").glob("*.csv"))]
+
+
+def ensure_model(files: list[str], env: dict[str, str]) -> None:
+    if (REPO / "models" / "latest" / "manifest.json").exists():
+        step("using the model in models/latest")
+        return
+    if files:
+        step(f"no model yet: training on {', '.join(files)} (about 2 minutes)")
+        command = [str(BIN / "nids-train"), "--out", "models", *sum((["--data", f] for f in files), [])]
+    else:
+        step("no model and no dataset in data/: training on 60,000 synthetic UNSW-NB15-shaped flows "
+             "(see README: 'Getting the real dataset')")
+        command = [str(BIN / "nids-train"), "--out", "models", "--synthetic", "60000"]
+    subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+
+
+def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(METRICS_URL, timeout=2) as response:
+        text = response.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def total(samples: dict, name: str, **match: str) -> float:
+    return sum(v for (n, labels), v in samples.items() if n == name and all(dict(labels).get(k) == w for k, w in match.items()))
+
+
+def by_label(samples: dict, name: str, label: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for (n, labels), value in samples.items():
+        if n == name:
+            key = dict(labels)[label]
+            out[key] = out.get(key, 0.0) + value
+    return out
+
+
+def latency_p99(samples: dict) -> str:
+    buckets = sorted(((float(dict(labels)["le"]), v) for (n, labels), v in samples.items()
+                      if n == "nids_end_to_end_latency_seconds_bucket"), key=lambda b: b[0])
+    count = buckets[-1][1] if buckets else 0
+    if not count:
+        return "–"
+    bound = next(le for le, c in buckets if c >= 0.99 * count)
+    return "> 10 s" if bound == float("inf") else f"≤ {bound * 1000:.0f} ms"
+
+
+class AlertTail(threading.Thread):
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(daemon=True)
+        self.recent: deque[dict] = deque(maxlen=8)
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"demo-view-{os.getpid()}",
+                                  "auto.offset.reset": "latest", "enable.auto.commit": False})
+        self.running = True
+
+    def run(self) -> None:
+        self.consumer.subscribe(["nids.alerts"])
+        while self.running:
+            for message in self.consumer.consume(200, timeout=0.5):
+                if message.error() is None:
+                    self.recent.appendleft(orjson.loads(message.value()))
+        self.consumer.close()
+
+
+def view(samples: dict, previous: dict, span: float, alerts: AlertTail, started: float) -> Group:
+    rate = lambda name: (total(samples, name) - total(previous, name)) / span if previous else 0.0  # noqa: E731
+    head = Table.grid(padding=(0, 3))
+    head.add_row(f"[bold]{rate('nids_flows_consumed_total'):,.0f}[/] flows/s", f"[bold red]{rate('nids_alerts_total'):,.0f}[/] alerts/s",
+                 f"scored [bold]{total(samples, 'nids_flows_scored_total'):,.0f}[/]",
+                 f"invalid {total(samples, 'nids_invalid_records_total'):,.0f}",
+                 f"lag {total(samples, 'nids_consumer_lag'):,.0f}", f"latency p99 {latency_p99(samples)}",
+                 f"up {time.monotonic() - started:,.0f} s")
+    classes = Table(title="per class (since detector start)", expand=True)
+    for column in ("class", "alerts", "alerts/s", "flows with truth", "detection rate", "precision"):
+        classes.add_column(column, justify="right" if column != "class" else "left")
+    alert_counts = by_label(samples, "nids_alerts_total", "attack_cat")
+    actual = by_label(samples, "nids_classifications_total", "actual")
+    predicted = by_label(samples, "nids_classifications_total", "predicted")
+    for cls in sorted(actual, key=lambda c: -actual[c]):
+        hits = total(samples, "nids_classifications_total", actual=cls, predicted=cls)
+        per_second = (alert_counts.get(cls, 0) - by_label(previous, "nids_alerts_total", "attack_cat").get(cls, 0)) / span if previous else 0
+        classes.add_row(cls, f"{alert_counts.get(cls, 0):,.0f}" if cls != "Normal" else "–", f"{per_second:,.0f}" if cls != "Normal" else "–",
+                        f"{actual[cls]:,.0f}", f"{hits / actual[cls]:.1%}" if actual[cls] else "–",
+                        f"{hits / predicted[cls]:.1%}" if predicted.get(cls) else "–")
+    recent = Table(title="latest alerts (nids-alerts tails them too)", expand=True)
+    for column in ("attack_cat", "p(attack)", "flow_id", "source"):
+        recent.add_column(column)
+    for alert in list(alerts.recent):
+        source = alert.get("source", {})
+        recent.add_row(alert["attack_cat"], f"{alert['attack_probability']:.3f}", str(alert["flow_id"]),
+                       f"{source.get('topic')}/{source.get('partition')}@{source.get('offset')}")
+    footer = f"metrics: {METRICS_URL}   logs: {LOGS}/   Ctrl-C stops everything"
+    return Group(Panel(head, title="nids demo"), classes, recent, footer)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument("--data", help="a UNSW-NB15 CSV to replay (default: data/*.csv, else synthetic flows)")
+    parser.add_argument("--rate", type=float, default=float(os.environ.get("DEMO_RATE", "3000")), help="flows/s to replay")
+    parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")
+    args = parser.parse_args(argv)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    bootstrap = start_broker()
+    env = {**os.environ, "NIDS_KAFKA_BOOTSTRAP": bootstrap}
+    files = data_files(args.data)
+    ensure_model(files, env)
+    ensure_topics({"bootstrap.servers": bootstrap}, {"nids.flows": 6, "nids.alerts": 6, "nids.flows.dlq": 1})
+    step(f"starting nids-detect (metrics on {METRICS_URL}) and nids-replay at {args.rate:,.0f} flows/s from "
+         + (", ".join(files) if files else "synthetic flows"))
+    detector = subprocess.Popen([str(BIN / "nids-detect")], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=open(LOGS / "detector.log", "w"))
+    source = sum((["--data", f] for f in files), []) if files else ["--synthetic"]
+    replay = subprocess.Popen([str(BIN / "nids-replay"), *source, "--loop", "--rate", str(args.rate)], cwd=REPO, env=env,
+                              stdout=open(LOGS / "replay.log", "w"), stderr=subprocess.STDOUT)
+    alerts = AlertTail(bootstrap)
+    alerts.start()
+    started = time.monotonic()
+    samples: dict = {}
+    interrupted = False
     try:
-        for _ in range(30):
-            msg = consumer.poll(1.0)
-            if msg is not None and not msg.error():
-                print(f"demo: round-tripped {msg.key()!r} → {msg.value()!r} through {topic}")
-                return 0
+        previous: dict = {}
+        last = time.monotonic()
+        with Live(refresh_per_second=2, transient=False) as live:
+            while not args.duration or time.monotonic() - started < args.duration:
+                time.sleep(1)
+                if detector.poll() is not None:
+                    raise SystemExit(f"nids-detect exited ({detector.returncode}); see {LOGS / 'detector.log'}")
+                try:
+                    samples = scrape()
+                except OSError:
+                    continue  # the detector is still loading its model
+                now = time.monotonic()
+                live.update(view(samples, previous, now - last, alerts, started))
+                previous, last = samples, now
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
-        consumer.close()
-    print("demo: message not consumed back", file=sys.stderr)
-    return 1
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for process in (replay, detector):
+            if process.poll() is None:
+                process.terminate()
+        replay.wait(30)
+        detector.wait(60)
+        alerts.running = False
+    print(f"\nnids demo {'interrupted' if interrupted else 'finished'} after {time.monotonic() - started:,.0f} s: "
+          f"consumed {total(samples, 'nids_flows_consumed_total'):,.0f} flows, "
+          f"alerts {total(samples, 'nids_alerts_total'):,.0f}, invalid {total(samples, 'nids_invalid_records_total'):,.0f}; "
+          f"detector exit code {detector.returncode}. Logs in {LOGS}/")
+    return 0 if detector.returncode in (0, -signal.SIGTERM) else 1
 
 
 if __name__ == "__main__":

@@ -5,18 +5,23 @@ import json
 
 import numpy as np
 
+import msgspec
+
 from detector.alerts import alert_payloads
+from detector.decode import Flow
+from nids_common.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from training.detection import Scores
 
 CLASSES = ("DoS", "Exploits", "Normal")
 
 
 def test_alert_contract_fields() -> None:
-    records = [
+    features = {**{f: "x" for f in CATEGORICAL_FEATURES}, **{f: 1.0 for f in NUMERIC_FEATURES}}
+    records = [msgspec.convert({**features, **extra}, Flow) for extra in (
         {"flow_id": "a", "ts": 12.5, "srcip": "1.2.3.4", "sport": 80},
         {"flow_id": "b"},
         {"flow_id": "c", "dstip": "5.6.7.8"},
-    ]
+    )]
     scores = Scores(
         attack_probability=np.array([0.91, 0.2, 0.7]),
         is_attack=np.array([True, False, True]),

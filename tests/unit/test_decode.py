@@ -30,14 +30,15 @@ def test_producer_encoding_round_trips_through_decoder() -> None:
     for name in NUMERIC_FEATURES:
         np.testing.assert_allclose(batch.columns[name], frame[name].to_numpy(dtype=float), rtol=1e-12)
     assert list(batch.columns["proto"]) == list(frame["proto"])
-    assert batch.records[3]["flow_id"] == "id3" and batch.records[3]["ts"] == 3.0
-    assert batch.records[3]["attack_cat"] == frame["attack_cat"].iloc[3]
+    assert batch.records[3].flow_id == "id3" and batch.records[3].ts == 3.0
+    assert batch.records[3].attack_cat == frame["attack_cat"].iloc[3]
 
 
 @pytest.mark.parametrize(
     "mutate,reason,field",
     [
         (lambda f: b"\x89PNG\r\n", "not_json", None),
+        (lambda f: orjson.dumps(f).replace(b'"dload":', b'"dload":1e999,"x":', 1), "non_finite", "dload"),
         (lambda f: b"", "empty", None),
         (lambda f: None, "empty", None),
         (lambda f: b"[1,2]", "not_object", None),
@@ -88,6 +89,10 @@ def test_integers_become_floats() -> None:
 
 
 def test_ground_truth_from_attack_cat_or_label() -> None:
-    actual, known = ground_truth([{"attack_cat": " DoS "}, {"label": 0}, {"label": 1}, {}, {"attack_cat": 3}])
+    base = flows(1)[0]
+    rows = [{"attack_cat": " DoS "}, {"label": 0}, {"label": 1}, {}, {"attack_cat": 3}]
+    records = decode([orjson.dumps({**{k: v for k, v in base.items() if k not in ("label", "attack_cat")}, **r})
+                      for r in rows]).records
+    actual, known = ground_truth(records)
     assert list(actual) == ["DoS", "Normal", "", "", ""]
     assert list(known) == [True, True, False, False, False]
