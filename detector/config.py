@@ -14,11 +14,16 @@ class DetectorSettings:
     group_id: str = "nids-detector"
     model: Path = Path("models/latest")
     max_records: int = 5000
-    max_wait_ms: int = 250
+    max_wait_ms: int = 20
     max_message_bytes: int = 65_536
     emit_verdicts: bool = False
+    # OpenMP threads for the model. One leaves the other cores to the broker and producers on a
+    # small host, and spares the per-tree thread start-up that dominates small batches.
+    model_threads: int = 1
 
     def validate(self) -> None:
+        if self.model_threads < 1:
+            raise ValueError("model_threads: must be >= 1")
         if self.max_records < 1:
             raise ValueError("max_records: must be >= 1")
         if not 1 <= self.max_wait_ms <= 1000:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from threadpoolctl import threadpool_limits
 
 from detector.alerts import alert_payloads, dead_letter_headers
 from detector.config import DetectorConfig
@@ -65,6 +66,7 @@ class Detector:
     # -- the loop -------------------------------------------------------------------------------
     def run(self, should_continue: Callable[[], bool] = lambda: True) -> Counts:
         detector = self.config.detector
+        threadpool_limits(limits=detector.model_threads, user_api="openmp")
         self.consumer.subscribe([self.config.topics.flows], on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while self.running and should_continue():

@@ -13,7 +13,7 @@ from nids_common.config import describe_json
 from nids_common.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from nids_common.progress import progress
 from producer.config import DEFAULT_PATH, ProducerConfig, load
-from producer.replay import ReplaySummary, file_chunks, make_producer, replay, synthetic_chunks
+from producer.replay import ReplaySummary, file_chunks, make_producer, read_ahead, replay, synthetic_chunks
 
 log = logging.getLogger("nids.replay")
 
@@ -61,11 +61,11 @@ def replay_command(args: argparse.Namespace) -> int:
     log.info("effective config: %s", describe_json(config))
     settings = config.replay
     if args.synthetic:
-        chunks = synthetic_chunks(settings.seed)
+        chunks = read_ahead(synthetic_chunks(settings.seed))
         if not settings.limit and not settings.loop and not settings.rate:
             raise UsageError("--synthetic is endless: give --limit, --rate or --loop")
     else:
-        chunks = file_chunks(args.data, settings.chunk_rows, settings.loop, settings.shuffle, settings.seed)
+        chunks = read_ahead(file_chunks(args.data, settings.chunk_rows, settings.loop, settings.shuffle, settings.seed))
     producer = make_producer(config)
     state = {"running": True}
 

@@ -36,7 +36,7 @@ def test_values_and_defaults(tmp_path: Path) -> None:
     path = write(tmp_path, "detector:\n  max_records: 123\nkafka:\n  librdkafka:\n    security.protocol: SASL_SSL\n")
     config = load_config(DetectorConfig, path, env={})
     assert config.detector.max_records == 123
-    assert config.detector.max_wait_ms == 250
+    assert config.detector.max_wait_ms == 20
     assert config.kafka.client_config()["security.protocol"] == "SASL_SSL"
     assert config.kafka.client_config()["bootstrap.servers"] == "127.0.0.1:9092"
 

@@ -92,3 +92,29 @@ def test_unthrottled_pacer_never_sleeps() -> None:
     for sent in range(0, 100_000, 200):
         pacer.wait(sent, 5.0)
     assert clock.slept == 0
+
+
+def test_looped_files_are_cached_and_read_ahead_preserves_order(tmp_path) -> None:
+    from producer.replay import file_chunks, read_ahead
+    from tests.fixtures import flows_with_identity, write_partitioned
+
+    path = write_partitioned(flows_with_identity(120, seed=3), tmp_path / "f.csv")
+    chunks = read_ahead(file_chunks([path], chunk_rows=50, loop=True, shuffle=False, seed=0))
+    ids = [chunk["id"].tolist() for _, chunk in zip(range(7), chunks)]
+    assert [len(c) for c in ids] == [50, 50, 20, 50, 50, 20, 50]
+    assert ids[0] == ids[3] == ids[6] and ids[0][0] == 1
+
+
+def test_read_ahead_raises_the_readers_error() -> None:
+    import pytest
+
+    from producer.replay import read_ahead
+
+    def broken():
+        yield 1
+        raise ValueError("bad chunk")
+
+    reader = read_ahead(broken())
+    assert next(reader) == 1
+    with pytest.raises(ValueError, match="bad chunk"):
+        next(reader)
