@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
-from bench.common import REPO, ensure_broker, fresh_topics, model_path, replay_source_args, wait_until
+from bench.common import REPO, ensure_broker, fresh_topics, model_path, replay_source_args
 
 
 def read_all(bootstrap: str, topic: str) -> list:

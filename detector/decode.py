@@ -141,8 +141,13 @@ def _classify_unparsable(value: bytes) -> tuple[str, str | None, str]:
 
 def ground_truth(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """attack_cat per row ('' when absent or unusable) and whether it was given; used for metrics only."""
+    cats, labels = (list(column) for column in zip(*map(_truth, records))) if records else ([], [])
+    if set(map(type, cats)) == {str}:
+        # The common case, every flow carries its class: one C-level pass.
+        out = np.array(list(map(str.strip, cats)), dtype=object)
+        return out, out != ""
     out = np.empty(len(records), dtype=object)
-    for row, (cat, label) in enumerate(map(_truth, records)):
+    for row, (cat, label) in enumerate(zip(cats, labels)):
         if type(cat) is str and cat.strip():
             out[row] = cat.strip()
         elif label == 0 and type(label) is int:

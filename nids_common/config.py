@@ -68,10 +68,6 @@ def load_config(cls: type[T], path: str | os.PathLike[str], env: Mapping[str, st
     return apply_env_overrides(config, os.environ if env is None else env)
 
 
-def config_from_mapping(cls: type[T], raw: Mapping[str, Any], source: str = "<mapping>") -> T:
-    return _build(cls, dict(raw), source, "")
-
-
 def apply_env_overrides(config: T, env: Mapping[str, str]) -> T:
     return _override(config, env, ENV_PREFIX, "")
 

@@ -18,8 +18,7 @@ import pandas as pd
 
 from nids_common.errors import InputError
 from nids_common.schema import (
-    ATTACK_CAT, CATEGORICAL_FEATURES, FEATURES, IDENTITY_FIELDS, LABEL, NORMAL, NUMERIC_FEATURES,
-    RAW_COLUMNS, RAW_TO_PARTITIONED, TIME_FIELDS,
+    ATTACK_CAT, CATEGORICAL_FEATURES, FEATURES, LABEL, NORMAL, NUMERIC_FEATURES, RAW_COLUMNS, RAW_TO_PARTITIONED,
 )
 
 DEFAULT_CHUNK_ROWS = 200_000
@@ -97,7 +96,7 @@ def load_flows(paths: Iterable[str | os.PathLike[str]], chunk_rows: int = DEFAUL
 
 def from_raw(frame: pd.DataFrame) -> pd.DataFrame:
     """Rename raw columns to the partitioned names and derive `rate`, which raw rows lack."""
-    frame = frame.rename(columns={**RAW_TO_PARTITIONED, "srcip": "srcip"})
+    frame = frame.rename(columns=RAW_TO_PARTITIONED)
     frame["spkts"] = pd.to_numeric(frame["spkts"], errors="coerce")
     frame["dpkts"] = pd.to_numeric(frame["dpkts"], errors="coerce")
     frame["dur"] = pd.to_numeric(frame["dur"], errors="coerce")
@@ -164,14 +163,3 @@ def _numeric(values: pd.Series, column: str, source: str, first_row: int) -> pd.
             )
     # Non-finite values carry no usable magnitude; the model's preprocessing imputes missing values.
     return out.mask(~np.isfinite(out.to_numpy()))
-
-
-def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Only the model inputs, never identity, time or label columns."""
-    return frame.loc[:, list(FEATURES)]
-
-
-__all__ = [
-    "FileFormat", "detect_format", "iter_flows", "load_flows", "clean", "derive_rate", "parse_port",
-    "feature_frame", "IDENTITY_FIELDS", "TIME_FIELDS",
-]

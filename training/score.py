@@ -63,17 +63,13 @@ def score_validation_split(model: DetectionModel, manifest: dict, input_path: st
 
     recipe = manifest.get("validation_data")
     if not isinstance(recipe, dict) or "seed" not in recipe:
-        raise UsageError(f"{args_model(manifest)}: the model was validated on separate files, not a split")
+        raise UsageError(f"model {manifest.get('version', '?')}: it was validated on separate files, not a split")
     config = TrainingConfig(seed=int(recipe["seed"]), validation_fraction=float(recipe["fraction"]))
     _, validation = split(load_flows([input_path]), config)
     scored = score_frame(model, validation)
     _write_atomically(scored, Path(output_path))
     return evaluate(validation[LABEL].to_numpy(), validation[ATTACK_CAT].to_numpy(dtype=object),
                     scored["pred_label"].to_numpy(), scored["pred_attack_cat"].to_numpy(dtype=object))
-
-
-def args_model(manifest: dict) -> str:
-    return f"model {manifest.get('version', '?')}"
 
 
 def _write_atomically(frame: pd.DataFrame, output: Path) -> None:

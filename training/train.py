@@ -18,7 +18,7 @@ from nids_common.errors import InputError
 from nids_common.progress import progress
 from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
 from training import artifact, report
-from training.analysis import FeatureAnalysis, analyse
+from training.analysis import analyse
 from training.config import TrainingConfig
 from training.data import load_flows
 from training.detection import DetectionModel

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
-import pytest
 from confluent_kafka import Producer
 
 from nids_common.schema import FEATURES

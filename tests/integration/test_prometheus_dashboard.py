@@ -3,7 +3,6 @@ per-class detection rates Prometheus computes agree with the replayed labels."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess

@@ -11,7 +11,7 @@ import pytest
 
 from nids_common.errors import ArtifactError, EXIT_USAGE
 from nids_common.schema import NEVER_FEATURES, NORMAL
-from tests.fixtures import FAST_TRAINING, flows_with_identity, write_partitioned
+from tests.fixtures import flows_with_identity, write_partitioned
 from training import artifact, cli, score
 from training.artifact import load_model, write_artifact
 
