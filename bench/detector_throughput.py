@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pandas as pd
 from confluent_kafka import Consumer, Producer
@@ -82,6 +84,42 @@ def run_naive_detector(bootstrap: str, topics: dict[str, str], seconds: float) -
     return done / (time.perf_counter() - first)
 
 
+def run_detector_processes(bootstrap: str, topics: dict[str, str], target: int, processes: int) -> float:
+    """N real nids-detect processes in a fresh group; rate from their summed consumed counters."""
+    group = f"bench-group-{time.monotonic_ns()}"
+    ports = [9181 + i for i in range(processes)]
+    env = {**os.environ, "NIDS_KAFKA_BOOTSTRAP": bootstrap, "NIDS_TOPICS_FLOWS": topics["flows"],
+           "NIDS_TOPICS_ALERTS": topics["alerts"], "NIDS_TOPICS_DEAD_LETTER": topics["dead_letter"]}
+    children = [subprocess.Popen([sys.executable, "-m", "detector.cli", "--model", str(model_path()), "--group", group,
+                                  "--metrics-port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for port in ports]
+    try:
+        first, consumed = None, 0.0
+        deadline = time.monotonic() + 300
+        while consumed < target and time.monotonic() < deadline:
+            time.sleep(0.2)
+            consumed = sum(_consumed(port) for port in ports)
+            if consumed and first is None:
+                first = (time.perf_counter(), consumed)
+        return (consumed - first[1]) / (time.perf_counter() - first[0])
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(30)
+
+
+def _consumed(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("nids_flows_consumed_total "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--flows", type=int, default=300_000)
@@ -100,6 +138,9 @@ def main() -> None:
     print(f"micro-batch detector, pre-filled topic : {batch_rate:10,.0f} flows/s")
     print(f"naive per-message detector            : {naive_rate:10,.0f} flows/s")
     print(f"ratio                                 : {batch_rate / naive_rate:10,.1f}x")
+
+    group_rate = run_detector_processes(bootstrap, topics, args.flows, processes=2)
+    print(f"two nids-detect processes in one group (same topic): {group_rate:10,.0f} flows/s together")
 
     concurrent_topics = fresh_topics("concurrent")
     replay_process = subprocess.Popen(
