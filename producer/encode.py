@@ -20,7 +20,8 @@ def encode_chunk(frame: pd.DataFrame, flow_ids: np.ndarray, event_times: np.ndar
     A per-row dict would cost several times more.
     """
     pieces: list[tuple[bytes, list[bytes]]] = [
-        (b"flow_id", [orjson.dumps(str(v)) for v in flow_ids]),
+        # Our flow ids ('<run>-<n>') hold no comma, so one orjson call serves the whole column.
+        (b"flow_id", orjson.dumps([str(v) for v in flow_ids])[1:-1].split(b",") if len(flow_ids) else []),
         (b"ts", _numbers(np.asarray(event_times, dtype=np.float64))),
     ]
     for name in FEATURES:
@@ -44,9 +45,17 @@ def _numbers(values: np.ndarray) -> list[bytes]:
 
 
 def _texts(values: np.ndarray) -> list[bytes]:
-    return [orjson.dumps(v if isinstance(v, str) else None) for v in values]
+    """Few distinct values (proto, service, state, attack_cat): serialise each once, then look up."""
+    items = values.tolist()
+    encoded = {v: orjson.dumps(v if type(v) is str else None) for v in set(items)}
+    return [encoded[v] for v in items]
 
 
 def _any(values: pd.Series) -> list[bytes]:
-    # Nullable columns (ports that were '-', blank addresses) go out as JSON null.
-    return [orjson.dumps(None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)) for v in values.astype(object)]
+    """Identity and ground-truth columns, keeping their JSON type (label stays an integer)."""
+    if pd.api.types.is_numeric_dtype(values) and not values.hasnans:
+        return _numbers(values.to_numpy(dtype=np.int64 if pd.api.types.is_integer_dtype(values) else np.float64))
+    if pd.api.types.is_string_dtype(values) or values.dtype == object:
+        return _texts(values.to_numpy(dtype=object, na_value=None))
+    # Nullable numbers (ports that were '-') go out as JSON null.
+    return [orjson.dumps(None if pd.isna(v) else v.item()) for v in values]

@@ -131,12 +131,15 @@ def replay(chunks: Iterable[pd.DataFrame], producer: Producer, topic: str, *, li
     pacer = Pacer(rate, speedup)
     started = time.monotonic()
 
+    # Only failures are counted as they are reported (make_producer asks librdkafka to report only
+    # those: a Python callback per delivered message would cost more than producing it);
+    # delivered = produced - failed - still queued after the final flush.
     def on_delivery(err: KafkaError | None, _msg: object) -> None:
-        if err is None:
-            summary.delivered += 1
-        else:
+        if err is not None:
             summary.failed += 1
             summary.first_error = summary.first_error or err.str()
+
+    produce = producer.produce
 
     try:
         for chunk in chunks:
@@ -155,13 +158,18 @@ def replay(chunks: Iterable[pd.DataFrame], producer: Producer, topic: str, *, li
                 # Without Stime (the partitioned files, synthetic flows) the event time is the send time.
                 times = event_times[start:stop] if has_event_time else np.full(stop - start, time.time())
                 payloads = encode_chunk(chunk.iloc[start:stop], ids[start:stop], times)
+                keys = ids[start:stop].tolist()
                 for offset in range(0, stop - start, PACING_STEP):
                     if not running():
                         return summary
                     pacer.wait(summary.produced, float(times[offset]) if has_event_time else None)
-                    for index in range(offset, min(offset + PACING_STEP, stop - start)):
-                        _produce(producer, topic, ids[start + index], payloads[index], on_delivery)
-                        summary.produced += 1
+                    end = min(offset + PACING_STEP, stop - start)
+                    for key, value in zip(keys[offset:end], payloads[offset:end]):
+                        try:
+                            produce(topic, value, key, on_delivery=on_delivery)
+                        except BufferError:
+                            _produce_when_room(producer, topic, key, value, on_delivery)
+                    summary.produced += end - offset
                     producer.poll(0)
                 if on_progress is not None:
                     summary.seconds = time.monotonic() - started
@@ -172,22 +180,24 @@ def replay(chunks: Iterable[pd.DataFrame], producer: Producer, topic: str, *, li
         if remaining:
             summary.failed += remaining
             summary.first_error = summary.first_error or f"{remaining} message(s) still queued after a 30 s flush"
+        summary.delivered = summary.produced - summary.failed
     return summary
 
 
-def _produce(producer: Producer, topic: str, key: str, value: bytes, on_delivery: Callable) -> None:
+def _produce_when_room(producer: Producer, topic: str, key: str, value: bytes, on_delivery: Callable) -> None:
     while True:
+        # librdkafka's local queue is full: serve delivery reports until there is room.
+        producer.poll(0.05)
         try:
-            producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+            producer.produce(topic, value, key, on_delivery=on_delivery)
             return
         except BufferError:
-            # librdkafka's local queue is full: serve delivery reports until there is room.
-            producer.poll(0.05)
+            continue
 
 
 def make_producer(config: ProducerConfig) -> Producer:
     try:
-        return Producer(config.kafka.client_config(**{"error_cb": _log_error}))
+        return Producer(config.kafka.client_config(**{"error_cb": _log_error, "delivery.report.only.error": True}))
     except Exception as exc:
         raise NidsError(f"cannot create Kafka producer: {exc}") from None
 
