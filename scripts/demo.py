@@ -22,7 +22,7 @@ from typing import Sequence
 import orjson
 from confluent_kafka import Consumer
 from prometheus_client.parser import text_string_to_metric_families
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
@@ -40,13 +40,15 @@ def step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def start_broker() -> str:
+def start_broker() -> tuple[str, bool]:
+    """The broker's address, and whether this demo started it (and so stops it at the end)."""
     if os.environ.get("KAFKA_BOOTSTRAP"):
         step(f"using the Kafka broker at {os.environ['KAFKA_BOOTSTRAP']}")
-        return os.environ["KAFKA_BOOTSTRAP"]
+        return os.environ["KAFKA_BOOTSTRAP"], False
     step("starting the local Kafka broker (scripts/kafka-local)")
-    subprocess.run([str(REPO / "scripts" / "kafka-local"), "start"], check=True)
-    return "127.0.0.1:" + os.environ.get("KAFKA_LOCAL_PORT", "9092")
+    result = subprocess.run([str(REPO / "scripts" / "kafka-local"), "start"], check=True, capture_output=True, text=True)
+    print(result.stdout.strip(), flush=True)
+    return "127.0.0.1:" + os.environ.get("KAFKA_LOCAL_PORT", "9092"), "already running" not in result.stdout
 
 
 def data_files(given: str | None) -> list[str]:
@@ -63,10 +65,11 @@ def ensure_model(files: list[str], env: dict[str, str]) -> None:
         step(f"no model yet: training on {', '.join(files)} (about 2 minutes)")
         command = [str(BIN / "nids-train"), "--out", "models", *sum((["--data", f] for f in files), [])]
     else:
-        step("no model and no dataset in data/: training on 60,000 synthetic UNSW-NB15-shaped flows "
+        step("no model and no dataset in data/: training a quick model on 30,000 synthetic UNSW-NB15-shaped flows "
              "(see README: 'Getting the real dataset')")
-        command = [str(BIN / "nids-train"), "--out", "models", "--synthetic", "60000"]
-    subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        command = [str(BIN / "nids-train"), "--out", "models", "--synthetic", "30000", "--config", "config/training-quick.yaml"]
+    with open(LOGS / "train.log", "w") as log:
+        subprocess.run(command, check=True, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -147,6 +150,12 @@ def view(samples: dict, previous: dict, span: float, alerts: AlertTail, started:
     return Group(Panel(head, title="nids demo"), classes, recent, footer)
 
 
+def status_line(samples: dict, started: float) -> str:
+    return (f"[{time.monotonic() - started:5.0f} s] scored {total(samples, 'nids_flows_scored_total'):,.0f}, "
+            f"alerts {total(samples, 'nids_alerts_total'):,.0f}, invalid {total(samples, 'nids_invalid_records_total'):,.0f}, "
+            f"lag {total(samples, 'nids_consumer_lag'):,.0f}, latency p99 {latency_p99(samples)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--data", help="a UNSW-NB15 CSV to replay (default: data/*.csv, else synthetic flows)")
@@ -154,18 +163,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")
     args = parser.parse_args(argv)
     LOGS.mkdir(parents=True, exist_ok=True)
-    bootstrap = start_broker()
+    bootstrap, started_broker = start_broker()
     env = {**os.environ, "NIDS_KAFKA_BOOTSTRAP": bootstrap}
     files = data_files(args.data)
     ensure_model(files, env)
     ensure_topics({"bootstrap.servers": bootstrap}, {"nids.flows": 6, "nids.alerts": 6, "nids.flows.dlq": 1})
     step(f"starting nids-detect (metrics on {METRICS_URL}) and nids-replay at {args.rate:,.0f} flows/s from "
          + (", ".join(files) if files else "synthetic flows"))
+    # Own sessions: the terminal's Ctrl-C reaches only this process, which then stops the children
+    # with one SIGTERM each (a second signal would make the detector exit without committing).
     detector = subprocess.Popen([str(BIN / "nids-detect")], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                stderr=open(LOGS / "detector.log", "w"))
+                                stderr=open(LOGS / "detector.log", "w"), start_new_session=True)
     source = sum((["--data", f] for f in files), []) if files else ["--synthetic"]
     replay = subprocess.Popen([str(BIN / "nids-replay"), *source, "--loop", "--rate", str(args.rate)], cwd=REPO, env=env,
-                              stdout=open(LOGS / "replay.log", "w"), stderr=subprocess.STDOUT)
+                              stdout=open(LOGS / "replay.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
     alerts = AlertTail(bootstrap)
     alerts.start()
     started = time.monotonic()
@@ -174,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         previous: dict = {}
         last = time.monotonic()
-        with Live(refresh_per_second=2, transient=False) as live:
+        console = Console()
+        with Live(refresh_per_second=2, transient=False, console=console) as live:
             while not args.duration or time.monotonic() - started < args.duration:
                 time.sleep(1)
                 if detector.poll() is not None:
@@ -184,7 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except OSError:
                     continue  # the detector is still loading its model
                 now = time.monotonic()
-                live.update(view(samples, previous, now - last, alerts, started))
+                if console.is_terminal:
+                    live.update(view(samples, previous, now - last, alerts, started))
+                elif int(now - started) % 10 == 0:
+                    # Not a terminal (a pipe, a log): a plain line every 10 s instead of a live view.
+                    print(status_line(samples, started), flush=True)
                 previous, last = samples, now
     except KeyboardInterrupt:
         interrupted = True
@@ -196,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         replay.wait(30)
         detector.wait(60)
         alerts.running = False
+        if started_broker:
+            subprocess.run([str(REPO / "scripts" / "kafka-local"), "stop"], check=False)
     print(f"\nnids demo {'interrupted' if interrupted else 'finished'} after {time.monotonic() - started:,.0f} s: "
           f"consumed {total(samples, 'nids_flows_consumed_total'):,.0f} flows, "
           f"alerts {total(samples, 'nids_alerts_total'):,.0f}, invalid {total(samples, 'nids_invalid_records_total'):,.0f}; "

@@ -25,10 +25,11 @@ def test_shipped_config_files_load(name: str, cls: type) -> None:
     assert config.kafka.bootstrap == "127.0.0.1:9092"
 
 
-def test_shipped_training_config_loads() -> None:
+@pytest.mark.parametrize("name", ["training.yaml", "training-quick.yaml"])
+def test_shipped_training_config_loads(name: str) -> None:
     from training.config import TrainingConfig
 
-    config = load_config(TrainingConfig, REPO / "config" / "training.yaml", env={})
+    config = load_config(TrainingConfig, REPO / "config" / name, env={})
     assert 0 < config.validation_fraction < 1
 
 
