@@ -150,6 +150,21 @@ def view(samples: dict, previous: dict, span: float, alerts: AlertTail, started:
     return Group(Panel(head, title="nids demo"), classes, recent, footer)
 
 
+def wait_for_assignment(detector: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Replay starts once the detector has loaded its model and joined its group, so the first
+    flows do not queue up behind the start-up and skew the latency shown."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if detector.poll() is not None:
+            raise SystemExit(f"nids-detect exited ({detector.returncode}); see {LOGS / 'detector.log'}")
+        try:
+            if any(name == "nids_consumer_lag" for name, _ in scrape()):
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+
+
 def status_line(samples: dict, started: float) -> str:
     return (f"[{time.monotonic() - started:5.0f} s] scored {total(samples, 'nids_flows_scored_total'):,.0f}, "
             f"alerts {total(samples, 'nids_alerts_total'):,.0f}, invalid {total(samples, 'nids_invalid_records_total'):,.0f}, "
@@ -174,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # with one SIGTERM each (a second signal would make the detector exit without committing).
     detector = subprocess.Popen([str(BIN / "nids-detect")], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                 stderr=open(LOGS / "detector.log", "w"), start_new_session=True)
+    wait_for_assignment(detector)
     source = sum((["--data", f] for f in files), []) if files else ["--synthetic"]
     replay = subprocess.Popen([str(BIN / "nids-replay"), *source, "--loop", "--rate", str(args.rate)], cwd=REPO, env=env,
                               stdout=open(LOGS / "replay.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
