@@ -38,6 +38,7 @@ _decoder = msgspec.json.Decoder(Flow)
 _strings = operator.attrgetter(FLOW_ID, *CATEGORICAL_FEATURES)
 _numbers = operator.attrgetter(*NUMERIC_FEATURES)
 _truth = operator.attrgetter(ATTACK_CAT, LABEL)
+_attack_cat = operator.attrgetter(ATTACK_CAT)
 _FIELD_AT = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
@@ -141,13 +142,13 @@ def _classify_unparsable(value: bytes) -> tuple[str, str | None, str]:
 
 def ground_truth(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """attack_cat per row ('' when absent or unusable) and whether it was given; used for metrics only."""
-    cats, labels = (list(column) for column in zip(*map(_truth, records))) if records else ([], [])
-    if set(map(type, cats)) == {str}:
+    cats = list(map(_attack_cat, records))
+    if cats and set(map(type, cats)) == {str}:
         # The common case, every flow carries its class: one C-level pass.
         out = np.array(list(map(str.strip, cats)), dtype=object)
         return out, out != ""
     out = np.empty(len(records), dtype=object)
-    for row, (cat, label) in enumerate(zip(cats, labels)):
+    for row, (cat, label) in enumerate(map(_truth, records)):
         if type(cat) is str and cat.strip():
             out[row] = cat.strip()
         elif label == 0 and type(label) is int:
