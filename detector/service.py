@@ -113,9 +113,12 @@ class Detector:
                       remaining + self._delivery_failed)
             self._rewind(messages)
             return
-        # librdkafka stores each message's offset as it hands it over (enable.auto.offset.store), and
-        # the loop consumes nothing more before this point: commit() commits exactly this batch.
-        self.consumer.commit(asynchronous=False)
+        # position() is the next offset the application would read in each partition: right after
+        # this batch, and it follows a seek() — unlike the stored offsets, which a rewind leaves
+        # ahead and which would then commit past flows not processed again yet.
+        positions = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
+        if positions:
+            self.consumer.commit(offsets=positions, asynchronous=False)
         self._account(batch, messages, decoded, scores, alert_rows, started)
 
     def stop(self) -> None:

@@ -34,10 +34,12 @@ def detector_config(bootstrap: str, topics: Topics, group: str, model: Path, **s
 class RunningDetector:
     """A real Detector on its own thread, with its own metrics registry."""
 
-    def __init__(self, config: DetectorConfig) -> None:
+    def __init__(self, config: DetectorConfig, before_start: Callable[[Detector], None] | None = None) -> None:
         model, manifest = load_model(config.detector.model)
         self.metrics = DetectorMetrics(CollectorRegistry())
         self.detector = Detector(config, model, manifest["version"], self.metrics)
+        if before_start is not None:
+            before_start(self.detector)
         self.thread = threading.Thread(target=self.detector.run, daemon=True)
         self.thread.start()
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from detector.service import Detector
 from nids_common.schema import FEATURES
 from producer.replay import replay
 from producer.synthetic import synthetic_frame
@@ -187,3 +188,42 @@ def test_two_detectors_share_partitions_and_take_over(kafka_bootstrap: str, uniq
 
 def _assigned(running: RunningDetector) -> int:
     return len(running.metrics.lag.collect()[0].samples)
+
+
+def test_a_failed_delivery_rewinds_and_nothing_is_lost(kafka_bootstrap: str, unique_name: str, trained_model: Path) -> None:
+    topics = make_topics(kafka_bootstrap, unique_name)
+    flows = replay_synthetic(kafka_bootstrap, topics.flows, 1500, seed=81, run_id="rw")
+    failures = {"left": 3}
+
+    def fail_first_reports(detector: Detector) -> None:
+        real_report = detector._on_delivery
+
+        def flaky_report(err: KafkaError | None, msg: object) -> None:
+            # The broker is real; only the first three delivery reports are turned into failures.
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                err = KafkaError(KafkaError._MSG_TIMED_OUT)
+            real_report(err, msg)
+
+        detector._on_delivery = flaky_report
+
+    # Small batches over 6 partitions: the batches after the rewind cover only some partitions.
+    config = detector_config(kafka_bootstrap, topics, unique_name, trained_model, max_records=100)
+    running = RunningDetector(config, before_start=fail_first_reports)
+    try:
+        assert running.wait_for(lambda: running.value("nids_flows_scored_total") >= 1500, 60)
+        assert running.value("nids_delivery_failures_total") >= 1
+    finally:
+        running.stop()
+    model, _ = load_model(trained_model)
+    expected = set(flows["flow_id"][model.score(flows).is_attack])
+    alerts = read_topic(kafka_bootstrap, topics.alerts, expected=len(expected))
+    assert {m.key().decode() for m in alerts} == expected
+    reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": unique_name})
+    try:
+        partitions = [TopicPartition(topics.flows, p) for p in range(6)]
+        committed = {tp.partition: tp.offset for tp in reader.committed(partitions, timeout=10)}
+        ends = {p: reader.get_watermark_offsets(TopicPartition(topics.flows, p), timeout=10)[1] for p in range(6)}
+    finally:
+        reader.close()
+    assert committed == ends
