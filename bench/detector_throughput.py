@@ -12,6 +12,7 @@ Prints flows/s of each and the ratio.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,19 +24,23 @@ import pandas as pd
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from bench.common import ensure_broker, flows_frame, fresh_topics, model_path, replay_source_args
-from detector.config import DetectorConfig, DetectorSettings, MetricsSettings
+from bench.common import REPO, ensure_broker, flows_frame, fresh_topics, model_path, replay_source_args
+from detector.config import load as load_detector_config
 from detector.metrics import DetectorMetrics
 from detector.service import Detector
-from nids_common.config import KafkaSettings, Topics
+from nids_common.config import Topics
 from producer.replay import replay
 from training.artifact import load_model
 
 
 def detector_for(bootstrap: str, topics: dict[str, str], group: str) -> Detector:
+    """config/detector.yaml with its NIDS_* overrides, as nids-detect would run, on the bench's topics."""
     model, manifest = load_model(model_path())
-    config = DetectorConfig(kafka=KafkaSettings(bootstrap=bootstrap), topics=Topics(**topics),
-                            detector=DetectorSettings(group_id=group, model=model_path()), metrics=MetricsSettings(port=0))
+    base = load_detector_config(REPO / "config" / "detector.yaml")
+    config = dataclasses.replace(
+        base, kafka=dataclasses.replace(base.kafka, bootstrap=bootstrap), topics=Topics(**topics),
+        detector=dataclasses.replace(base.detector, group_id=group, model=model_path()),
+        metrics=dataclasses.replace(base.metrics, port=0))
     return Detector(config, model, manifest["version"], DetectorMetrics(CollectorRegistry()))
 
 
