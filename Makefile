@@ -38,8 +38,13 @@ test-integration: install
 	scripts/ensure-system-deps
 	$(BIN)/python -m pytest -q tests/integration
 
-bench: install
-	$(BIN)/python -m bench.run_all
+# Every benchmark in turn (about 15 minutes; bench.memory alone runs 10). Figures, not pass/fail.
+bench: install broker
+	$(BIN)/python -m bench.model_throughput
+	$(BIN)/python -m bench.detector_throughput
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.producer_throughput
+	$(BIN)/python -m bench.memory
 
 clean:
 	-scripts/kafka-local stop

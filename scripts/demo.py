@@ -62,7 +62,7 @@ def ensure_model(files: list[str], env: dict[str, str]) -> None:
         step("using the model in models/latest")
         return
     if files:
-        step(f"no model yet: training on {', '.join(files)} (about 2 minutes)")
+        step(f"no model yet: training on {', '.join(files)} (a few minutes; progress in {LOGS / 'train.log'})")
         command = [str(BIN / "nids-train"), "--out", "models", *sum((["--data", f] for f in files), [])]
     else:
         step("no model and no dataset in data/: training a quick model on 30,000 synthetic UNSW-NB15-shaped flows "
