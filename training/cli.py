@@ -9,7 +9,7 @@ from typing import Sequence
 
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
-from nids_common.errors import EXIT_OK, InputError
+from nids_common.errors import EXIT_OK, ArtifactError, InputError
 from training import artifact
 from training.config import DEFAULT_PATH, load
 from training.evaluation import format_report
@@ -46,8 +46,8 @@ def train_command(args: argparse.Namespace) -> int:
             artifact.resolve(args.out)
             log.info("%s/latest exists: nothing to train", args.out)
             return EXIT_OK
-        except Exception:
-            pass
+        except ArtifactError:
+            pass  # no model yet: train one
         if not args.data and args.synthetic is None:
             args.data = [str(p) for p in sorted(DATA_DIR.glob("*.csv"))]
             if not args.data:

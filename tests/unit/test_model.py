@@ -169,3 +169,10 @@ def test_stream_categories_normalised_like_training(trained_model: Path, scored_
     model, _ = load_model(trained_model)
     shouted = scored_flows.assign(state=scored_flows["state"].str.upper(), proto=" " + scored_flows["proto"].str.upper())
     np.testing.assert_array_equal(model.score(shouted).attack_probability, model.score(scored_flows).attack_probability)
+
+
+def test_train_if_missing_keeps_an_existing_model(trained_model: Path, capsys) -> None:
+    models = trained_model.parent
+    before = sorted(p.name for p in models.iterdir())
+    assert cli.main(["--if-missing", "--out", str(models)]) == 0
+    assert sorted(p.name for p in models.iterdir()) == before
