@@ -22,6 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=20_000)
     parser.add_argument("--seconds", type=float, default=600)
+    parser.add_argument("--warm-up", type=float, default=60, help="seconds excluded from the flatness check")
     args = parser.parse_args()
     bootstrap = ensure_broker()
     topics = fresh_topics("memory")
@@ -39,7 +40,7 @@ def main() -> None:
     print(replay.stdout.read().strip())
     detector.terminate()
     detector.wait(30)
-    print(summarise(np.array(samples)))
+    print(summarise(np.array(samples), args.warm_up))
 
 
 def summarise(samples: np.ndarray, warm_up: float = 60.0) -> str:
