@@ -7,9 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import REPO
+from tests.conftest import REPO, _unavailable
 from tests.integration.helpers import RunningDetector, detector_config, make_topics
 from tests.integration.test_detector_stream import replay_synthetic
 
@@ -18,7 +16,8 @@ KAFKA_LOCAL = str(REPO / "scripts" / "kafka-local")
 
 def test_detector_resumes_after_the_broker_comes_back(kafka_bootstrap: str, unique_name: str, trained_model: Path) -> None:
     if os.environ.get("KAFKA_BOOTSTRAP"):
-        pytest.skip("needs the suite's own local broker, which it can stop and start; KAFKA_BOOTSTRAP names another")
+        # It stops and starts the broker, which it can do only to the suite's own local one.
+        _unavailable("needs the suite's local broker to stop and start it; unset KAFKA_BOOTSTRAP")
     topics = make_topics(kafka_bootstrap, unique_name)
     replay_synthetic(kafka_bootstrap, topics.flows, 500, seed=71, run_id="before")
     running = RunningDetector(detector_config(kafka_bootstrap, topics, unique_name, trained_model))
