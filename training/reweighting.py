@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import f1_score
-from sklearn.model_selection import cross_val_predict
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 
 DEFAULT_GRID = (0.25, 0.35, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0, 2.8, 4.0)
 
@@ -30,7 +30,11 @@ class ClassScaledClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "ClassScaledClassifier":
         fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-        held_out = cross_val_predict(clone(self.estimator), X, y, cv=self.cv, method="predict_proba", params=fit_params)
+        # Stratified folds need every class in every fold: fewer folds when a class is that rare,
+        # plain folds when one has a single row (its held-out estimate is then simply poor).
+        smallest = int(np.unique(y, return_counts=True)[1].min())
+        folds = StratifiedKFold(min(self.cv, smallest)) if smallest >= 2 else KFold(self.cv)
+        held_out = cross_val_predict(clone(self.estimator), X, y, cv=folds, method="predict_proba", params=fit_params)
         self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
         self.classes_ = self.estimator_.classes_
         self.n_features_in_ = getattr(self.estimator_, "n_features_in_", X.shape[1])
