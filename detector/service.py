@@ -31,7 +31,6 @@ class Counts:
     scored: int = 0
     alerts: int = 0
     invalid: int = 0
-    batches: int = 0
 
 
 class Detector:
@@ -148,7 +147,6 @@ class Detector:
     def _account(self, batch: list[Message], messages: list[Message], decoded: Any, scores: Any,
                  alert_rows: np.ndarray, started: float) -> None:
         m, c = self.metrics, self.counts
-        c.batches += 1
         c.consumed += len(messages)
         c.scored += len(decoded.valid)
         c.invalid += len(decoded.invalid)

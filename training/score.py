@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,9 +16,11 @@ from nids_common.errors import EXIT_OK, UsageError
 from nids_common.progress import progress
 from nids_common.schema import ATTACK_CAT, LABEL
 from training.artifact import load_model
-from training.data import DEFAULT_CHUNK_ROWS, iter_flows
+from training.config import TrainingConfig
+from training.data import DEFAULT_CHUNK_ROWS, iter_flows, load_flows
 from training.detection import DetectionModel
 from training.evaluation import evaluate, format_report
+from training.train import split
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,25 +60,26 @@ def score_frame(model: DetectionModel, frame: pd.DataFrame) -> pd.DataFrame:
 def score_validation_split(model: DetectionModel, manifest: dict, input_path: str | os.PathLike[str],
                            output_path: str | os.PathLike[str]) -> dict | None:
     """Re-derive the validation rows of the model's own training split and score them."""
-    from training.config import TrainingConfig
-    from training.data import load_flows
-    from training.train import split
-
     recipe = manifest.get("validation_data")
     if not isinstance(recipe, dict) or "seed" not in recipe:
         raise UsageError(f"model {manifest.get('version', '?')}: it was validated on separate files, not a split")
     config = TrainingConfig(seed=int(recipe["seed"]), validation_fraction=float(recipe["fraction"]))
     _, validation = split(load_flows([input_path]), config)
     scored = score_frame(model, validation)
-    _write_atomically(scored, Path(output_path))
+    with atomic_output(output_path) as staging:
+        scored.to_csv(staging, index=False)
     return evaluate(validation[LABEL].to_numpy(), validation[ATTACK_CAT].to_numpy(dtype=object),
                     scored["pred_label"].to_numpy(), scored["pred_attack_cat"].to_numpy(dtype=object))
 
 
-def _write_atomically(frame: pd.DataFrame, output: Path) -> None:
+@contextlib.contextmanager
+def atomic_output(output_path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A staging path renamed onto `output_path` when the block succeeds, removed when it fails:
+    a reader never sees a half-written scored file."""
+    output = Path(output_path)
     staging = output.with_name(f".{output.name}.partial")
     try:
-        frame.to_csv(staging, index=False)
+        yield staging
         os.replace(staging, output)
     except BaseException:
         staging.unlink(missing_ok=True)
@@ -85,10 +89,8 @@ def _write_atomically(frame: pd.DataFrame, output: Path) -> None:
 def score_file(model: DetectionModel, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
                chunk_rows: int = DEFAULT_CHUNK_ROWS) -> dict | None:
     """Score chunk by chunk into a temporary file renamed at the end; return metrics when labelled."""
-    output = Path(output_path)
-    staging = output.with_name(f".{output.name}.partial")
     truth_label, truth_cat, pred_label, pred_cat = [], [], [], []
-    try:
+    with atomic_output(output_path) as staging:
         with progress() as bar, open(staging, "w", newline="") as sink:
             # The row count is unknown until the end: an indeterminate bar with the rows done so far.
             task = bar.add_task("scoring", total=None, info="")
@@ -103,10 +105,6 @@ def score_file(model: DetectionModel, input_path: str | os.PathLike[str], output
                     pred_label.append(scored["pred_label"].to_numpy())
                     pred_cat.append(scored["pred_attack_cat"].to_numpy(dtype=object))
                 bar.update(task, completed=rows, info=f"{rows:,} rows")
-        os.replace(staging, output)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
     if not truth_label:
         return None
     return evaluate(np.concatenate(truth_label), np.concatenate(truth_cat), np.concatenate(pred_label), np.concatenate(pred_cat))

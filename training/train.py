@@ -204,9 +204,8 @@ def run_training(data: Sequence[str | os.PathLike[str]], out_dir: str | os.PathL
         "worst_case_rows_per_second": worst_case,
         "throughput_batch_rows": len(batch),
         "selected_features": list(analysis.selected),
-        "training_seconds": None,
+        "training_seconds": round(time.perf_counter() - started, 1),
     }
-    manifest["training_seconds"] = round(time.perf_counter() - started, 1)
 
     def extras(folder: Path) -> None:
         report.write(folder, analysis, candidates, pairs, chosen, measured, manifest, compare, searches, train, val)
