@@ -15,10 +15,13 @@ from training.detection import Scores
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
-def alert_payloads(rows: np.ndarray, records: Sequence[Any], scores: Scores, classes: Sequence[str],
-                   sources: Sequence[tuple[str, int, int]], valid: np.ndarray, model_version: str,
-                   include_probabilities: bool = True) -> list[tuple[str, bytes]]:
-    """(key, JSON) for each row in `rows` (positions among the valid records).
+# Where each alerted flow was read: topics, partitions and offsets, one entry per row.
+Origin = tuple[Sequence[str], Sequence[int], Sequence[int]]
+
+
+def alert_payloads(rows: np.ndarray, records: Sequence[Any], scores: Scores, classes: Sequence[str], origin: Origin,
+                   model_version: str, include_probabilities: bool = True) -> list[tuple[str, bytes]]:
+    """(key, JSON) for each row in `rows` (positions among the valid records; `origin` is theirs).
 
     The fixed fields are serialised column by column (one orjson call per numeric column) and each
     message is one bytes.join; only identity fields, which vary in presence, go through a dict.
@@ -27,7 +30,6 @@ def alert_payloads(rows: np.ndarray, records: Sequence[Any], scores: Scores, cla
         return []
     picked = [records[row] for row in rows.tolist()]
     keys = [record.flow_id for record in picked]
-    origin = [sources[position] for position in valid[rows].tolist()]
     event_times = np.array([record.ts for record in picked], dtype=np.float64)  # None → NaN → null
     columns: list[tuple[bytes, Any]] = [
         (b"flow_id", [orjson.dumps(key) for key in keys]),
@@ -49,11 +51,11 @@ def alert_payloads(rows: np.ndarray, records: Sequence[Any], scores: Scores, cla
     return list(zip(keys, (b"".join(pieces) for pieces in zip(*parts))))
 
 
-def _sources(origin: list[tuple[str, int, int]]) -> list[bytes]:
-    topics = {topic: b'{"topic":' + orjson.dumps(topic) + b',"partition":' for topic, _, _ in origin}
-    partitions = _numbers(np.array([p for _, p, _ in origin], dtype=np.int64))
-    offsets = _numbers(np.array([o for _, _, o in origin], dtype=np.int64))
-    return [b"".join((topics[t], p, b',"offset":', o, b"}")) for (t, _, _), p, o in zip(origin, partitions, offsets)]
+def _sources(origin: Origin) -> list[bytes]:
+    topics, partitions, offsets = origin
+    prefixes = {topic: b'{"topic":' + orjson.dumps(topic) + b',"partition":' for topic in set(topics)}
+    return [b"".join((prefixes[t], p, b',"offset":', o, b"}")) for t, p, o in
+            zip(topics, _numbers(np.asarray(partitions, dtype=np.int64)), _numbers(np.asarray(offsets, dtype=np.int64)))]
 
 
 def _probabilities(matrix: np.ndarray, classes: Sequence[str]) -> list[bytes]:

@@ -3,6 +3,10 @@
 At-least-once: a batch's offsets are committed only after every alert, verdict and dead-letter
 message of the batch is delivered. If any delivery fails, the partitions are rewound to the batch's
 first offsets and the batch is processed again, so no flow goes unscored or unalerted.
+
+Under a backlog, batch N scores on a scorer thread while batch N+1 is consumed and decoded: the
+compiled model holds no GIL, so the two cores both work. At most one batch is ever in flight, it is
+finished before a rebalance gives its partitions away, and its commit names its own offsets.
 """
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import dataclasses
 import logging
 import sys
 import time
-from typing import Any, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Sequence
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -18,9 +23,9 @@ from threadpoolctl import threadpool_limits
 
 from detector.alerts import alert_payloads, dead_letter_headers
 from detector.config import DetectorConfig
-from detector.decode import decode_batch, ground_truth
+from detector.decode import DecodedBatch, decode_batch, ground_truth
 from detector.metrics import DetectorMetrics, observe_many
-from training.detection import DetectionModel
+from training.detection import DetectionModel, Scores
 
 log = logging.getLogger("nids.detect")
 
@@ -61,48 +66,74 @@ class Detector:
             **dict(config.kafka.librdkafka),
         })
         metrics.set_model(model_version)
+        detector = config.detector
+        model.use_threads(detector.model_threads)
+        # One scorer thread: the compiled model walks its trees without the GIL, so a batch scores
+        # while the loop reads, decodes and produces around it.
+        self._scorer = ThreadPoolExecutor(1, thread_name_prefix="nids-scorer", initializer=threadpool_limits,
+                                          initargs=(detector.model_threads, "openmp"))
+        self._in_flight: InFlight | None = None
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, should_continue: Callable[[], bool] = lambda: True) -> Counts:
         detector = self.config.detector
-        threadpool_limits(limits=detector.model_threads, user_api="openmp")
         self.consumer.subscribe([self.config.topics.flows], on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while self.running and should_continue():
                 batch = self.consumer.consume(num_messages=detector.max_records, timeout=detector.max_wait_ms / 1000)
-                if batch:
-                    self.process(batch)
-                elif self._status:
+                arriving = self._begin(batch)
+                earlier, self._in_flight = self._in_flight, None
+                if earlier is not None and not self._finish(earlier):
+                    # Rewound to the failed batch's first offsets: the batch read after it comes again.
+                    self._rewind(earlier.messages + (arriving.messages if arriving else []))
+                    arriving = None
+                if arriving is not None:
+                    # A full batch means a backlog: it scores on the scorer thread while the next one
+                    # is read and decoded. Otherwise it is finished now: latency matters more then.
+                    if len(batch) >= detector.max_records:
+                        self._in_flight = arriving
+                    elif not self._finish(arriving):
+                        self._rewind(arriving.messages)
+                if self._status and not batch:
                     self._status.show(self.counts, self.metrics)
+            self._finish_in_flight()
         finally:
             self.close()
         return self.counts
 
-    def process(self, batch: list[Message]) -> None:
+    def _begin(self, batch: list[Message]) -> InFlight | None:
+        """Decode a consumed batch and hand its valid flows to the scorer thread."""
         started = time.perf_counter()
         messages = [m for m in batch if not self._is_error(m)]
         if not messages:
-            return
+            return None
         sources = MessageSources(messages)
         decoded = decode_batch([m.value() for m in messages], sources, self.config.detector.max_message_bytes)
+        scores = None
+        if len(decoded.valid):
+            scores = self._scorer.submit(self.model.score_features, self.model.features(decoded.columns))
+        return InFlight(batch, messages, sources, decoded, scores, started)
+
+    def _finish(self, work: InFlight) -> bool:
+        """Dead letters and alerts out, flushed, then the batch's offsets committed. False if any
+        delivery failed: nothing is committed and the caller rewinds."""
         self._delivery_failed = 0
+        decoded = work.decoded
         for position, error in decoded.invalid:
-            message = messages[position]
+            message = work.messages[position]
             self.producer.produce(self.config.topics.dead_letter, key=message.key(), value=message.value(),
                                   headers=dead_letter_headers(error), on_delivery=self._on_delivery)
         alert_rows = np.empty(0, dtype=np.int64)
-        scores = None
-        if len(decoded.valid):
-            scores = self.model.score(decoded.columns)
+        scores = work.scores.result() if work.scores is not None else None
+        if scores is not None:
             alert_rows = np.flatnonzero(scores.is_attack)
-            for key, value in alert_payloads(alert_rows, decoded.records, scores, self.model.classes, sources,
-                                             decoded.valid, self.model_version):
-                self._produce(self.config.topics.alerts, key, value)
+            self._produce(self.config.topics.alerts, alert_payloads(
+                alert_rows, decoded.records, scores, self.model.classes, work.sources.columns(decoded.valid[alert_rows]),
+                self.model_version))
             if self.config.detector.emit_verdicts:
-                every_row = np.arange(len(decoded.valid))
-                for key, value in alert_payloads(every_row, decoded.records, scores, self.model.classes, sources,
-                                                 decoded.valid, self.model_version, include_probabilities=False):
-                    self._produce(self.config.topics.verdicts, key, value)
+                self._produce(self.config.topics.verdicts, alert_payloads(
+                    np.arange(len(decoded.valid)), decoded.records, scores, self.model.classes,
+                    work.sources.columns(decoded.valid), self.model_version, include_probabilities=False))
         # Kafka semantics: the offsets may be committed only once everything the batch produced is
         # acknowledged; flush() returning > 0 or a failed delivery report means it was not.
         remaining = self.producer.flush(30)
@@ -110,15 +141,17 @@ class Detector:
             self.metrics.delivery_failures.inc(remaining + self._delivery_failed)
             log.error("%d output message(s) not delivered; rewinding the batch to process it again",
                       remaining + self._delivery_failed)
-            self._rewind(messages)
-            return
-        # position() is the next offset the application would read in each partition: right after
-        # this batch, and it follows a seek() — unlike the stored offsets, which a rewind leaves
-        # ahead and which would then commit past flows not processed again yet.
-        positions = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
-        if positions:
-            self.consumer.commit(offsets=positions, asynchronous=False)
-        self._account(batch, messages, decoded, scores, alert_rows, started)
+            return False
+        # The batch's own offsets, not position(): with a batch in flight the consumer has already
+        # read past this one, and committing its position would skip flows not yet alerted.
+        self.consumer.commit(offsets=next_offsets(work.messages), asynchronous=False)
+        self._account(work, scores, alert_rows)
+        return True
+
+    def _finish_in_flight(self) -> None:
+        work, self._in_flight = self._in_flight, None
+        if work is not None and not self._finish(work):
+            log.error("batch in flight not committed: this group reads it again")
 
     def stop(self) -> None:
         self.running = False
@@ -130,23 +163,31 @@ class Detector:
                 log.error("%d message(s) undelivered at shutdown; their batch was not committed", remaining)
         finally:
             self.consumer.close()
+            self._scorer.shutdown(cancel_futures=True)
             if self._status:
                 self._status.done()
             log.info("detector stopped: consumed %d, scored %d, alerts %d, invalid %d", self.counts.consumed,
                      self.counts.scored, self.counts.alerts, self.counts.invalid)
 
     # -- helpers --------------------------------------------------------------------------------
-    def _produce(self, topic: str, key: str, value: bytes) -> None:
-        while True:
+    def _produce(self, topic: str, messages: list[tuple[str, bytes]]) -> None:
+        produce, report = self.producer.produce, self._on_delivery
+        for key, value in messages:
             try:
-                self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
-                return
+                produce(topic, value, key, on_delivery=report)
             except BufferError:
-                self.producer.poll(0.05)
+                # The local queue is full: serve delivery reports until there is room, then retry.
+                while True:
+                    self.producer.poll(0.05)
+                    try:
+                        produce(topic, value, key, on_delivery=report)
+                        break
+                    except BufferError:
+                        pass
 
-    def _account(self, batch: list[Message], messages: list[Message], decoded: Any, scores: Any,
-                 alert_rows: np.ndarray, started: float) -> None:
+    def _account(self, work: InFlight, scores: Scores | None, alert_rows: np.ndarray) -> None:
         m, c = self.metrics, self.counts
+        messages, decoded = work.messages, work.decoded
         c.consumed += len(messages)
         c.scored += len(decoded.valid)
         c.invalid += len(decoded.invalid)
@@ -164,8 +205,8 @@ class Detector:
                 created = np.fromiter((messages[decoded.valid[r]].timestamp()[1] for r in alert_rows.tolist()),
                                       dtype=np.float64, count=len(alert_rows))
                 observe_many(m.latency, np.maximum(now - created / 1000.0, 0.0))
-        m.batch_records.observe(len(batch))
-        m.batch_duration.observe(time.perf_counter() - started)
+        m.batch_records.observe(len(work.batch))
+        m.batch_duration.observe(time.perf_counter() - work.started)
         m.broker_up.set(1)
         if self._status:
             self._status.show(c, m)
@@ -202,9 +243,32 @@ class Detector:
         self.metrics.set_partitions(p.partition for p in partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Batches are committed before the next consume(), inside which rebalances run: nothing is
-        # in flight here, so there is nothing to commit.
+        # Called inside consume(): the batch in flight is finished and committed while this member
+        # still owns its partitions, so the next owner starts right after it.
         log.info("revoked partitions %s", sorted(p.partition for p in partitions))
+        self._finish_in_flight()
+
+
+@dataclasses.dataclass
+class InFlight:
+    """A consumed batch between decoding and commit; its scores come from the scorer thread."""
+
+    batch: list[Message]  # as consumed, errors included (for the batch-size histogram)
+    messages: list[Message]
+    sources: "MessageSources"
+    decoded: DecodedBatch
+    scores: Future[Scores] | None  # None when no message of the batch was valid
+    started: float
+
+
+def next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    """Per partition, the offset after its last message: what a commit of these messages stores."""
+    last: dict[tuple[str, int], int] = {}
+    # Offsets only grow within a partition, so each (topic, partition)'s last message is its latest.
+    for position, key in enumerate(zip(map(Message.topic, messages), map(Message.partition, messages))):
+        last[key] = position
+    return [TopicPartition(topic, partition, messages[position].offset() + 1)
+            for (topic, partition), position in last.items()]
 
 
 class MessageSources(Sequence[tuple[str, int, int]]):
@@ -220,6 +284,11 @@ class MessageSources(Sequence[tuple[str, int, int]]):
     def __getitem__(self, position: int) -> tuple[str, int, int]:  # type: ignore[override]
         message = self.messages[position]
         return message.topic(), message.partition(), message.offset()
+
+    def columns(self, positions: np.ndarray) -> tuple[list[str], list[int], list[int]]:
+        """Topics, partitions and offsets of the messages at `positions`, read in C-level passes."""
+        picked = [self.messages[position] for position in positions.tolist()]
+        return list(map(Message.topic, picked)), list(map(Message.partition, picked)), list(map(Message.offset, picked))
 
 
 class StatusLine:

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from nids_common.schema import NORMAL
+from training.compiled import ProbabilityFunction, distinct_rows, probability_function
 from training.features import ColumnTable
 
 
@@ -17,6 +18,12 @@ class Scores:
     is_attack: np.ndarray  # attack_probability >= threshold
     attack_cat: np.ndarray  # Normal exactly where is_attack is False
     class_probabilities: np.ndarray  # rows × classes from the attack_cat pipeline; NaN rows where not an attack
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    label: np.ndarray  # rows × features of the label pipeline
+    attack_cat: np.ndarray  # the attack_cat pipeline's; the same array when both preprocess alike
 
 
 @dataclasses.dataclass
@@ -41,20 +48,51 @@ class DetectionModel:
         )
 
     def score(self, flows: ColumnTable) -> Scores:
-        """A cascade: the attack_cat pipeline runs only on the rows the label pipeline calls attacks,
-        since a Normal verdict needs no class. Its cost is paid in full only under a flood of attacks."""
+        return self.score_features(self.features(flows))
+
+    def features(self, flows: ColumnTable) -> Features:
+        """The model matrices of a batch. Apart from `score_features` so that a caller can build them
+        on one thread and score on another (this part needs the GIL, the compiled trees do not)."""
         label_matrix = self.label_pipeline[0].transform(flows)
-        label_model = self.label_pipeline[-1]
-        attack_probability = label_model.predict_proba(label_matrix)[:, self._positive_column]
+        if self._shared_matrix:
+            return Features(label_matrix, label_matrix)
+        return Features(label_matrix, self.attack_cat_pipeline[0].transform(flows))
+
+    def score_features(self, features: Features) -> Scores:
+        """Each distinct feature vector is scored once per batch: floods and scans repeat theirs
+        (a third of UNSW-NB15's rows are repeats), and a row's score depends on nothing else."""
+        key = features.label if features.label is features.attack_cat else np.hstack([features.label, features.attack_cat])
+        first, inverse = distinct_rows(key)
+        attack_probability, class_probabilities = self._cascade(features.label[first], features.attack_cat[first])
+        return self.decide(attack_probability[inverse], class_probabilities[inverse])
+
+    def _cascade(self, label_matrix: np.ndarray, attack_cat_matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The attack_cat pipeline runs only on the rows the label pipeline calls attacks, since a
+        Normal verdict needs no class. Its cost is paid in full only under a flood of attacks."""
+        label_proba, attack_cat_proba = self._probability_functions()
+        attack_probability = label_proba(label_matrix)[:, self._positive_column]
         attacks = np.flatnonzero(attack_probability >= self.threshold)
         class_probabilities = np.full((len(attack_probability), len(self.classes)), np.nan)
         if attacks.size:
-            if self._shared_matrix:
-                cat_matrix = label_matrix[attacks]
-            else:
-                cat_matrix = self.attack_cat_pipeline[0].transform(_take_rows(flows, attacks))
-            class_probabilities[attacks] = self.attack_cat_pipeline[-1].predict_proba(cat_matrix)
-        return self.decide(attack_probability, class_probabilities)
+            class_probabilities[attacks] = attack_cat_proba(attack_cat_matrix[attacks])
+        return attack_probability, class_probabilities
+
+    def use_threads(self, threads: int) -> None:
+        """Score each batch on up to `threads` cores (compiled models split their rows)."""
+        self._threads = threads
+        self.__dict__.pop("_compiled", None)
+
+    def _probability_functions(self) -> tuple[ProbabilityFunction, ProbabilityFunction]:
+        # Built on first use and never pickled: the artifact holds only sklearn objects.
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None:
+            threads = self.__dict__.get("_threads", 1)
+            compiled = self._compiled = (probability_function(self.label_pipeline[-1], threads),
+                                         probability_function(self.attack_cat_pipeline[-1], threads))
+        return compiled
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_compiled", "_threads")}
 
     def decide(self, attack_probability: np.ndarray, class_probabilities: np.ndarray) -> Scores:
         is_attack = attack_probability >= self.threshold
@@ -71,9 +109,3 @@ class DetectionModel:
             "threshold": self.threshold,
             "classes": list(self.classes),
         }
-
-
-def _take_rows(flows: ColumnTable, rows: np.ndarray) -> ColumnTable:
-    if isinstance(flows, Mapping):
-        return {name: np.asarray(values)[rows] for name, values in flows.items()}
-    return flows.iloc[rows]

@@ -42,7 +42,11 @@ class ClassScaledClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        scaled = self.estimator_.predict_proba(X) * self.class_scale_
+        return self.rescale(self.estimator_.predict_proba(X))
+
+    def rescale(self, probabilities: np.ndarray) -> np.ndarray:
+        """The wrapped estimator's probabilities → this classifier's (scaled, renormalised)."""
+        scaled = probabilities * self.class_scale_
         total = scaled.sum(axis=1, keepdims=True)
         return np.divide(scaled, total, out=np.zeros_like(scaled), where=total > 0)
 

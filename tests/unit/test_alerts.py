@@ -28,8 +28,7 @@ def test_alert_contract_fields() -> None:
         attack_cat=np.array(["DoS", "Normal", "Exploits"], dtype=object),
         class_probabilities=np.array([[0.8, 0.15, 0.05], [np.nan] * 3, [0.1, 0.6, 0.3]]),
     )
-    sources = [("flows", 2, 10), ("flows", 2, 11), ("flows", 4, 7)]
-    out = alert_payloads(np.array([0, 2]), records, scores, CLASSES, sources, np.array([0, 1, 2]), "v9")
+    out = alert_payloads(np.array([0, 2]), records, scores, CLASSES, (["flows", "flows"], [2, 4], [10, 7]), "v9")
     assert [key for key, _ in out] == ["a", "c"]
     first, second = (json.loads(value) for _, value in out)
     assert first == {
@@ -38,5 +37,5 @@ def test_alert_contract_fields() -> None:
         "class_probabilities": {"DoS": 0.8, "Exploits": 0.15, "Normal": 0.05}, "srcip": "1.2.3.4", "sport": 80,
     }
     assert second["dstip"] == "5.6.7.8" and second["ts"] is None and second["source"]["partition"] == 4
-    verdicts = alert_payloads(np.array([1]), records, scores, CLASSES, sources, np.array([0, 1, 2]), "v9")
+    verdicts = alert_payloads(np.array([1]), records, scores, CLASSES, (["flows"], [2], [11]), "v9")
     assert json.loads(verdicts[0][1])["class_probabilities"] is None
