@@ -69,7 +69,8 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small real model (RandomForest pair) trained on synthetic flows; returns its version folder."""
+    """A small real model trained on synthetic flows; returns its version folder. Gradient boosting, the
+    family deployed on real data, so tests run the compiled scorer the detector runs."""
     from tests.fixtures import FAST_TRAINING, flows_with_identity, write_partitioned
     from training.train import run_training
 

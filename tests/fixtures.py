@@ -11,7 +11,7 @@ from producer.synthetic import synthetic_frame
 from training.config import TrainingConfig
 
 FAST_TRAINING = TrainingConfig(
-    seed=3, deploy_candidates=("rf",), min_rows_per_second=1.0, analysis_rows=1500, throughput_batch_rows=500,
+    seed=3, deploy_candidates=("hgb",), min_rows_per_second=1.0, analysis_rows=1500, throughput_batch_rows=500,
     rfe_feature_counts=(10, 20), search_iterations=2,
 )
 
