@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from operator import itemgetter
 from typing import Callable, Sequence
 
 import numpy as np
@@ -56,6 +57,7 @@ class Detector:
             "max.partition.fetch.bytes": 10_485_760,
             "statistics.interval.ms": 5000,
             "stats_cb": lambda stats: self.metrics.record_statistics(stats, config.topics.flows),
+            "on_commit": self._on_commit,
             **dict(config.kafka.librdkafka),
         })
         self.producer = Producer({
@@ -114,7 +116,7 @@ class Detector:
             scores = self._scorer.submit(self.model.score_features, self.model.features(decoded.columns))
         return InFlight(batch, messages, sources, decoded, scores, started)
 
-    def _finish(self, work: InFlight) -> bool:
+    def _finish(self, work: InFlight, wait_for_commit: bool = False) -> bool:
         """Dead letters and alerts out, flushed, then the batch's offsets committed. False if any
         delivery failed: nothing is committed and the caller rewinds."""
         self._delivery_failed = 0
@@ -144,13 +146,16 @@ class Detector:
             return False
         # The batch's own offsets, not position(): with a batch in flight the consumer has already
         # read past this one, and committing its position would skip flows not yet alerted.
-        self.consumer.commit(offsets=next_offsets(work.messages), asynchronous=False)
+        # Asynchronous while the loop runs: the order of outputs before offsets is already kept,
+        # waiting for the coordinator's answer would only idle the loop. A failure is logged and
+        # counted, and the next batch's commit covers the same partitions again.
+        self.consumer.commit(offsets=next_offsets(work.messages), asynchronous=not wait_for_commit)
         self._account(work, scores, alert_rows)
         return True
 
     def _finish_in_flight(self) -> None:
         work, self._in_flight = self._in_flight, None
-        if work is not None and not self._finish(work):
+        if work is not None and not self._finish(work, wait_for_commit=True):
             log.error("batch in flight not committed: this group reads it again")
 
     def stop(self) -> None:
@@ -202,8 +207,9 @@ class Detector:
             m.count_classifications(actual[known], scores.attack_cat[known])
             if len(alert_rows):
                 now = time.time()
-                created = np.fromiter((messages[decoded.valid[r]].timestamp()[1] for r in alert_rows.tolist()),
-                                      dtype=np.float64, count=len(alert_rows))
+                alerted = [messages[position] for position in decoded.valid[alert_rows].tolist()]
+                created = np.fromiter(map(itemgetter(1), map(Message.timestamp, alerted)), dtype=np.float64,
+                                      count=len(alerted))
                 observe_many(m.latency, np.maximum(now - created / 1000.0, 0.0))
         m.batch_records.observe(len(work.batch))
         m.batch_duration.observe(time.perf_counter() - work.started)
@@ -230,6 +236,11 @@ class Detector:
         if err is not None:
             self._delivery_failed += 1
             log.warning("delivery failed: %s", err.str())
+
+    def _on_commit(self, err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
+        if err is not None:
+            self.metrics.kafka_errors.labels(code=err.name()).inc()
+            log.warning("offset commit failed: %s", err.str())
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         self.metrics.kafka_errors.labels(code=err.name()).inc()
