@@ -70,6 +70,7 @@ class Detector:
         metrics.set_model(model_version)
         detector = config.detector
         model.use_threads(detector.model_threads)
+        model.warm_up()
         # One scorer thread: the compiled model walks its trees without the GIL, so a batch scores
         # while the loop reads, decodes and produces around it.
         self._scorer = ThreadPoolExecutor(1, thread_name_prefix="nids-scorer", initializer=threadpool_limits,

@@ -84,6 +84,10 @@ class CompiledBoosting:
         self.link = model._loss.predict_proba
         self.threads = max(1, threads)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nids-score") if self.threads > 1 else None
+        # Compile (or load from numba's cache) both array layouts the walk sees now, not on a live batch.
+        probe = np.zeros((2, self.n_features), dtype=np.float32)
+        self._walk(probe, np.zeros((2, len(self.baseline)), order="F"))
+        self._walk(probe[:1], np.zeros((2, len(self.baseline)), order="F")[:1])
 
     def raw_predict(self, matrix: np.ndarray) -> np.ndarray:
         if matrix.ndim != 2 or matrix.shape[1] != self.n_features:

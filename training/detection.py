@@ -82,6 +82,12 @@ class DetectionModel:
         self._threads = threads
         self.__dict__.pop("_compiled", None)
 
+    def warm_up(self) -> None:
+        """Build and run the compiled scoring once, so the first real batch pays no start-up cost."""
+        width = len(self.label_pipeline[0].features)
+        cat_width = len(self.attack_cat_pipeline[0].features)
+        self.score_features(Features(np.zeros((1, width), np.float32), np.zeros((1, cat_width), np.float32)))
+
     def _probability_functions(self) -> tuple[ProbabilityFunction, ProbabilityFunction]:
         # Built on first use and never pickled: the artifact holds only sklearn objects.
         compiled = self.__dict__.get("_compiled")
