@@ -85,7 +85,7 @@ def replay_command(args: argparse.Namespace) -> int:
         summary = replay(chunks, producer, config.topics.flows, limit=settings.limit, rate=settings.rate,
                          speedup=settings.speedup, running=lambda: state["running"], on_progress=show)
     print(f"nids-replay: produced {summary.produced:,} flows to {config.topics.flows} in {summary.seconds:.1f} s "
-          f"({summary.rate:,.0f} flows/s); delivered {summary.delivered:,}, failed {summary.failed:,}"
+          f"({summary.rate:,.0f} flows/s) after {summary.startup_seconds:.1f} s reading; delivered {summary.delivered:,}, failed {summary.failed:,}"
           + (f"; first error: {summary.first_error}" if summary.first_error else ""))
     return EXIT_FAILURE if summary.failed else EXIT_OK
 

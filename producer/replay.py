@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, Producer
 
 from nids_common.errors import NidsError
 from producer.config import ProducerConfig
-from producer.encode import encode_chunk
+from producer.encode import encode_chunk, wire_columns
 from producer.synthetic import synthetic_frame
 from training.data import iter_flows
 
@@ -33,7 +33,8 @@ class ReplaySummary:
     produced: int = 0
     delivered: int = 0
     failed: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # from the first flow read to the final flush
+    startup_seconds: float = 0.0  # before it: the first chunk's read and parse
     first_error: str | None = None
 
     @property
@@ -143,12 +144,17 @@ def replay(chunks: Iterable[pd.DataFrame], producer: Producer, topic: str, *, li
 
     try:
         for chunk in chunks:
+            if not summary.produced:
+                # The rate is the stream's: the clock restarts once the first chunk is parsed.
+                summary.startup_seconds = time.monotonic() - started
+                started = time.monotonic()
             if not running() or (limit and summary.produced >= limit):
                 break
             if limit:
                 chunk = chunk.iloc[: limit - summary.produced]
             count = len(chunk)
             ids = np.char.add(f"{run_id}-", np.arange(summary.produced, summary.produced + count).astype(str))
+            columns = wire_columns(chunk)
             has_event_time = "stime" in chunk.columns
             event_times = chunk["stime"].to_numpy(dtype=float) if has_event_time else None
             # Encode a slice at a time between pacing checks: encoding a whole chunk up front would
@@ -157,7 +163,8 @@ def replay(chunks: Iterable[pd.DataFrame], producer: Producer, topic: str, *, li
                 stop = min(start + ENCODE_ROWS, count)
                 # Without Stime (the partitioned files, synthetic flows) the event time is the send time.
                 times = event_times[start:stop] if has_event_time else np.full(stop - start, time.time())
-                payloads = encode_chunk(chunk.iloc[start:stop], ids[start:stop], times)
+                payloads = encode_chunk({name: values[start:stop] for name, values in columns.items()},
+                                        ids[start:stop], times)
                 keys = ids[start:stop].tolist()
                 for offset in range(0, stop - start, PACING_STEP):
                     if not running():

@@ -96,3 +96,23 @@ def test_ground_truth_from_attack_cat_or_label() -> None:
     actual, known = ground_truth(records)
     assert list(actual) == ["DoS", "Normal", "", "", ""]
     assert list(known) == [True, True, False, False, False]
+
+
+def test_identity_and_truth_keep_their_json_types_in_sliced_encoding() -> None:
+    import pandas as pd
+
+    from producer.encode import wire_columns
+
+    frame = synthetic_frame(3, seed=5)
+    frame["srcip"] = ["10.0.0.1", None, "10.0.0.3"]
+    frame["sport"] = pd.array([80, None, 443], dtype="Int64")  # a '-' port in the raw files
+    frame["label"] = [0, 1, 1]
+    ids, times = np.array(["a", "b", "c"]), np.zeros(3)
+    whole = encode_chunk(frame, ids, times)
+    columns = wire_columns(frame)
+    sliced = encode_chunk({k: v[:2] for k, v in columns.items()}, ids[:2], times[:2]) + \
+        encode_chunk({k: v[2:] for k, v in columns.items()}, ids[2:], times[2:])
+    assert sliced == whole
+    first, second = orjson.loads(whole[0]), orjson.loads(whole[1])
+    assert (first["srcip"], first["sport"], first["label"]) == ("10.0.0.1", 80, 0)
+    assert (second["srcip"], second["sport"], second["label"]) == (None, None, 1)
