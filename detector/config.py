@@ -13,7 +13,7 @@ DEFAULT_PATH = Path("config/detector.yaml")
 class DetectorSettings:
     group_id: str = "nids-detector"
     model: Path = Path("models/latest")
-    max_records: int = 10_000
+    max_records: int = 20_000
     max_wait_ms: int = 20
     max_message_bytes: int = 65_536
     emit_verdicts: bool = False
