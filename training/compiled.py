@@ -141,18 +141,23 @@ def distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     words = rows.view(np.uint8).reshape(rows.shape[0], -1)
     if words.shape[1] % 4 == 0:
         words = words.view(np.uint32)
-    return _distinct_rows(words)
+    return _group_rows(words, _row_hashes(words))
 
 
 @numba.njit(nogil=True, cache=True)
-def _distinct_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    n, width = words.shape
-    hashes = np.empty(n, dtype=np.uint64)
-    for row in range(n):
-        h = np.uint64(14695981039346656037)  # FNV-1a over the row's words; collisions are checked below
-        for j in range(width):
+def _row_hashes(words: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    hashes = np.empty(words.shape[0], dtype=np.uint64)
+    for row in range(words.shape[0]):
+        h = np.uint64(14695981039346656037)  # FNV-1a over the row's words; equal hashes are compared
+        for j in range(words.shape[1]):
             h = (h ^ np.uint64(words[row, j])) * np.uint64(1099511628211)
         hashes[row] = h
+    return hashes
+
+
+@numba.njit(nogil=True, cache=True)
+def _group_rows(words: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    n, width = words.shape
     order = np.argsort(hashes, kind="mergesort")  # stable: a group's first row is its earliest
     inverse = np.empty(n, dtype=np.intp)
     first = np.empty(n, dtype=np.intp)

@@ -67,6 +67,16 @@ def test_distinct_rows_rebuild_the_matrix() -> None:
     assert empty_first.size == 0 and empty_inverse.size == 0
 
 
+def test_rows_whose_hashes_collide_are_still_told_apart() -> None:
+    from training.compiled import _group_rows
+
+    rng = np.random.default_rng(8)
+    words = rng.integers(0, 3, size=(500, 4)).astype(np.uint32)  # 81 possible rows, many repeats
+    first, inverse = _group_rows(words, np.zeros(len(words), dtype=np.uint64))  # every hash equal
+    assert np.array_equal(words[first][inverse], words)
+    assert len(first) == len({row.tobytes() for row in words})
+
+
 def test_detection_model_scores_repeats_like_the_pipelines(trained_model: Path) -> None:
     from tests.fixtures import flows_with_identity
 
