@@ -8,5 +8,9 @@ COPY producer ./producer
 COPY detector ./detector
 COPY training ./training
 COPY config ./config
-RUN pip install --no-cache-dir .
+# numba caches the compiled scorer here: filled at build time, writable by the runtime user.
+ENV NUMBA_CACHE_DIR=/var/cache/numba
+RUN pip install --no-cache-dir . \
+ && python -c "from training.compiled import precompile; precompile()" \
+ && chown -R 65534:65534 /var/cache/numba
 USER 65534:65534
