@@ -107,11 +107,13 @@ class Detector:
     def _begin(self, batch: list[Message]) -> InFlight | None:
         """Decode a consumed batch and hand its valid flows to the scorer thread."""
         started = time.perf_counter()
-        messages = [m for m in batch if not self._is_error(m)]
+        # Errors (partition EOF, broker trouble) are rare: one C-level pass tells whether to look.
+        has_errors = any(map(Message.error, batch))
+        messages = [m for m in batch if not self._is_error(m)] if has_errors else batch
         if not messages:
             return None
         sources = MessageSources(messages)
-        decoded = decode_batch([m.value() for m in messages], sources, self.config.detector.max_message_bytes)
+        decoded = decode_batch(list(map(Message.value, messages)), sources, self.config.detector.max_message_bytes)
         scores = None
         if len(decoded.valid):
             scores = self._scorer.submit(self.model.score_features, self.model.features(decoded.columns))
