@@ -101,6 +101,9 @@ class Detector:
                     self._status.show(self.counts, self.metrics)
             self._finish_in_flight()
         finally:
+            # After an error the batch in flight is dropped uncommitted (the group reads it again),
+            # not finished from the revoke callback that close() triggers.
+            self._in_flight = None
             self.close()
         return self.counts
 

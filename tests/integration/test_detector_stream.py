@@ -227,3 +227,42 @@ def test_a_failed_delivery_rewinds_and_nothing_is_lost(kafka_bootstrap: str, uni
     finally:
         reader.close()
     assert committed == ends
+
+
+def test_a_scoring_error_stops_the_detector_and_loses_nothing(kafka_bootstrap: str, unique_name: str,
+                                                              trained_model: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from detector.metrics import DetectorMetrics
+
+    topics = make_topics(kafka_bootstrap, unique_name)
+    flows = replay_synthetic(kafka_bootstrap, topics.flows, 1200, seed=91, run_id="se")
+    # Full batches of 100: one is scoring on the scorer thread while the next is read.
+    config = detector_config(kafka_bootstrap, topics, unique_name, trained_model, max_records=100)
+    model, manifest = load_model(trained_model)
+    broken = Detector(config, model, manifest["version"], DetectorMetrics(CollectorRegistry()))
+    calls = {"n": 0}
+    real_score = model.score_features
+
+    def score_then_fail(features):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("scorer broke")
+        return real_score(features)
+
+    model.score_features = score_then_fail  # type: ignore[method-assign]
+    try:
+        broken.run()
+        raise AssertionError("the scorer's error did not stop the detector")
+    except RuntimeError as exc:
+        assert str(exc) == "scorer broke"
+    assert broken.counts.scored < 1200
+    # The group resumes from the last batch that was finished: every attack is alerted in the end.
+    running = RunningDetector(config)
+    try:
+        assert running.wait_for(lambda: broken.counts.scored + running.value("nids_flows_scored_total") >= 1200, 60)
+    finally:
+        running.stop()
+    expected = set(flows["flow_id"][load_model(trained_model)[0].score(flows).is_attack])
+    alerts = read_topic(kafka_bootstrap, topics.alerts, expected=len(expected))
+    assert {m.key().decode() for m in alerts} == expected
