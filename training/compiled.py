@@ -1,9 +1,9 @@
 """Compiled scoring: a fitted HistGradientBoosting model's trees walked in one native, GIL-free call.
 
 scikit-learn predicts a boosted ensemble one tree at a time from Python (a call, an allocation and a
-pass over the whole batch per tree: 500 of them for the deployed pair), after copying the float32
-matrix to float64. Here all trees are flattened into a few arrays and walked row by row in one
-numba-compiled loop, so a row's 42 features stay in L1 and the trees (a few hundred kB) in L2.
+pass over the batch per tree: 500 of them for the deployed pair), after copying the float32 matrix to
+float64, taking the GIL back between trees. Here all trees are flattened into a few arrays and walked
+in one numba-compiled call that never holds the GIL, so another thread decodes and produces meanwhile.
 
 The result is bit-identical to `predict_proba`: each class's raw score starts at the same baseline
 and adds the same leaf values in the same order, and the link function is the model's own.
@@ -20,7 +20,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from training.reweighting import ClassScaledClassifier
 
 ProbabilityFunction = Callable[[np.ndarray], np.ndarray]
-
 
 
 def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
