@@ -1,13 +1,13 @@
 """Flow chunks → one JSON object per flow, the wire contract of the `nids.flows` topic."""
 from __future__ import annotations
 
-import itertools
 from typing import Mapping
 
 import numpy as np
 import orjson
 import pandas as pd
 
+from nids_common.json_columns import json_each, json_numbers, json_objects
 from nids_common.schema import ATTACK_CAT, FEATURES, IDENTITY_FIELDS, LABEL, NUMERIC_FEATURES
 
 OPTIONAL_FIELDS = (*IDENTITY_FIELDS, LABEL, ATTACK_CAT)
@@ -16,29 +16,24 @@ OPTIONAL_FIELDS = (*IDENTITY_FIELDS, LABEL, ATTACK_CAT)
 def encode_chunk(flows: pd.DataFrame | Mapping[str, np.ndarray], flow_ids: np.ndarray, event_times: np.ndarray) -> list[bytes]:
     """JSON bytes per row: flow_id, ts, the 42 features, and identity and ground-truth fields when present.
 
-    Built column by column: orjson serialises each numeric column in one call (shortest round-trip
-    float text, NaN as null, which the detector dead-letters), then each row is one bytes.join.
-    A per-row dict would cost several times more. `flows` is a DataFrame or what `wire_columns`
+    Built column by column (nids_common.json_columns); numbers as their shortest round-trip text,
+    NaN as null, which the detector dead-letters. `flows` is a DataFrame or what `wire_columns`
     made of one: a replay takes a chunk's columns once and encodes slices of them.
     """
     columns = wire_columns(flows) if isinstance(flows, pd.DataFrame) else flows
-    pieces: list[tuple[bytes, list[bytes]]] = [
+    fields: list[tuple[str, list[bytes]]] = [
         # Our flow ids ('<run>-<n>') hold no comma, so one orjson call serves the whole column.
-        (b"flow_id", orjson.dumps(np.asarray(flow_ids, dtype=str).tolist())[1:-1].split(b",") if len(flow_ids) else []),
-        (b"ts", _numbers(np.asarray(event_times, dtype=np.float64))),
+        ("flow_id", orjson.dumps(np.asarray(flow_ids, dtype=str).tolist())[1:-1].split(b",") if len(flow_ids) else []),
+        ("ts", json_numbers(np.asarray(event_times, dtype=np.float64))),
     ]
     for name in FEATURES:
         values = columns[name]
-        pieces.append((name.encode(), _numbers(values) if name in NUMERIC_FEATURES else _texts(values)))
+        fields.append((name, json_numbers(values) if name in NUMERIC_FEATURES else json_each(values.tolist(), _text)))
     for name in OPTIONAL_FIELDS:
         if name in columns:
-            pieces.append((name.encode(), _any(columns[name])))
-    parts = []
-    for position, (key, values) in enumerate(pieces):
-        parts.append(itertools.repeat((b"{" if position == 0 else b",") + b'"' + key + b'":'))
-        parts.append(values)
-    parts.append(itertools.repeat(b"}"))
-    return [b"".join(row) for row in zip(*parts)]
+            values = columns[name]
+            fields.append((name, json_each(values.tolist()) if values.dtype == object else json_numbers(values)))
+    return json_objects(fields)
 
 
 def wire_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -64,22 +59,6 @@ def _optional(values: pd.Series) -> np.ndarray:
     return np.array([None if pd.isna(v) else v.item() for v in values], dtype=object)
 
 
-def _numbers(values: np.ndarray) -> list[bytes]:
-    if not len(values):
-        return []
-    return orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
-
-
-def _texts(values: np.ndarray) -> list[bytes]:
-    """Few distinct values (proto, service, state, attack_cat): serialise each once, then look up."""
-    items = values.tolist()
-    encoded = {v: orjson.dumps(v if type(v) is str else None) for v in set(items)}
-    return [encoded[v] for v in items]
-
-
-def _any(values: np.ndarray) -> list[bytes]:
-    if values.dtype != object:
-        return _numbers(values)
-    items = values.tolist()
-    encoded = {v: orjson.dumps(v) for v in set(items)}
-    return [encoded[v] for v in items]
+def _text(value: object) -> bytes:
+    """A category; anything but a string (a missing value) is null."""
+    return orjson.dumps(value if type(value) is str else None)
