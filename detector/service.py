@@ -22,7 +22,7 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from threadpoolctl import threadpool_limits
 
-from detector.alerts import alert_payloads, dead_letter_headers
+from detector.alerts import Origin, alert_payloads, dead_letter_headers
 from detector.config import DetectorConfig
 from detector.decode import DecodedBatch, decode_batch, ground_truth
 from detector.metrics import DetectorMetrics, observe_many
@@ -115,12 +115,12 @@ class Detector:
         messages = [m for m in batch if not self._is_error(m)] if has_errors else batch
         if not messages:
             return None
-        sources = MessageSources(messages)
-        decoded = decode_batch(list(map(Message.value, messages)), sources, self.config.detector.max_message_bytes)
+        decoded = decode_batch(list(map(Message.value, messages)), MessageSources(messages),
+                               self.config.detector.max_message_bytes)
         scores = None
         if len(decoded.valid):
             scores = self._scorer.submit(self.model.score_features, self.model.features(decoded.columns))
-        return InFlight(batch, messages, sources, decoded, scores, started)
+        return InFlight(batch, messages, decoded, scores, started)
 
     def _finish(self, work: InFlight, wait_for_commit: bool = False) -> bool:
         """Dead letters and alerts out, flushed, then the batch's offsets committed. False if any
@@ -132,16 +132,18 @@ class Detector:
             self.producer.produce(self.config.topics.dead_letter, key=message.key(), value=message.value(),
                                   headers=dead_letter_headers(error), on_delivery=self._on_delivery)
         alert_rows = np.empty(0, dtype=np.int64)
+        alerted: list[Message] = []
         scores = work.scores.result() if work.scores is not None else None
         if scores is not None:
             alert_rows = np.flatnonzero(scores.is_attack)
+            alerted = [work.messages[position] for position in decoded.valid[alert_rows].tolist()]
             self._produce(self.config.topics.alerts, alert_payloads(
-                alert_rows, decoded.records, scores, self.model.classes, work.sources.columns(decoded.valid[alert_rows]),
-                self.model_version))
+                alert_rows, decoded.records, scores, self.model.classes, origin(alerted), self.model_version))
             if self.config.detector.emit_verdicts:
+                scored = [work.messages[position] for position in decoded.valid.tolist()]
                 self._produce(self.config.topics.verdicts, alert_payloads(
-                    np.arange(len(decoded.valid)), decoded.records, scores, self.model.classes,
-                    work.sources.columns(decoded.valid), self.model_version, include_probabilities=False))
+                    np.arange(len(decoded.valid)), decoded.records, scores, self.model.classes, origin(scored),
+                    self.model_version, include_probabilities=False))
         # Kafka semantics: the offsets may be committed only once everything the batch produced is
         # acknowledged; flush() returning > 0 or a failed delivery report means it was not.
         remaining = self.producer.flush(30)
@@ -156,7 +158,7 @@ class Detector:
         # waiting for the coordinator's answer would only idle the loop. A failure is logged and
         # counted, and the next batch's commit covers the same partitions again.
         self.consumer.commit(offsets=next_offsets(work.messages), asynchronous=not wait_for_commit)
-        self._account(work, scores, alert_rows)
+        self._account(work, scores, alert_rows, alerted)
         return True
 
     def _finish_in_flight(self) -> None:
@@ -196,7 +198,7 @@ class Detector:
                     except BufferError:
                         pass
 
-    def _account(self, work: InFlight, scores: Scores | None, alert_rows: np.ndarray) -> None:
+    def _account(self, work: InFlight, scores: Scores | None, alert_rows: np.ndarray, alerted: list[Message]) -> None:
         m, c = self.metrics, self.counts
         messages, decoded = work.messages, work.decoded
         c.consumed += len(messages)
@@ -211,9 +213,8 @@ class Detector:
             m.count_alerts(scores.attack_cat[alert_rows])
             actual, known = ground_truth(decoded.records)
             m.count_classifications(actual[known], scores.attack_cat[known])
-            if len(alert_rows):
+            if alerted:
                 now = time.time()
-                alerted = [messages[position] for position in decoded.valid[alert_rows].tolist()]
                 created = np.fromiter(map(itemgetter(1), map(Message.timestamp, alerted)), dtype=np.float64,
                                       count=len(alerted))
                 observe_many(m.latency, np.maximum(now - created / 1000.0, 0.0))
@@ -272,7 +273,6 @@ class InFlight:
 
     batch: list[Message]  # as consumed, errors included (for the batch-size histogram)
     messages: list[Message]
-    sources: "MessageSources"
     decoded: DecodedBatch
     scores: Future[Scores] | None  # None when no message of the batch was valid
     started: float
@@ -286,6 +286,11 @@ def next_offsets(messages: list[Message]) -> list[TopicPartition]:
         last[key] = position
     return [TopicPartition(topic, partition, messages[position].offset() + 1)
             for (topic, partition), position in last.items()]
+
+
+def origin(messages: list[Message]) -> Origin:
+    """Topics, partitions and offsets of `messages`, read in C-level passes."""
+    return list(map(Message.topic, messages)), list(map(Message.partition, messages)), list(map(Message.offset, messages))
 
 
 class MessageSources(Sequence[tuple[str, int, int]]):
@@ -302,10 +307,6 @@ class MessageSources(Sequence[tuple[str, int, int]]):
         message = self.messages[position]
         return message.topic(), message.partition(), message.offset()
 
-    def columns(self, positions: np.ndarray) -> tuple[list[str], list[int], list[int]]:
-        """Topics, partitions and offsets of the messages at `positions`, read in C-level passes."""
-        picked = [self.messages[position] for position in positions.tolist()]
-        return list(map(Message.topic, picked)), list(map(Message.partition, picked)), list(map(Message.offset, picked))
 
 
 class StatusLine:

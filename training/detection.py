@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -35,6 +35,10 @@ class DetectionModel:
     label_pipeline: Pipeline
     attack_cat_pipeline: Pipeline
     threshold: float = 0.5
+    # Scoring state, set on use and never pickled (the artifact holds only sklearn objects); these
+    # class-level defaults serve a fresh or unpickled model.
+    _threads: ClassVar[int] = 1
+    _compiled: ClassVar[tuple[ProbabilityFunction, ProbabilityFunction] | None] = None
 
     def __post_init__(self) -> None:
         self.classes = tuple(str(c) for c in self.attack_cat_pipeline.classes_)
@@ -46,6 +50,9 @@ class DetectionModel:
             tuple(label_pre.features) == tuple(cat_pre.features) and label_pre.scale == cat_pre.scale
             and label_pre.vocabularies_ == cat_pre.vocabularies_ and label_pre.medians_ == cat_pre.medians_
         )
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_compiled", "_threads")}
 
     def score(self, flows: ColumnTable) -> Scores:
         return self.score_features(self.features(flows))
@@ -63,8 +70,9 @@ class DetectionModel:
         (a third of UNSW-NB15's rows are repeats), and a row's score depends on nothing else."""
         key = features.label if features.label is features.attack_cat else np.hstack([features.label, features.attack_cat])
         first, inverse = distinct_rows(key)
-        attack_probability, class_probabilities = self._cascade(features.label[first], features.attack_cat[first])
-        return self.decide(attack_probability[inverse], class_probabilities[inverse])
+        distinct = self.decide(*self._cascade(features.label[first], features.attack_cat[first]))
+        return Scores(distinct.attack_probability[inverse], distinct.is_attack[inverse], distinct.attack_cat[inverse],
+                      distinct.class_probabilities[inverse])
 
     def _cascade(self, label_matrix: np.ndarray, attack_cat_matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The attack_cat pipeline runs only on the rows the label pipeline calls attacks, since a
@@ -80,25 +88,19 @@ class DetectionModel:
     def use_threads(self, threads: int) -> None:
         """Score each batch on up to `threads` cores (compiled models split their rows)."""
         self._threads = threads
-        self.__dict__.pop("_compiled", None)
+        self._compiled = None
 
     def warm_up(self) -> None:
         """Build and run the compiled scoring once, so the first real batch pays no start-up cost."""
-        width = len(self.label_pipeline[0].features)
-        cat_width = len(self.attack_cat_pipeline[0].features)
-        self.score_features(Features(np.zeros((1, width), np.float32), np.zeros((1, cat_width), np.float32)))
+        label = np.zeros((1, len(self.label_pipeline[0].features)), np.float32)
+        cat = label if self._shared_matrix else np.zeros((1, len(self.attack_cat_pipeline[0].features)), np.float32)
+        self.score_features(Features(label, cat))
 
     def _probability_functions(self) -> tuple[ProbabilityFunction, ProbabilityFunction]:
-        # Built on first use and never pickled: the artifact holds only sklearn objects.
-        compiled = self.__dict__.get("_compiled")
-        if compiled is None:
-            threads = self.__dict__.get("_threads", 1)
-            compiled = self._compiled = (probability_function(self.label_pipeline[-1], threads),
-                                         probability_function(self.attack_cat_pipeline[-1], threads))
-        return compiled
-
-    def __getstate__(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_compiled", "_threads")}
+        if self._compiled is None:
+            self._compiled = (probability_function(self.label_pipeline[-1], self._threads),
+                              probability_function(self.attack_cat_pipeline[-1], self._threads))
+        return self._compiled
 
     def decide(self, attack_probability: np.ndarray, class_probabilities: np.ndarray) -> Scores:
         is_attack = attack_probability >= self.threshold
