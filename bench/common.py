@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -55,6 +56,16 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def replay_source_args() -> list[str]:
-    """nids-replay arguments for the benchmark source: the dev file, looped, or synthetic flows."""
-    return ["--data", str(DEV_DATA), "--loop"] if DEV_DATA.exists() else ["--synthetic", "--loop"]
+def replay_command(topic: str, *options: str) -> list[str]:
+    """nids-replay as a user runs it, on the benchmark source: the dev file, looped, or synthetic flows."""
+    source = ["--data", str(DEV_DATA), "--loop"] if DEV_DATA.exists() else ["--synthetic", "--loop"]
+    return [sys.executable, "-m", "producer.cli", *source, *options, "--topic", topic]
+
+
+def start_detector(bootstrap: str, topics: dict[str, str], group: str, port: int) -> subprocess.Popen:
+    """nids-detect as a user runs it, in its own process, on the benchmark's topics and `group`."""
+    env = {**os.environ, "NIDS_KAFKA_BOOTSTRAP": bootstrap, "NIDS_TOPICS_FLOWS": topics["flows"],
+           "NIDS_TOPICS_ALERTS": topics["alerts"], "NIDS_TOPICS_DEAD_LETTER": topics["dead_letter"]}
+    return subprocess.Popen([sys.executable, "-m", "detector.cli", "--model", str(model_path()), "--group", group,
+                             "--metrics-port", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)

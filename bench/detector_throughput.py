@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -25,7 +23,7 @@ import pandas as pd
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from bench.common import REPO, ensure_broker, flows_frame, fresh_topics, model_path, replay_source_args
+from bench.common import REPO, ensure_broker, flows_frame, fresh_topics, model_path, replay_command, start_detector
 from detector.config import load as load_detector_config
 from detector.metrics import DetectorMetrics
 from detector.service import Detector
@@ -94,11 +92,7 @@ def run_detector_processes(bootstrap: str, topics: dict[str, str], target: int, 
     """N real nids-detect processes in a fresh group; rate from their summed consumed counters."""
     group = f"bench-group-{time.monotonic_ns()}"
     ports = [9181 + i for i in range(processes)]
-    env = {**os.environ, "NIDS_KAFKA_BOOTSTRAP": bootstrap, "NIDS_TOPICS_FLOWS": topics["flows"],
-           "NIDS_TOPICS_ALERTS": topics["alerts"], "NIDS_TOPICS_DEAD_LETTER": topics["dead_letter"]}
-    children = [subprocess.Popen([sys.executable, "-m", "detector.cli", "--model", str(model_path()), "--group", group,
-                                  "--metrics-port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                for port in ports]
+    children = [start_detector(bootstrap, topics, group, port) for port in ports]
     try:
         first, consumed = None, 0.0
         deadline = time.monotonic() + 300
@@ -153,9 +147,8 @@ def main() -> None:
     print(f"two nids-detect processes in one group (same topic): {group_rate:10,.0f} flows/s together")
 
     concurrent_topics = fresh_topics("concurrent")
-    replay_process = subprocess.Popen(
-        [sys.executable, "-m", "producer.cli", *replay_source_args(), "--limit", str(args.flows), "--topic", concurrent_topics["flows"]],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    replay_process = subprocess.Popen(replay_command(concurrent_topics["flows"], "--limit", str(args.flows)), cwd=REPO,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     concurrent_rate = run_batch_detector(bootstrap, concurrent_topics, args.flows)
     replay_line = replay_process.communicate(timeout=120)[0].strip()
     print(f"concurrent (nids-replay in another process): detector {concurrent_rate:,.0f} flows/s; {replay_line}")

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import time
 
 import numpy as np
 import orjson
 from confluent_kafka import Consumer
 
-from bench.common import REPO, ensure_broker, fresh_topics, model_path, replay_source_args
+from bench.common import REPO, ensure_broker, fresh_topics, replay_command, start_detector
 
 
 def read_all(bootstrap: str, topic: str) -> list:
@@ -33,14 +32,6 @@ def read_all(bootstrap: str, topic: str) -> list:
     return out
 
 
-def start_detector(bootstrap: str, topics: dict[str, str], group: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "NIDS_KAFKA_BOOTSTRAP": bootstrap, "NIDS_TOPICS_FLOWS": topics["flows"],
-           "NIDS_TOPICS_ALERTS": topics["alerts"], "NIDS_TOPICS_DEAD_LETTER": topics["dead_letter"]}
-    return subprocess.Popen([sys.executable, "-m", "detector.cli", "--model", str(model_path()), "--group", group,
-                             "--metrics-port", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=10_000)
@@ -51,8 +42,8 @@ def main() -> None:
     detector = start_detector(bootstrap, topics, f"bench-latency-{time.monotonic_ns()}", 9191)
     time.sleep(4)  # model load and group join before traffic starts
     flows = int(args.rate * args.seconds)
-    replay = subprocess.run([sys.executable, "-m", "producer.cli", *replay_source_args(), "--rate", str(args.rate),
-                             "--limit", str(flows), "--topic", topics["flows"]], capture_output=True, text=True, cwd=REPO)
+    replay = subprocess.run(replay_command(topics["flows"], "--rate", str(args.rate), "--limit", str(flows)),
+                            capture_output=True, text=True, cwd=REPO)
     print(replay.stdout.strip())
     time.sleep(3)
     detector.terminate()

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 
 import numpy as np
 
-from bench.common import REPO, ensure_broker, fresh_topics, replay_source_args, rss_bytes
-from bench.latency import start_detector
+from bench.common import REPO, ensure_broker, fresh_topics, replay_command, rss_bytes, start_detector
 
 
 def main() -> None:
@@ -28,8 +26,7 @@ def main() -> None:
     topics = fresh_topics("memory")
     detector = start_detector(bootstrap, topics, f"bench-memory-{time.monotonic_ns()}", 9192)
     time.sleep(4)
-    replay = subprocess.Popen([sys.executable, "-m", "producer.cli", *replay_source_args(), "--rate", str(args.rate),
-                               "--limit", str(int(args.rate * args.seconds)), "--topic", topics["flows"]],
+    replay = subprocess.Popen(replay_command(topics["flows"], "--rate", str(args.rate), "--limit", str(int(args.rate * args.seconds))),
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     samples = []
     started = time.monotonic()

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 
 import numpy as np
 
-from bench.common import REPO, ensure_broker, flows_frame, fresh_topics, replay_source_args
+from bench.common import REPO, ensure_broker, flows_frame, fresh_topics, replay_command
 from producer.encode import encode_chunk
 
 
@@ -28,8 +27,8 @@ def main() -> None:
     encode_chunk(frame, ids, np.zeros(len(frame)))
     print(f"encoder alone: {len(frame) / (time.perf_counter() - started):,.0f} flows/s ({source})")
     topics = fresh_topics("producer")
-    result = subprocess.run([sys.executable, "-m", "producer.cli", *replay_source_args(), "--limit", str(args.flows),
-                             "--topic", topics["flows"]], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(replay_command(topics["flows"], "--limit", str(args.flows)), capture_output=True, text=True,
+                            cwd=REPO)
     print(result.stdout.strip() or result.stderr.strip()[-500:])
 
 
