@@ -47,16 +47,22 @@ def file_chunks(paths: Sequence[str | os.PathLike[str]], chunk_rows: int, loop: 
     """Cleaned chunks of the files; with `loop`, again and again. Files that fit in `cache_rows` are
     read and cleaned once: re-reading them each pass would pause the stream for the parse."""
     rng = np.random.default_rng(seed)
+
+    def read() -> Iterator[pd.DataFrame]:
+        return (chunk for path in paths for chunk in iter_flows(path, chunk_rows))
+
+    def arranged(chunk: pd.DataFrame) -> pd.DataFrame:
+        # Shuffling is within a chunk: a stream cannot reorder what it has not read yet.
+        return chunk.iloc[rng.permutation(len(chunk))] if shuffle else chunk
+
     cached: list[pd.DataFrame] | None = [] if loop else None
-    for chunk in (chunk for path in paths for chunk in iter_flows(path, chunk_rows)):
+    for chunk in read():
         if cached is not None:
             cached = cached + [chunk] if sum(map(len, cached)) + len(chunk) <= cache_rows else None
-        # Shuffling is within a chunk: a stream cannot reorder what it has not read yet.
-        yield chunk.iloc[rng.permutation(len(chunk))] if shuffle else chunk
+        yield arranged(chunk)
     while loop:
-        source = iter(cached) if cached is not None else (c for path in paths for c in iter_flows(path, chunk_rows))
-        for chunk in source:
-            yield chunk.iloc[rng.permutation(len(chunk))] if shuffle else chunk
+        for chunk in cached if cached is not None else read():
+            yield arranged(chunk)
 
 
 def read_ahead(chunks: Iterable[pd.DataFrame], depth: int = 2) -> Iterator[pd.DataFrame]:
