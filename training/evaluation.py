@@ -22,23 +22,35 @@ def stratify_or_none(y: np.ndarray) -> np.ndarray | None:
     return y if counts.min() >= 2 else None
 
 
-def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray) -> dict[str, Any]:
-    classes = class_order(list(np.unique(y_cat)) + list(np.unique(pred_cat)))
-    precision, recall, f1, support = precision_recall_fscore_support(y_cat, pred_cat, labels=classes, zero_division=0)
+def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix of one target."""
+    classes = class_order(list(np.unique(truth)) + list(np.unique(predicted)))
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=classes, zero_division=0)
     present = [c for c, s in zip(classes, support) if s > 0]
     return {
-        "rows": int(len(y_label)),
-        "label_accuracy": float(accuracy_score(y_label, pred_label)),
-        "label_f1": float(f1_score(y_label, pred_label, zero_division=0)),
-        "attack_cat_accuracy": float(accuracy_score(y_cat, pred_cat)),
+        "accuracy": float(accuracy_score(truth, predicted)),
         # Macro-F1 over the classes that occur in the truth, as classification_report computes it.
-        "attack_cat_macro_f1": float(f1_score(y_cat, pred_cat, labels=present, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
         "per_class": {
             c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for c, p, r, f, s in zip(classes, precision, recall, f1, support)
         },
         "classes": classes,
-        "confusion_matrix": confusion_matrix(y_cat, pred_cat, labels=classes).tolist(),
+        "confusion_matrix": confusion_matrix(truth, predicted, labels=classes).tolist(),
+    }
+
+
+def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray) -> dict[str, Any]:
+    attack_cat = class_metrics(y_cat, pred_cat)
+    return {
+        "rows": int(len(y_label)),
+        "label_accuracy": float(accuracy_score(y_label, pred_label)),
+        "label_f1": float(f1_score(y_label, pred_label, zero_division=0)),
+        "attack_cat_accuracy": attack_cat["accuracy"],
+        "attack_cat_macro_f1": attack_cat["macro_f1"],
+        "per_class": attack_cat["per_class"],
+        "classes": attack_cat["classes"],
+        "confusion_matrix": attack_cat["confusion_matrix"],
     }
 
 

@@ -10,7 +10,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
@@ -22,7 +21,7 @@ from training.analysis import analyse
 from training.config import TrainingConfig
 from training.data import load_flows
 from training.detection import DetectionModel
-from training.evaluation import class_order, evaluate, rows_per_second, stratify_or_none
+from training.evaluation import class_metrics, evaluate, rows_per_second, stratify_or_none
 from training.models import (
     DEFAULT_PARAMS, FAMILY_NAMES, build_pipeline, class_sample_weight, sample_params, supports_sample_weight,
 )
@@ -67,18 +66,8 @@ def split(frame: pd.DataFrame, config: TrainingConfig) -> tuple[pd.DataFrame, pd
 
 
 def target_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    classes = [str(c) for c in class_order([str(v) for v in np.unique(np.concatenate([y_true, y_pred]))])]
-    truth, pred = y_true.astype(str), y_pred.astype(str)
-    precision, recall, f1, support = precision_recall_fscore_support(truth, pred, labels=classes, zero_division=0)
-    present = [c for c, s in zip(classes, support) if s > 0]
-    return {
-        "accuracy": float(accuracy_score(truth, pred)),
-        "macro_f1": float(f1_score(truth, pred, labels=present, average="macro", zero_division=0)),
-        "per_class": {c: {"precision": float(p), "recall": float(r), "f1": float(v), "support": int(s)}
-                      for c, p, r, v, s in zip(classes, precision, recall, f1, support)},
-        "classes": classes,
-        "confusion_matrix": confusion_matrix(truth, pred, labels=classes).tolist(),
-    }
+    # As text, so the label target's 0/1 and attack_cat's names are reported alike.
+    return class_metrics(y_true.astype(str), y_pred.astype(str))
 
 
 def fit_candidate(family: str, target: str, feature_set: str, features: Sequence[str], params: dict[str, Any],
