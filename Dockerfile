@@ -11,6 +11,6 @@ COPY config ./config
 # numba caches the compiled scorer here: filled at build time, writable by the runtime user.
 ENV NUMBA_CACHE_DIR=/var/cache/numba
 RUN pip install --no-cache-dir . \
- && python -c "from training.compiled import precompile; precompile()" \
+ && python -c "from nids_model.compiled import precompile; precompile()" \
  && chown -R 65534:65534 /var/cache/numba
 USER 65534:65534

@@ -1,4 +1,5 @@
 """Shared set-up for benchmarks: the broker, topics, the dev data when present, a model."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from nids_common.kafka import ensure_topics
-from producer.synthetic import synthetic_frame
-from training.data import load_flows
+from nids_dataset.synthetic import synthetic_frame
+from nids_dataset.unsw import load_flows
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_DATA = REPO.parent / "shared" / "data" / "unsw-nb15" / "unsw_nb15_dev.csv"
@@ -26,9 +27,16 @@ def ensure_broker() -> str:
 
 def fresh_topics(prefix: str, partitions: int = 6) -> dict[str, str]:
     name = f"bench.{prefix}.{uuid.uuid4().hex[:6]}"
-    topics = {"flows": f"{name}.flows", "alerts": f"{name}.alerts", "dead_letter": f"{name}.dlq", "verdicts": f"{name}.verdicts"}
-    ensure_topics({"bootstrap.servers": BOOTSTRAP}, {topics["flows"]: partitions, topics["alerts"]: 6,
-                                                      topics["dead_letter"]: 1, topics["verdicts"]: 6})
+    topics = {
+        "flows": f"{name}.flows",
+        "alerts": f"{name}.alerts",
+        "dead_letter": f"{name}.dlq",
+        "verdicts": f"{name}.verdicts",
+    }
+    ensure_topics(
+        {"bootstrap.servers": BOOTSTRAP},
+        {topics["flows"]: partitions, topics["alerts"]: 6, topics["dead_letter"]: 1, topics["verdicts"]: 6},
+    )
     return topics
 
 
@@ -62,10 +70,29 @@ def replay_command(topic: str, *options: str) -> list[str]:
     return [sys.executable, "-m", "producer.cli", *source, *options, "--topic", topic]
 
 
-def start_detector(bootstrap: str, topics: dict[str, str], group: str, port: int) -> subprocess.Popen:
+def start_detector(bootstrap: str, topics: dict[str, str], group: str, port: int) -> subprocess.Popen[bytes]:
     """nids-detect as a user runs it, in its own process, on the benchmark's topics and `group`."""
-    env = {**os.environ, "NIDS_KAFKA_BOOTSTRAP": bootstrap, "NIDS_TOPICS_FLOWS": topics["flows"],
-           "NIDS_TOPICS_ALERTS": topics["alerts"], "NIDS_TOPICS_DEAD_LETTER": topics["dead_letter"]}
-    return subprocess.Popen([sys.executable, "-m", "detector.cli", "--model", str(model_path()), "--group", group,
-                             "--metrics-port", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "NIDS_KAFKA_BOOTSTRAP": bootstrap,
+        "NIDS_TOPICS_FLOWS": topics["flows"],
+        "NIDS_TOPICS_ALERTS": topics["alerts"],
+        "NIDS_TOPICS_DEAD_LETTER": topics["dead_letter"],
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "detector.cli",
+            "--model",
+            str(model_path()),
+            "--group",
+            group,
+            "--metrics-port",
+            str(port),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

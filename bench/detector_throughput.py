@@ -9,6 +9,7 @@
 4. Concurrent: the replay producer and the detector at once on this machine.
 Prints flows/s of each and the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,8 @@ from detector.config import load as load_detector_config
 from detector.metrics import DetectorMetrics
 from detector.service import Detector
 from nids_common.config import Topics
+from nids_model.artifact import load_model
 from producer.replay import replay
-from training.artifact import load_model
 
 
 def detector_for(bootstrap: str, topics: dict[str, str], group: str) -> Detector:
@@ -37,9 +38,12 @@ def detector_for(bootstrap: str, topics: dict[str, str], group: str) -> Detector
     model, manifest = load_model(model_path())
     base = load_detector_config(REPO / "config" / "detector.yaml")
     config = dataclasses.replace(
-        base, kafka=dataclasses.replace(base.kafka, bootstrap=bootstrap), topics=Topics(**topics),
+        base,
+        kafka=dataclasses.replace(base.kafka, bootstrap=bootstrap),
+        topics=Topics(**topics),
         detector=dataclasses.replace(base.detector, group_id=group, model=model_path()),
-        metrics=dataclasses.replace(base.metrics, port=0))
+        metrics=dataclasses.replace(base.metrics, port=0),
+    )
     return Detector(config, model, manifest["version"], DetectorMetrics(CollectorRegistry()))
 
 
@@ -59,9 +63,15 @@ def run_batch_detector(bootstrap: str, topics: dict[str, str], target: int) -> f
 
 
 def run_naive_detector(bootstrap: str, topics: dict[str, str], seconds: float) -> float:
-    model, manifest = load_model(model_path())
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-naive-{time.monotonic_ns()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    model, _manifest = load_model(model_path())
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-naive-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     consumer.subscribe([topics["flows"]])
     done = 0
@@ -72,11 +82,14 @@ def run_naive_detector(bootstrap: str, topics: dict[str, str], seconds: float) -
             if message is None or message.error():
                 continue
             first = first or time.perf_counter()
-            record = json.loads(message.value())
+            record = json.loads(message.value() or b"")
             scores = model.score(pd.DataFrame([record]))
             if scores.is_attack[0]:
-                producer.produce(topics["alerts"], key=record["flow_id"],
-                                 value=json.dumps({"flow_id": record["flow_id"], "attack_cat": scores.attack_cat[0]}))
+                producer.produce(
+                    topics["alerts"],
+                    key=record["flow_id"],
+                    value=json.dumps({"flow_id": record["flow_id"], "attack_cat": scores.attack_cat[0]}),
+                )
                 producer.poll(0)
             consumer.commit(message=message, asynchronous=True)
             done += 1
@@ -94,13 +107,16 @@ def run_detector_processes(bootstrap: str, topics: dict[str, str], target: int, 
     ports = [9181 + i for i in range(processes)]
     children = [start_detector(bootstrap, topics, group, port) for port in ports]
     try:
-        first, consumed = None, 0.0
+        first: tuple[float, float] | None = None
+        consumed = 0.0
         deadline = time.monotonic() + 300
         while consumed < target and time.monotonic() < deadline:
             time.sleep(0.2)
             consumed = sum(_consumed(port) for port in ports)
             if consumed and first is None:
                 first = (time.perf_counter(), consumed)
+        if first is None:
+            raise SystemExit("the detectors consumed nothing within 300 s")
         return (consumed - first[1]) / (time.perf_counter() - first[0])
     finally:
         for child in children:
@@ -124,22 +140,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--flows", type=int, default=300_000)
     parser.add_argument("--naive-seconds", type=float, default=20.0)
-    parser.add_argument("--repeats", type=int, default=3, help="micro-batch runs over the pre-filled topic (median shown)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="micro-batch runs over the pre-filled topic (median shown)"
+    )
     args = parser.parse_args()
     bootstrap = ensure_broker()
     frame, source = flows_frame(args.flows)
     topics = fresh_topics("detector")
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20,
-                         "compression.type": "lz4", "batch.size": 1_000_000})
-    summary = replay([frame.iloc[i:i + 50_000] for i in range(0, len(frame), 50_000)], producer, topics["flows"])
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "batch.size": 1_000_000,
+        }
+    )
+    summary = replay([frame.iloc[i : i + 50_000] for i in range(0, len(frame), 50_000)], producer, topics["flows"])
     print(f"source: {source}; pre-filled {summary.delivered:,} flows ({summary.rate:,.0f} flows/s produced)")
 
     # This machine is shared and noisy: several runs, each in a fresh group over the same flows.
     runs = [run_batch_detector(bootstrap, topics, args.flows) for _ in range(args.repeats)]
     batch_rate = float(np.median(runs))
     naive_rate = run_naive_detector(bootstrap, topics, args.naive_seconds)
-    print(f"micro-batch detector, pre-filled topic : {batch_rate:10,.0f} flows/s "
-          f"(median of {', '.join(f'{r:,.0f}' for r in runs)})")
+    print(
+        f"micro-batch detector, pre-filled topic : {batch_rate:10,.0f} flows/s "
+        f"(median of {', '.join(f'{r:,.0f}' for r in runs)})"
+    )
     print(f"naive per-message detector            : {naive_rate:10,.0f} flows/s")
     print(f"ratio                                 : {batch_rate / naive_rate:10,.1f}x")
 
@@ -147,8 +174,13 @@ def main() -> None:
     print(f"two nids-detect processes in one group (same topic): {group_rate:10,.0f} flows/s together")
 
     concurrent_topics = fresh_topics("concurrent")
-    replay_process = subprocess.Popen(replay_command(concurrent_topics["flows"], "--limit", str(args.flows)), cwd=REPO,
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    replay_process = subprocess.Popen(
+        replay_command(concurrent_topics["flows"], "--limit", str(args.flows)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     concurrent_rate = run_batch_detector(bootstrap, concurrent_topics, args.flows)
     replay_line = replay_process.communicate(timeout=120)[0].strip()
     print(f"concurrent (nids-replay in another process): detector {concurrent_rate:,.0f} flows/s; {replay_line}")

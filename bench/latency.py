@@ -5,6 +5,7 @@
 nids-detect and nids-replay run as separate processes, as deployed. Afterwards both topics are read
 back and every alert is matched to its flow by (partition, offset): exact percentiles, not buckets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,15 +14,21 @@ import subprocess
 import time
 
 import numpy as np
-import orjson
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Message
 
 from bench.common import REPO, ensure_broker, fresh_topics, replay_command, start_detector
+from nids_common.contract import alert_decoder
 
 
-def read_all(bootstrap: str, topic: str) -> list:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-read-{time.monotonic_ns()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+def read_all(bootstrap: str, topic: str) -> list[Message]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-read-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     out, idle = [], 0
     while idle < 6:
@@ -42,8 +49,12 @@ def main() -> None:
     detector = start_detector(bootstrap, topics, f"bench-latency-{time.monotonic_ns()}", 9191)
     time.sleep(4)  # model load and group join before traffic starts
     flows = int(args.rate * args.seconds)
-    replay = subprocess.run(replay_command(topics["flows"], "--rate", str(args.rate), "--limit", str(flows)),
-                            capture_output=True, text=True, cwd=REPO)
+    replay = subprocess.run(
+        replay_command(topics["flows"], "--rate", str(args.rate), "--limit", str(flows)),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     print(replay.stdout.strip())
     time.sleep(3)
     detector.terminate()
@@ -51,8 +62,8 @@ def main() -> None:
     sources = {(m.partition(), m.offset()): m.timestamp()[1] for m in read_all(bootstrap, topics["flows"])}
     latencies, sent = [], []
     for alert in read_all(bootstrap, topics["alerts"]):
-        source = orjson.loads(alert.value())["source"]
-        sent.append(sources[(source["partition"], source["offset"])])
+        source = alert_decoder.decode(alert.value() or b"").source
+        sent.append(sources[(source.partition, source.offset)])
         latencies.append((alert.timestamp()[1] - sent[-1]) / 1000.0)
     values = np.array(latencies)
     if os.environ.get("NIDS_BENCH_TIMELINE"):
@@ -60,10 +71,16 @@ def main() -> None:
         window = (np.array(sent) - min(sent)) // 5000
         for w in np.unique(window):
             part = values[window == w]
-            print(f"  {w * 5:4.0f}-{w * 5 + 5:.0f} s: p99 {np.percentile(part, 99) * 1000:5.0f} ms, max {part.max() * 1000:5.0f} ms")
+            print(
+                f"  {w * 5:4.0f}-{w * 5 + 5:.0f} s: p99 {np.percentile(part, 99) * 1000:5.0f} ms, "
+                f"max {part.max() * 1000:5.0f} ms"
+            )
     p50, p95, p99, worst = np.percentile(values, [50, 95, 99, 100])
-    print(f"{len(values):,} alerts at {args.rate:,.0f} flows/s: latency p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-          f"p99 {p99 * 1000:.0f} ms, max {worst * 1000:.0f} ms (target p99 ≤ 250 ms)")
+    print(
+        f"{len(values):,} alerts at {args.rate:,.0f} flows/s: latency p50 {p50 * 1000:.0f} ms, "
+        f"p95 {p95 * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms, max {worst * 1000:.0f} ms (target p99 ≤ 250 ms)"
+    )
 
 
 if __name__ == "__main__":

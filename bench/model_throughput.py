@@ -7,6 +7,7 @@ flows the label model flags), the worst case where every flow is an attack, one 
 threads, and the same cascade through scikit-learn's own predict_proba (what the compiled scorer
 replaces) for scale.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from bench.common import flows_frame, model_path
-from training.artifact import load_model
-from training.detection import DetectionModel
+from nids_model.artifact import load_model
+from nids_model.detection import DetectionModel
 from training.evaluation import rows_per_second
 
 BATCH = 10_000
@@ -37,9 +38,11 @@ def main() -> None:
     batch = frame.sample(n=BATCH, random_state=0)
     flood = dataclasses.replace(model, threshold=0.0)
     distinct = len(np.unique(model.features(batch).label, axis=0))
-    print(f"model {manifest['version']} ({model.describe()['label']} + {model.describe()['attack_cat']}), {source}, "
-          f"batches of {BATCH:,}; attack share {model.score(batch).is_attack.mean():.0%}; "
-          f"distinct feature vectors {distinct / BATCH:.0%}")
+    print(
+        f"model {manifest['version']} ({model.describe()['label']} + {model.describe()['attack_cat']}), {source}, "
+        f"batches of {BATCH:,}; attack share {model.score(batch).is_attack.mean():.0%}; "
+        f"distinct feature vectors {distinct / BATCH:.0%}"
+    )
     for threads in (1, 2):
         model.use_threads(threads)
         flood.use_threads(threads)
@@ -48,8 +51,10 @@ def main() -> None:
             worst = rows_per_second(flood.score, batch, BATCH, repeats=5)
             reference = rows_per_second(lambda b: sklearn_cascade(model, b), batch, BATCH, repeats=3)
             reference_worst = rows_per_second(lambda b: sklearn_cascade(flood, b), batch, BATCH, repeats=3)
-        print(f"{threads} thread(s): compiled cascade {real:9,.0f} rows/s, every flow an attack {worst:9,.0f} | "
-              f"scikit-learn cascade {reference:9,.0f}, every flow an attack {reference_worst:9,.0f}")
+        print(
+            f"{threads} thread(s): compiled cascade {real:9,.0f} rows/s, every flow an attack {worst:9,.0f} | "
+            f"scikit-learn cascade {reference:9,.0f}, every flow an attack {reference_worst:9,.0f}"
+        )
 
 
 if __name__ == "__main__":

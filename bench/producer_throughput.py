@@ -4,6 +4,7 @@
 
 Runs nids-replay as a user would; also times the encoder alone, to show where the time goes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ def main() -> None:
     encode_chunk(frame, ids, np.zeros(len(frame)))
     print(f"encoder alone: {len(frame) / (time.perf_counter() - started):,.0f} flows/s ({source})")
     topics = fresh_topics("producer")
-    result = subprocess.run(replay_command(topics["flows"], "--limit", str(args.flows)), capture_output=True, text=True,
-                            cwd=REPO)
+    result = subprocess.run(
+        replay_command(topics["flows"], "--limit", str(args.flows)), capture_output=True, text=True, cwd=REPO
+    )
     print(result.stdout.strip() or result.stderr.strip()[-500:])
 
 

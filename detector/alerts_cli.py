@@ -1,24 +1,34 @@
 """nids-alerts: tail the alert topic, pretty-printed or as JSON lines, filtered by class and probability."""
+
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import signal
 import sys
 import uuid
-from typing import Any, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
-import orjson
+import msgspec
 from confluent_kafka import Consumer
 
 from detector.config import DEFAULT_PATH, load
 from nids_common.cli import EXIT_CODES_HELP, run
+from nids_common.contract import UNSET, Alert, alert_decoder
 from nids_common.errors import EXIT_OK, UsageError
+
+log = logging.getLogger("nids.alerts")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nids-alerts", description=__doc__, epilog=EXIT_CODES_HELP)
-    p.add_argument("--config", default=str(DEFAULT_PATH), help=f"detector config, for the broker and topic (default: {DEFAULT_PATH})")
+    p.add_argument(
+        "--config",
+        default=str(DEFAULT_PATH),
+        help=f"detector config, for the broker and topic (default: {DEFAULT_PATH})",
+    )
     p.add_argument("--attack-cat", action="append", default=[], metavar="CLASS", help="only these classes (repeatable)")
     p.add_argument("--min-probability", type=float, default=0.0, help="only alerts at least this probable")
     p.add_argument("--json", action="store_true", help="one JSON object per line, for piping")
@@ -32,20 +42,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(lambda: tail_command(args), "nids-alerts")
 
 
-def matches(alert: dict[str, Any], classes: set[str], min_probability: float) -> bool:
-    if classes and alert.get("attack_cat", "").lower() not in classes:
+def matches(alert: Alert, classes: set[str], min_probability: float) -> bool:
+    if classes and alert.attack_cat.lower() not in classes:
         return False
-    return float(alert.get("attack_probability", 0.0)) >= min_probability
+    return alert.attack_probability >= min_probability
 
 
-def render(alert: dict[str, Any]) -> str:
-    when = dt.datetime.fromtimestamp(alert.get("detected_at", 0), dt.timezone.utc).strftime("%H:%M:%S")
+def render(alert: Alert) -> str:
+    when = dt.datetime.fromtimestamp(alert.detected_at, dt.UTC).strftime("%H:%M:%S")
     where = ""
-    if "srcip" in alert or "dstip" in alert:
-        where = f"  {alert.get('srcip', '?')}:{alert.get('sport', '?')} → {alert.get('dstip', '?')}:{alert.get('dsport', '?')}"
-    source = alert.get("source", {})
-    return (f"{when}  {alert.get('attack_cat', '?'):<15} p={alert.get('attack_probability', 0):.3f}  "
-            f"flow {alert.get('flow_id')}{where}  [{source.get('topic')}/{source.get('partition')}@{source.get('offset')}]")
+    if alert.srcip is not UNSET or alert.dstip is not UNSET:
+        where = f"  {_shown(alert.srcip)}:{_shown(alert.sport)} → {_shown(alert.dstip)}:{_shown(alert.dsport)}"
+    source = alert.source
+    return (
+        f"{when}  {alert.attack_cat:<15} p={alert.attack_probability:.3f}  "
+        f"flow {alert.flow_id}{where}  [{source.topic}/{source.partition}@{source.offset}]"
+    )
+
+
+def _shown(value: object) -> str:
+    return "?" if value is UNSET or value is None else str(value)
 
 
 def tail_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -53,23 +69,39 @@ def tail_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         raise UsageError("--min-probability must be within 0..1")
     config = load(args.config)
     classes = {c.lower() for c in args.attack_cat}
-    consumer = Consumer(config.kafka.client_config(**{
-        # A throwaway group: tailing must never move the offsets of a real consumer.
-        "group.id": f"nids-alerts-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-        "auto.offset.reset": "earliest" if args.from_beginning else "latest"}))
+    consumer = Consumer(
+        config.kafka.client_config(
+            **{
+                # A throwaway group: tailing must never move the offsets of a real consumer.
+                "group.id": f"nids-alerts-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                # Only alerts of committed detector transactions (exactly-once mode); the same as
+                # read_uncommitted for a detector that writes no transactions.
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest" if args.from_beginning else "latest",
+            }
+        )
+    )
     consumer.subscribe([config.topics.alerts])
     running = {"on": True}
-    signal.signal(signal.SIGINT, lambda *_: running.update(on=False))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: running.update(on=False))
     printed = 0
     try:
         while running["on"] and not (args.limit and printed >= args.limit):
             for message in consumer.consume(500, timeout=0.5):
                 if message.error() is not None:
                     continue
-                alert = orjson.loads(message.value())
+                try:
+                    alert = alert_decoder.decode(message.value() or b"")
+                except msgspec.DecodeError as exc:
+                    log.warning(
+                        "%s[%d]@%d: not an alert: %s", message.topic(), message.partition(), message.offset(), exc
+                    )
+                    continue
                 if not matches(alert, classes, args.min_probability):
                     continue
-                out.write((message.value().decode() if args.json else render(alert)) + "\n")
+                out.write(((message.value() or b"").decode() if args.json else render(alert)) + "\n")
                 printed += 1
                 if args.limit and printed >= args.limit:
                     break

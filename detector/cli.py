@@ -1,4 +1,5 @@
 """nids-detect: score the flow topic in micro-batches, emit alerts and dead letters, serve metrics."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,8 +7,8 @@ import dataclasses
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from prometheus_client import start_http_server
 
@@ -17,7 +18,7 @@ from detector.service import Detector
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_OK, NidsError
-from training.artifact import load_model
+from nids_model.artifact import load_model
 
 log = logging.getLogger("nids.detect")
 
@@ -43,7 +44,9 @@ def effective_config(args: argparse.Namespace) -> DetectorConfig:
         settings = dataclasses.replace(settings, model=Path(args.model))
     if args.group:
         settings = dataclasses.replace(settings, group_id=args.group)
-    metrics = dataclasses.replace(config.metrics, port=args.metrics_port) if args.metrics_port is not None else config.metrics
+    metrics = (
+        dataclasses.replace(config.metrics, port=args.metrics_port) if args.metrics_port is not None else config.metrics
+    )
     return dataclasses.replace(config, detector=settings, metrics=metrics)
 
 
@@ -58,7 +61,9 @@ def detect_command(args: argparse.Namespace) -> int:
         try:
             start_http_server(config.metrics.port, addr=config.metrics.address, registry=metrics.registry)
         except OSError as exc:
-            raise NidsError(f"cannot serve metrics on {config.metrics.address}:{config.metrics.port}: {exc.strerror}") from None
+            raise NidsError(
+                f"cannot serve metrics on {config.metrics.address}:{config.metrics.port}: {exc.strerror}"
+            ) from None
         log.info("metrics on http://%s:%d/metrics", config.metrics.address, config.metrics.port)
     detector = Detector(config, model, manifest["version"], metrics)
 

@@ -1,10 +1,12 @@
 """The detector's configuration (config/detector.yaml)."""
+
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from nids_common.config import KafkaSettings, Topics, load_config
+from nids_common.config import KafkaSettings, load_config
+from nids_common.contract import Topics
 
 DEFAULT_PATH = Path("config/detector.yaml")
 
@@ -21,7 +23,7 @@ class DetectorSettings:
     # small host, and spares the per-tree thread start-up that dominates small batches.
     model_threads: int = 1
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.model_threads < 1:
             raise ValueError("model_threads: must be >= 1")
         if self.max_records < 1:
@@ -37,7 +39,7 @@ class MetricsSettings:
     address: str = "0.0.0.0"
     port: int = 9108
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError("port: must be within 0..65535")
 

@@ -5,6 +5,7 @@ msgspec decodes each message straight into a typed `Flow` struct: the schema doe
 dict per message, and the valid structs become one numpy array per feature. Every message that
 fails becomes an InvalidRecord carrying the reason, the field and the source topic/partition/offset.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,27 +14,15 @@ import json
 import math
 import operator
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import msgspec
 import numpy as np
 
-from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, IDENTITY_FIELDS, LABEL, NORMAL, NUMERIC_FEATURES
+from nids_common.contract import FLOW_ID, Flow, Reason
+from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, LABEL, NORMAL, NUMERIC_FEATURES
 
-FLOW_ID = "flow_id"
-EVENT_TIME = "ts"
-REASONS = ("empty", "too_large", "not_json", "not_object", "missing_field", "bad_type", "non_finite")
-UNSET = msgspec.UNSET
-
-# The wire schema. Identity fields pass through to alerts untouched (any JSON), ground truth is read
-# leniently (metrics only): neither can make a record invalid, and neither is a model feature.
-Flow = msgspec.defstruct(
-    "Flow",
-    [(FLOW_ID, str), *[(f, str) for f in CATEGORICAL_FEATURES], *[(f, float) for f in NUMERIC_FEATURES],
-     (EVENT_TIME, float | None, None), (LABEL, Any, None), (ATTACK_CAT, Any, None),
-     *[(f, Any, UNSET) for f in IDENTITY_FIELDS]],
-    kw_only=True, gc=False,
-)
 _decoder = msgspec.json.Decoder(Flow)
 _strings = operator.attrgetter(FLOW_ID, *CATEGORICAL_FEATURES)
 _numbers = operator.attrgetter(*NUMERIC_FEATURES)
@@ -41,15 +30,23 @@ _truth = operator.attrgetter(ATTACK_CAT, LABEL)
 _attack_cat = operator.attrgetter(ATTACK_CAT)
 _FIELD_AT = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+Problem = tuple[str, str | None, str]  # (reason, field, detail)
 
 
-class InvalidRecord(Exception):
+@dataclasses.dataclass(frozen=True)
+class InvalidRecord:
     """One message that cannot be scored: why, which field, and where it came from."""
 
-    def __init__(self, reason: str, field: str | None, detail: str, topic: str, partition: int, offset: int) -> None:
-        super().__init__(f"{topic}[{partition}]@{offset}: {reason}" + (f" in field {field}" if field else "") + f": {detail}")
-        self.reason, self.field, self.detail = reason, field, detail
-        self.topic, self.partition, self.offset = topic, partition, offset
+    reason: str
+    field: str | None
+    detail: str
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        field = f" in field {self.field}" if self.field else ""
+        return f"{self.topic}[{self.partition}]@{self.offset}: {self.reason}{field}: {self.detail}"
 
 
 @dataclasses.dataclass
@@ -60,12 +57,14 @@ class DecodedBatch:
     invalid: list[tuple[int, InvalidRecord]]  # (position in the batch, why)
 
 
-def decode_batch(values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]], max_bytes: int) -> DecodedBatch:
+def decode_batch(
+    values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]], max_bytes: int
+) -> DecodedBatch:
     records: list[Any] | None = None
-    if all(values) and max(map(len, values), default=0) <= max_bytes:
+    if all(values) and max(map(len, cast(Sequence[bytes], values)), default=0) <= max_bytes:
         try:
             # The common case, a batch of good messages: one C-level map, no per-message Python.
-            records = list(map(_decoder.decode, values))
+            records = list(map(_decoder.decode, cast(Sequence[bytes], values)))
         except (msgspec.ValidationError, msgspec.DecodeError):
             records = None
     if records is not None:
@@ -76,16 +75,18 @@ def decode_batch(values: Sequence[bytes | None], sources: Sequence[tuple[str, in
     return DecodedBatch(_columns(records), positions, records, invalid)
 
 
-def _decode_one_by_one(values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]],
-                       max_bytes: int) -> tuple[list[Any], np.ndarray, list[tuple[int, InvalidRecord]]]:
+def _decode_one_by_one(
+    values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]], max_bytes: int
+) -> tuple[list[Any], np.ndarray, list[tuple[int, InvalidRecord]]]:
     records: list[Any] = []
     positions: list[int] = []
     invalid: list[tuple[int, InvalidRecord]] = []
     for position, value in enumerate(values):
+        problem: Problem
         if not value:
-            problem = ("empty", None, "no value")
+            problem = (Reason.EMPTY, None, "no value")
         elif len(value) > max_bytes:
-            problem = ("too_large", None, f"{len(value)} bytes > limit {max_bytes}")
+            problem = (Reason.TOO_LARGE, None, f"{len(value)} bytes > limit {max_bytes}")
         else:
             try:
                 records.append(_decoder.decode(value))
@@ -102,42 +103,43 @@ def _decode_one_by_one(values: Sequence[bytes | None], sources: Sequence[tuple[s
 def _columns(records: list[Any]) -> dict[str, np.ndarray]:
     rows, width = len(records), len(NUMERIC_FEATURES)
     text = np.array(list(map(_strings, records)), dtype=object).reshape(rows, 1 + len(CATEGORICAL_FEATURES))
-    numbers = np.fromiter(itertools.chain.from_iterable(map(_numbers, records)), dtype=np.float64,
-                          count=rows * width).reshape(rows, width)
+    numbers = np.fromiter(
+        itertools.chain.from_iterable(map(_numbers, records)), dtype=np.float64, count=rows * width
+    ).reshape(rows, width)
     columns = {field: text[:, index] for index, field in enumerate((FLOW_ID, *CATEGORICAL_FEATURES))}
     columns.update({field: numbers[:, index] for index, field in enumerate(NUMERIC_FEATURES)})
     return columns
 
 
-def _classify_invalid(message: str) -> tuple[str, str | None, str]:
+def _classify_invalid(message: str) -> Problem:
     missing = _MISSING_FIELD.search(message)
     if missing:
-        return "missing_field", missing.group(1), "required field absent"
+        return Reason.MISSING_FIELD, missing.group(1), "required field absent"
     at = _FIELD_AT.search(message)
     field = at.group(1) if at else None
-    detail = message.split(" - at ")[0]
+    detail = message.split(" - at ", maxsplit=1)[0]
     if field is None and "Expected `object`" in message:
-        return "not_object", None, detail
+        return Reason.NOT_OBJECT, None, detail
     if "out of range" in message:
-        return "non_finite", field, "number overflows a double"
-    return "bad_type", field, detail
+        return Reason.NON_FINITE, field, "number overflows a double"
+    return Reason.BAD_TYPE, field, detail
 
 
-def _classify_unparsable(value: bytes) -> tuple[str, str | None, str]:
+def _classify_unparsable(value: bytes) -> Problem:
     """Strict JSON has no NaN or Infinity; the stdlib parser accepts them, which tells them from garbage."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
-        return "not_json", None, "not UTF-8 text"
+        return Reason.NOT_JSON, None, "not UTF-8 text"
     try:
         record = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        return "not_json", None, getattr(exc, "msg", "too deeply nested")
+        return Reason.NOT_JSON, None, getattr(exc, "msg", "too deeply nested")
     if isinstance(record, dict):
         for key, item in record.items():
             if isinstance(item, float) and not math.isfinite(item):
-                return "non_finite", str(key), f"{item} is not a finite number"
-    return "not_json", None, "not strict JSON"
+                return Reason.NON_FINITE, str(key), f"{item} is not a finite number"
+    return Reason.NOT_JSON, None, "not strict JSON"
 
 
 def ground_truth(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

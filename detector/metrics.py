@@ -1,15 +1,25 @@
 """Every Prometheus metric of the detector, declared once; label values initialised at start."""
+
 from __future__ import annotations
 
-import json
 import collections
-from typing import Iterable, Sequence
+import json
+import time
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, PlatformCollector
+from confluent_kafka import Message
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 
-from detector.decode import REASONS
+from detector.decode import ground_truth
+from nids_common.contract import DEAD_LETTER_REASONS
 from nids_common.schema import ATTACK_CLASSES, NORMAL
+from nids_model.detection import Scores
+
+if TYPE_CHECKING:
+    from detector.batch import Batch
 
 BATCH_RECORD_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000)
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -24,19 +34,40 @@ class DetectorMetrics:
         self.consumed = Counter("nids_flows_consumed", "Flow messages consumed from the input topic.", registry=r)
         self.scored = Counter("nids_flows_scored", "Valid flows scored by the model.", registry=r)
         self.alerts = Counter("nids_alerts", "Alerts produced, by attack category.", ["attack_cat"], registry=r)
-        self.invalid = Counter("nids_invalid_records", "Messages sent to the dead-letter topic, by reason.", ["reason"], registry=r)
+        self.invalid = Counter(
+            "nids_invalid_records", "Messages sent to the dead-letter topic, by reason.", ["reason"], registry=r
+        )
         self.classifications = Counter(
-            "nids_classifications", "Scored flows with ground truth, by actual and predicted attack_cat.",
-            ["actual", "predicted"], registry=r)
-        self.batch_records = Histogram("nids_batch_records", "Messages per micro-batch.", buckets=BATCH_RECORD_BUCKETS, registry=r)
-        self.batch_duration = Histogram("nids_batch_duration_seconds", "Wall time to decode, score, produce and commit one batch.",
-                                        buckets=SECONDS_BUCKETS, registry=r)
-        self.latency = Histogram("nids_end_to_end_latency_seconds",
-                                 "Kafka message timestamp of a flow to the delivery of its alert.", buckets=SECONDS_BUCKETS, registry=r)
-        self.lag = Gauge("nids_consumer_lag", "Messages behind the end of each assigned partition.", ["partition"], registry=r)
+            "nids_classifications",
+            "Scored flows with ground truth, by actual and predicted attack_cat.",
+            ["actual", "predicted"],
+            registry=r,
+        )
+        self.batch_records = Histogram(
+            "nids_batch_records", "Messages per micro-batch.", buckets=BATCH_RECORD_BUCKETS, registry=r
+        )
+        self.batch_duration = Histogram(
+            "nids_batch_duration_seconds",
+            "Wall time to decode, score, produce and commit one batch.",
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "nids_end_to_end_latency_seconds",
+            "Kafka message timestamp of a flow to the delivery of its alert.",
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.lag = Gauge(
+            "nids_consumer_lag", "Messages behind the end of each assigned partition.", ["partition"], registry=r
+        )
         self.model_info = Gauge("nids_model_info", "The model in use (value 1).", ["version"], registry=r)
-        self.delivery_failures = Counter("nids_delivery_failures", "Alert, verdict or dead-letter messages not delivered.", registry=r)
-        self.kafka_errors = Counter("nids_kafka_errors", "Errors reported by the Kafka client, by code.", ["code"], registry=r)
+        self.delivery_failures = Counter(
+            "nids_delivery_failures", "Alert, verdict or dead-letter messages not delivered.", registry=r
+        )
+        self.kafka_errors = Counter(
+            "nids_kafka_errors", "Errors reported by the Kafka client, by code.", ["code"], registry=r
+        )
         self.broker_up = Gauge("nids_broker_up", "1 while the Kafka cluster is reachable, else 0.", registry=r)
         self.classes = tuple(classes)
         for cat in self.classes:
@@ -44,7 +75,7 @@ class DetectorMetrics:
                 self.alerts.labels(attack_cat=cat)
             for predicted in self.classes:
                 self.classifications.labels(actual=cat, predicted=predicted)
-        for reason in REASONS:
+        for reason in DEAD_LETTER_REASONS:
             self.invalid.labels(reason=reason)
         self.broker_up.set(1)
 
@@ -65,6 +96,30 @@ class DetectorMetrics:
             lag = partition.get("consumer_lag", -1)
             if name != "-1" and lag >= 0:
                 self.lag.labels(partition=name).set(lag)
+
+    def total_lag(self) -> float:
+        return float(sum(sample.value for metric in self.lag.collect() for sample in metric.samples))
+
+    def record_batch(self, batch: Batch, scores: Scores | None, alert_rows: np.ndarray, alerted: list[Message]) -> None:
+        """Everything one completed batch adds: counts, dead-letter reasons, alerts by class, the
+        confusion counts of flows with ground truth, end-to-end latency of the alerts, batch size and time."""
+        decoded = batch.decoded
+        self.consumed.inc(len(batch.messages))
+        self.scored.inc(len(decoded.valid))
+        for reason, n in collections.Counter(error.reason for _, error in decoded.invalid).items():
+            self.invalid.labels(reason=reason).inc(n)
+        if scores is not None:
+            self.count_alerts(scores.attack_cat[alert_rows])
+            actual, known = ground_truth(decoded.records)
+            self.count_classifications(actual[known], scores.attack_cat[known])
+            if alerted:
+                created_ms = np.fromiter(
+                    map(itemgetter(1), map(Message.timestamp, alerted)), dtype=np.float64, count=len(alerted)
+                )
+                observe_many(self.latency, np.maximum(time.time() - created_ms / 1000.0, 0.0))
+        self.batch_records.observe(len(batch.consumed))
+        self.batch_duration.observe(time.perf_counter() - batch.started)
+        self.broker_up.set(1)
 
     def count_classifications(self, actual: np.ndarray, predicted: np.ndarray) -> None:
         # Counter hashes the (actual, predicted) pairs in C; np.unique would sort object arrays.

@@ -1,9 +1,10 @@
 """CLI plumbing shared by every console script: logging set-up and error → exit-code mapping."""
+
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from nids_common.errors import EXIT_FAILURE, NidsError
 

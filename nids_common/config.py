@@ -1,30 +1,41 @@
 """Strict YAML → frozen dataclass loading with environment overrides.
 
-Every service declares its config as frozen dataclasses; `load_config` fills them from a YAML file,
-rejects unknown keys and wrong types with one line naming the file and the field, then applies
-environment overrides named after the field path: `kafka.bootstrap` ← `NIDS_KAFKA_BOOTSTRAP`.
-librdkafka settings stay a plain dict passed through verbatim, so SASL/SSL need no code.
+Every service declares its config as frozen dataclasses that check their own values in
+`__post_init__`; `load_config` fills them from a YAML file with `msgspec.convert` (types, nesting,
+the path of a wrong field), rejects unknown keys, then applies environment overrides named after the
+field path: `kafka.bootstrap` ← `NIDS_KAFKA_BOOTSTRAP`. librdkafka settings stay a plain mapping
+passed through verbatim, so SASL/SSL need no code. Every error is one line naming the file or the
+variable, the field and the reason.
 """
+
 from __future__ import annotations
 
-import collections.abc
+import copy
 import dataclasses
 import json
 import os
+import re
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
+import msgspec
 import yaml
 
+from nids_common.contract import Topics
 from nids_common.errors import ConfigError
+
+__all__ = ["KafkaSettings", "Topics", "describe", "describe_json", "load_config"]
 
 T = TypeVar("T")
 
 ENV_PREFIX = "NIDS"
 LibrdkafkaValue = str | int | float | bool
 _SECRET_MARKERS = ("password", "secret", "sasl.oauthbearer.config", "key.pem", "token")
+_ERROR_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_FIELD_FIRST = re.compile(r"^(?P<field>[a-z_]+): (?P<message>.*)$", re.DOTALL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,43 +44,32 @@ class KafkaSettings:
     # Passed verbatim to librdkafka (security.protocol, sasl.*, ssl.*, linger.ms, …).
     librdkafka: Mapping[str, LibrdkafkaValue] = dataclasses.field(default_factory=dict)
 
-    def client_config(self, **overrides: LibrdkafkaValue) -> dict[str, LibrdkafkaValue]:
+    def client_config(self, **overrides: Any) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap, **self.librdkafka, **overrides}
-
-
-@dataclasses.dataclass(frozen=True)
-class Topics:
-    flows: str = "nids.flows"
-    alerts: str = "nids.alerts"
-    dead_letter: str = "nids.flows.dlq"
-    verdicts: str = "nids.verdicts"
 
 
 def load_config(cls: type[T], path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> T:
     """Load `path` into `cls`, then apply `NIDS_*` overrides from `env` (os.environ by default)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
-    config = _build(cls, raw, str(path), "")
-    return apply_env_overrides(config, os.environ if env is None else env)
+    raw = _read_yaml(path)
+    _reject_unknown_keys(cls, raw, str(path), "")
+    config = _convert(cls, raw, lambda _field: str(path))
+    overrides = _environment_overrides(cls, os.environ if env is None else env)
+    if not overrides:
+        return config
+    merged = copy.deepcopy(raw)
+    origins: dict[str, str] = {}
+    for field_path, name, value in overrides:
+        _set_path(merged, field_path, value)
+        origins[".".join(field_path)] = f"environment {name}"
 
+    def origin(field: str) -> str:
+        for candidate, name in origins.items():
+            if field == candidate or field.startswith(candidate + ".") or field.startswith(candidate + "["):
+                return name
+        return str(path)
 
-def apply_env_overrides(config: T, env: Mapping[str, str]) -> T:
-    return _override(config, env, ENV_PREFIX, "")
+    return _convert(cls, merged, origin)
 
 
 def describe(config: Any) -> dict[str, Any]:
@@ -99,133 +99,136 @@ def _is_secret(key: str) -> bool:
     return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
-def _build(cls: type[T], raw: dict[str, Any], source: str, prefix: str) -> T:
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def _decode_hook(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str) and value:
+        return Path(value)
+    raise NotImplementedError
+
+
+def _convert(cls: type[T], raw: dict[str, Any], source_of: typing.Callable[[str], str]) -> T:
+    try:
+        config = msgspec.convert(raw, cls, dec_hook=_decode_hook)
+    except msgspec.ValidationError as exc:
+        field, message = _split_error(str(exc))
+        where = f": field {field}" if field else ""
+        raise ConfigError(f"{source_of(field)}{where}: {message}") from None
+    return typing.cast(T, _freeze_mappings(config))
+
+
+def _split_error(text: str) -> tuple[str, str]:
+    """msgspec's 'Expected `int`, got `str` - at `$.detector.max_records`' → (field path, reason).
+    A `__post_init__` check names its own field first ('max_records: must be >= 1')."""
+    match = _ERROR_AT.match(text.replace("\n", " "))
+    message, path = (match.group("message"), (match.group("path") or "").lstrip(".")) if match else (text, "")
+    own = _FIELD_FIRST.match(message)
+    if own:
+        path = f"{path}.{own.group('field')}" if path else own.group("field")
+        message = own.group("message")
+    return path, message
+
+
+def _freeze_mappings(config: Any) -> Any:
+    """Frozen configs hold read-only mappings, so no service can change a shared setting in place."""
+    changes = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            changes[field.name] = _freeze_mappings(value)
+        elif isinstance(value, dict):
+            changes[field.name] = types.MappingProxyType(value)
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def _nested(cls: Any) -> dict[str, Any]:
+    """The fields of a config class that are config classes themselves, with their types."""
     hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def _reject_unknown_keys(cls: Any, raw: Any, source: str, prefix: str) -> None:
+    # msgspec ignores unknown keys of a dataclass; a typo in a config must not be silently ignored.
+    if not isinstance(raw, dict):
+        return
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"{source}: field {prefix}{key}: unknown key (expected one of: {', '.join(sorted(known))})")
-    values: dict[str, Any] = {}
+            raise ConfigError(
+                f"{source}: field {prefix}{key}: unknown key (expected one of: {', '.join(sorted(known))})"
+            )
+    for name, hint in _nested(cls).items():
+        _reject_unknown_keys(hint, raw.get(name), source, f"{prefix}{name}.")
+
+
+def _environment_overrides(
+    cls: Any, env: Mapping[str, str], prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], str, Any]]:
+    """(field path, variable, parsed value) for every `NIDS_<PATH>` set in `env`."""
+    found = []
+    hints = typing.get_type_hints(cls)
+    nested = _nested(cls)
     for field in dataclasses.fields(cls):
-        if field.name not in raw:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{source}: field {prefix}{field.name}: required but missing")
+        path = (*prefix, field.name)
+        if field.name in nested:
+            found.extend(_environment_overrides(nested[field.name], env, path))
             continue
-        values[field.name] = _coerce(hints[field.name], raw[field.name], source, f"{prefix}{field.name}")
-    instance = cls(**values)
-    _validate(instance, source, prefix)
-    return instance
-
-
-def _validate(instance: Any, source: str, prefix: str) -> None:
-    check = getattr(instance, "validate", None)
-    if check is None:
-        return
-    try:
-        check()
-    except ValueError as exc:
-        raise ConfigError(f"{source}: field {prefix}{exc}") from None
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", str(hint))
-
-
-def _coerce(hint: Any, value: Any, source: str, field: str) -> Any:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: field {field}: expected a mapping, got {type(value).__name__}")
-        return _build(hint, value, source, f"{field}.")
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, source, field)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{source}: field {field}: expected {' or '.join(_type_name(a) for a in args)}, got {type(value).__name__} {value!r}")
-    if origin in (collections.abc.Mapping, dict) or hint is dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: field {field}: expected a mapping, got {type(value).__name__}")
-        key_hint, value_hint = typing.get_args(hint) or (str, Any)
-        return types.MappingProxyType(
-            {str(k): _coerce(value_hint, v, source, f"{field}.{k}") for k, v in value.items()}
-        )
-    if origin is tuple:
-        (item_hint, *_rest) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{source}: field {field}: expected a list, got {type(value).__name__}")
-        return tuple(_coerce(item_hint, v, source, f"{field}[{i}]") for i, v in enumerate(value))
-    if hint is Any:
-        return value
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{source}: field {field}: expected true or false, got {type(value).__name__} {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{source}: field {field}: expected an integer, got {type(value).__name__} {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{source}: field {field}: expected a number, got {type(value).__name__} {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{source}: field {field}: expected a string, got {type(value).__name__} {value!r}")
-    if hint is Path:
-        if isinstance(value, str) and value:
-            return Path(value)
-        raise ConfigError(f"{source}: field {field}: expected a path string, got {type(value).__name__} {value!r}")
-    raise ConfigError(f"{source}: field {field}: unsupported type {_type_name(hint)}")
+        name = "_".join((ENV_PREFIX, *path)).upper()
+        if name in env:
+            found.append((path, name, _parse_env(hints[field.name], env[name], name)))
+    return found
 
 
 def _parse_env(hint: Any, text: str, name: str) -> Any:
-    """Environment values are strings; read them as YAML scalars so `5`, `true`, `1.5` get their types."""
-    if hint is str:
+    """Environment values are strings; read them as YAML scalars so `5`, `true`, `1.5` get their types,
+    and a mapping as a JSON object merged into the file's."""
+    if hint in (str, Path):
         return text
-    if hint is Path:
-        return text
-    if typing.get_origin(hint) in (collections.abc.Mapping, dict):
+    if typing.get_origin(hint) in (Mapping, dict):
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"environment {name}: expected a JSON object: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"environment {name}: expected a JSON object, got {type(value).__name__}")
+        return _MergeMapping(value)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
 
 
-def _override(config: T, env: Mapping[str, str], prefix: str, field_prefix: str) -> T:
-    hints = typing.get_type_hints(type(config))
-    changes: dict[str, Any] = {}
-    for field in dataclasses.fields(config):
-        name = f"{prefix}_{field.name.upper()}"
-        hint = hints[field.name]
-        current = getattr(config, field.name)
-        if dataclasses.is_dataclass(hint):
-            updated = _override(current, env, name, f"{field_prefix}{field.name}.")
-            if updated is not current:
-                changes[field.name] = updated
-        elif name in env:
-            raw = _parse_env(hint, env[name], name)
-            value = _coerce(hint, raw, f"environment {name}", f"{field_prefix}{field.name}")
-            if isinstance(current, Mapping) and isinstance(value, Mapping):
-                value = types.MappingProxyType({**current, **value})
-            changes[field.name] = value
-    if not changes:
-        return config
-    updated = dataclasses.replace(config, **changes)
-    _validate(updated, "environment", field_prefix)
-    return updated
+class _MergeMapping(dict[str, Any]):
+    """An override that merges into the file's mapping instead of replacing it."""
+
+
+def _set_path(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = raw
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    current = node.get(path[-1])
+    if isinstance(value, _MergeMapping):
+        value = {**(current if isinstance(current, dict) else {}), **value}
+    node[path[-1]] = value

@@ -1,4 +1,5 @@
 """The project's error hierarchy; each class carries the exit code a CLI maps it to."""
+
 from __future__ import annotations
 
 EXIT_OK = 0

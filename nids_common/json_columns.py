@@ -4,10 +4,12 @@ A per-row dict and orjson call cost several times more at tens of thousands of r
 Here each numeric column is serialised in one orjson call, each distinct text once, and each row
 is one bytes.join of its already-serialised fields.
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import orjson

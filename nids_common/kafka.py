@@ -1,15 +1,105 @@
-"""Kafka helpers shared by the services, the demo and the tests."""
+"""Kafka helpers shared by the services, the demo, the benchmarks and the tests."""
+
 from __future__ import annotations
 
-from typing import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from nids_common.errors import NidsError
 
+Key = str | bytes | None
+Headers = Sequence[tuple[str, str | bytes | None]]
+DeliveryCallback = Callable[[KafkaError | None, Any], None]
 
-def ensure_topics(client_config: Mapping[str, object], partitions_by_topic: Mapping[str, int], timeout: float = 30.0) -> None:
+# How long a full local queue may hold up one produce before the caller is told: long enough to
+# ride out a broker leader change, short enough that a stuck broker surfaces as an error.
+QUEUE_FULL_TIMEOUT_S = 30.0
+_POLL_S = 0.05
+
+
+class ProduceStalled(NidsError):
+    """The producer's local queue stayed full until the deadline, or shutdown was asked meanwhile.
+    `sent` messages of the call were handed over before it."""
+
+    def __init__(self, message: str, *, shutdown: bool, sent: int = 0) -> None:
+        super().__init__(message)
+        self.shutdown, self.sent = shutdown, sent
+
+
+def produce_all(
+    producer: Producer,
+    topic: str,
+    messages: Iterable[tuple[Key, bytes]],
+    on_delivery: DeliveryCallback,
+    *,
+    headers: Iterable[Headers] | None = None,
+    running: Callable[[], bool] = lambda: True,
+    timeout: float = QUEUE_FULL_TIMEOUT_S,
+) -> int:
+    """Produce each (key, value) of `messages` (with the matching `headers`, when given) to `topic`.
+
+    While librdkafka's local queue is full it serves delivery reports and tries again, for at most
+    `timeout` seconds per message and only while `running()` holds; then raises ProduceStalled.
+    Returns how many messages were handed to the producer.
+    """
+    produce = producer.produce
+    sent = 0
+    try:
+        if headers is None:
+            for key, value in messages:
+                try:
+                    produce(topic, value, key, on_delivery=on_delivery)
+                except BufferError:
+                    _produce_when_room(producer, topic, key, value, None, on_delivery, running, timeout)
+                sent += 1
+        else:
+            for (key, value), message_headers in zip(messages, headers, strict=True):
+                try:
+                    produce(topic, value, key, on_delivery=on_delivery, headers=list(message_headers))
+                except BufferError:
+                    _produce_when_room(producer, topic, key, value, message_headers, on_delivery, running, timeout)
+                sent += 1
+    except ProduceStalled as stalled:
+        stalled.sent = sent
+        raise
+    return sent
+
+
+def _produce_when_room(
+    producer: Producer,
+    topic: str,
+    key: Key,
+    value: bytes,
+    headers: Headers | None,
+    on_delivery: DeliveryCallback,
+    running: Callable[[], bool],
+    timeout: float,
+) -> None:
+    deadline = time.monotonic() + timeout
+    listed = None if headers is None else list(headers)
+    while True:
+        producer.poll(_POLL_S)
+        try:
+            producer.produce(topic, value, key, on_delivery=on_delivery, headers=listed)
+            return
+        except BufferError:
+            if not running():
+                raise ProduceStalled(
+                    f"{topic}: shutdown asked while the producer's local queue was full", shutdown=True
+                ) from None
+            if time.monotonic() >= deadline:
+                raise ProduceStalled(
+                    f"{topic}: the producer's local queue stayed full for {timeout:.0f} s", shutdown=False
+                ) from None
+
+
+def ensure_topics(
+    client_config: Mapping[str, Any], partitions_by_topic: Mapping[str, int], timeout: float = 30.0
+) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are."""
     admin = AdminClient(dict(client_config))
     existing = admin.list_topics(timeout=timeout).topics

@@ -1,4 +1,5 @@
 """nids-replay: replay UNSW-NB15 flows (files of either format, or synthetic) onto Kafka as live traffic."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import dataclasses
 import logging
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
@@ -41,12 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def effective_config(args: argparse.Namespace) -> ProducerConfig:
     config = load(args.config)
-    replay_settings = dataclasses.replace(config.replay, **{
-        name: value for name, value in (("rate", args.rate), ("speedup", args.speedup), ("limit", args.limit),
-                                        ("seed", args.seed)) if value is not None
-    }, loop=args.loop or config.replay.loop, shuffle=args.shuffle or config.replay.shuffle)
+    given = {
+        name: value
+        for name, value in (("rate", args.rate), ("speedup", args.speedup), ("limit", args.limit), ("seed", args.seed))
+        if value is not None
+    }
     try:
-        replay_settings.validate()
+        replay_settings = dataclasses.replace(
+            config.replay, **given, loop=args.loop or config.replay.loop, shuffle=args.shuffle or config.replay.shuffle
+        )
     except ValueError as exc:
         raise UsageError(f"--{exc}") from None
     if replay_settings.rate and replay_settings.speedup:
@@ -82,12 +86,23 @@ def replay_command(args: argparse.Namespace) -> int:
         def show(summary: ReplaySummary) -> None:
             bar.update(task, completed=summary.produced, info=f"{summary.rate:,.0f} flows/s")
 
-        summary = replay(chunks, producer, config.topics.flows, limit=settings.limit, rate=settings.rate,
-                         speedup=settings.speedup, running=lambda: state["running"], on_progress=show)
-    print(f"nids-replay: produced {summary.produced:,} flows to {config.topics.flows} in {summary.seconds:.1f} s "
-          f"({summary.rate:,.0f} flows/s) after {summary.startup_seconds:.1f} s reading; delivered {summary.delivered:,}, failed {summary.failed:,}"
-          + (f"; first error: {summary.first_error}" if summary.first_error else ""))
-    return EXIT_FAILURE if summary.failed else EXIT_OK
+        summary = replay(
+            chunks,
+            producer,
+            config.topics.flows,
+            limit=settings.limit,
+            rate=settings.rate,
+            speedup=settings.speedup,
+            running=lambda: state["running"],
+            on_progress=show,
+        )
+    print(
+        f"nids-replay: produced {summary.produced:,} flows to {config.topics.flows} in {summary.seconds:.1f} s "
+        f"({summary.rate:,.0f} flows/s) after {summary.startup_seconds:.1f} s reading; "
+        f"delivered {summary.delivered:,}, failed {summary.failed:,}"
+        + (f"; first error: {summary.first_error}" if summary.first_error else "")
+    )
+    return EXIT_FAILURE if summary.failed or summary.first_error else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The replay producer's configuration (config/producer.yaml)."""
+
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from nids_common.config import KafkaSettings, Topics, load_config
+from nids_common.config import KafkaSettings, load_config
+from nids_common.contract import Topics
 
 DEFAULT_PATH = Path("config/producer.yaml")
 
@@ -19,7 +21,7 @@ class ReplaySettings:
     chunk_rows: int = 50_000
     seed: int = 7
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.rate < 0:
             raise ValueError("rate: must be >= 0")
         if self.speedup < 0:

@@ -1,7 +1,8 @@
 """Flow chunks → one JSON object per flow, the wire contract of the `nids.flows` topic."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import orjson
@@ -13,7 +14,9 @@ from nids_common.schema import ATTACK_CAT, FEATURES, IDENTITY_FIELDS, LABEL, NUM
 OPTIONAL_FIELDS = (*IDENTITY_FIELDS, LABEL, ATTACK_CAT)
 
 
-def encode_chunk(flows: pd.DataFrame | Mapping[str, np.ndarray], flow_ids: np.ndarray, event_times: np.ndarray) -> list[bytes]:
+def encode_chunk(
+    flows: pd.DataFrame | Mapping[str, np.ndarray], flow_ids: np.ndarray, event_times: np.ndarray
+) -> list[bytes]:
     """JSON bytes per row: flow_id, ts, the 42 features, and identity and ground-truth fields when present.
 
     Built column by column (nids_common.json_columns); numbers as their shortest round-trip text,
@@ -52,9 +55,9 @@ def wire_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 def _optional(values: pd.Series) -> np.ndarray:
     """Identity and ground-truth columns keep their JSON type (label stays an integer)."""
     if pd.api.types.is_numeric_dtype(values) and not values.hasnans:
-        return values.to_numpy(dtype=np.int64 if pd.api.types.is_integer_dtype(values) else np.float64)
+        return np.asarray(values.to_numpy(dtype=np.int64 if pd.api.types.is_integer_dtype(values) else np.float64))
     if pd.api.types.is_string_dtype(values) or values.dtype == object:
-        return values.to_numpy(dtype=object, na_value=None)
+        return np.asarray(values.to_numpy(dtype=object, na_value=None))
     # Nullable numbers (ports that were '-') go out as JSON null.
     return np.array([None if pd.isna(v) else v.item() for v in values], dtype=object)
 

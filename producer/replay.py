@@ -1,4 +1,5 @@
 """The replay loop: flow sources, pacing, delivery accounting. `nids-replay` is a thin CLI over it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,18 +9,19 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from queue import Full, Queue
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 from confluent_kafka import KafkaError, Producer
 
 from nids_common.errors import NidsError
+from nids_common.kafka import ProduceStalled, produce_all
+from nids_dataset.synthetic import synthetic_frame
+from nids_dataset.unsw import iter_flows
 from producer.config import ProducerConfig
 from producer.encode import encode_chunk, wire_columns
-from producer.synthetic import synthetic_frame
-from training.data import iter_flows
 
 log = logging.getLogger("nids.replay")
 SYNTHETIC_CHUNK = 20_000
@@ -42,8 +44,14 @@ class ReplaySummary:
         return self.produced / self.seconds if self.seconds > 0 else 0.0
 
 
-def file_chunks(paths: Sequence[str | os.PathLike[str]], chunk_rows: int, loop: bool, shuffle: bool,
-                seed: int, cache_rows: int = LOOP_CACHE_ROWS) -> Iterator[pd.DataFrame]:
+def file_chunks(
+    paths: Sequence[str | os.PathLike[str]],
+    chunk_rows: int,
+    loop: bool,
+    shuffle: bool,
+    seed: int,
+    cache_rows: int = LOOP_CACHE_ROWS,
+) -> Iterator[pd.DataFrame]:
     """Cleaned chunks of the files; with `loop`, again and again. Files that fit in `cache_rows` are
     read and cleaned once: re-reading them each pass would pause the stream for the parse."""
     rng = np.random.default_rng(seed)
@@ -58,7 +66,7 @@ def file_chunks(paths: Sequence[str | os.PathLike[str]], chunk_rows: int, loop: 
     cached: list[pd.DataFrame] | None = [] if loop else None
     for chunk in read():
         if cached is not None:
-            cached = cached + [chunk] if sum(map(len, cached)) + len(chunk) <= cache_rows else None
+            cached = [*cached, chunk] if sum(map(len, cached)) + len(chunk) <= cache_rows else None
         yield arranged(chunk)
     while loop:
         for chunk in cached if cached is not None else read():
@@ -67,7 +75,7 @@ def file_chunks(paths: Sequence[str | os.PathLike[str]], chunk_rows: int, loop: 
 
 def read_ahead(chunks: Iterable[pd.DataFrame], depth: int = 2) -> Iterator[pd.DataFrame]:
     """Produce chunks from a background thread, so parsing the next chunk overlaps sending this one."""
-    queue: Queue = Queue(maxsize=depth)
+    queue: Queue[object] = Queue(maxsize=depth)
     done = object()
     failure: list[BaseException] = []
     stop = threading.Event()
@@ -106,8 +114,13 @@ def synthetic_chunks(seed: int, chunk_rows: int = SYNTHETIC_CHUNK) -> Iterator[p
 class Pacer:
     """Holds a producer to `rate` flows/s, or to event time `speedup` times faster; neither → no wait."""
 
-    def __init__(self, rate: float, speedup: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate: float,
+        speedup: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.rate, self.speedup, self.clock, self.sleep = rate, speedup, clock, sleep
         self.started: float | None = None
         self.first_event: float | None = None
@@ -129,9 +142,18 @@ class Pacer:
             self.sleep(delay)
 
 
-def replay(chunks: Iterable[pd.DataFrame], producer: Producer, topic: str, *, limit: int = 0, rate: float = 0.0,
-           speedup: float = 0.0, running: Callable[[], bool] = lambda: True,
-           on_progress: Callable[[ReplaySummary], None] | None = None, run_id: str | None = None) -> ReplaySummary:
+def replay(
+    chunks: Iterable[pd.DataFrame],
+    producer: Producer,
+    topic: str,
+    *,
+    limit: int = 0,
+    rate: float = 0.0,
+    speedup: float = 0.0,
+    running: Callable[[], bool] = lambda: True,
+    on_progress: Callable[[ReplaySummary], None] | None = None,
+    run_id: str | None = None,
+) -> ReplaySummary:
     """Produce every flow of `chunks` to `topic`; flush; count deliveries. Never raises for one bad delivery."""
     run_id = run_id or uuid.uuid4().hex[:8]
     summary = ReplaySummary()
@@ -145,8 +167,6 @@ def replay(chunks: Iterable[pd.DataFrame], producer: Producer, topic: str, *, li
         if err is not None:
             summary.failed += 1
             summary.first_error = summary.first_error or err.str()
-
-    produce = producer.produce
 
     try:
         for chunk in chunks:
@@ -168,21 +188,25 @@ def replay(chunks: Iterable[pd.DataFrame], producer: Producer, topic: str, *, li
             for start in range(0, count, ENCODE_ROWS):
                 stop = min(start + ENCODE_ROWS, count)
                 # Without Stime (the partitioned files, synthetic flows) the event time is the send time.
-                times = event_times[start:stop] if has_event_time else np.full(stop - start, time.time())
-                payloads = encode_chunk({name: values[start:stop] for name, values in columns.items()},
-                                        ids[start:stop], times)
+                times = event_times[start:stop] if event_times is not None else np.full(stop - start, time.time())
+                payloads = encode_chunk(
+                    {name: values[start:stop] for name, values in columns.items()}, ids[start:stop], times
+                )
                 keys = ids[start:stop].tolist()
                 for offset in range(0, stop - start, PACING_STEP):
                     if not running():
                         return summary
                     pacer.wait(summary.produced, float(times[offset]) if has_event_time else None)
                     end = min(offset + PACING_STEP, stop - start)
-                    for key, value in zip(keys[offset:end], payloads[offset:end]):
-                        try:
-                            produce(topic, value, key, on_delivery=on_delivery)
-                        except BufferError:
-                            _produce_when_room(producer, topic, key, value, on_delivery)
-                    summary.produced += end - offset
+                    try:
+                        summary.produced += produce_all(
+                            producer, topic, zip(keys[offset:end], payloads[offset:end]), on_delivery, running=running
+                        )
+                    except ProduceStalled as stalled:
+                        summary.produced += stalled.sent
+                        if not stalled.shutdown:
+                            summary.first_error = summary.first_error or str(stalled)
+                        return summary
                     producer.poll(0)
                 if on_progress is not None:
                     summary.seconds = time.monotonic() - started
@@ -195,17 +219,6 @@ def replay(chunks: Iterable[pd.DataFrame], producer: Producer, topic: str, *, li
             summary.first_error = summary.first_error or f"{remaining} message(s) still queued after a 30 s flush"
         summary.delivered = summary.produced - summary.failed
     return summary
-
-
-def _produce_when_room(producer: Producer, topic: str, key: str, value: bytes, on_delivery: Callable) -> None:
-    while True:
-        # librdkafka's local queue is full: serve delivery reports until there is room.
-        producer.poll(0.05)
-        try:
-            producer.produce(topic, value, key, on_delivery=on_delivery)
-            return
-        except BufferError:
-            continue
 
 
 def make_producer(config: ProducerConfig) -> Producer:

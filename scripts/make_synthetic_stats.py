@@ -1,7 +1,8 @@
 """Compute producer/synthetic_stats.json from a UNSW-NB15 file: per-class summary statistics, no rows.
 
-    .venv/bin/python scripts/make_synthetic_stats.py ../shared/data/unsw-nb15/unsw_nb15_dev.csv
+.venv/bin/python scripts/make_synthetic_stats.py ../shared/data/unsw-nb15/unsw_nb15_dev.csv
 """
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,11 @@ from scipy.special import ndtri
 from scipy.stats import rankdata
 
 from nids_common.schema import ATTACK_CAT, ATTACK_CLASSES, CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from training.data import load_flows
+from nids_dataset.unsw import load_flows
 
 QUANTILES = 41
 TOP_TRIPLES = 12
-OUT = Path(__file__).resolve().parents[1] / "producer" / "synthetic_stats.json"
+OUT = Path(__file__).resolve().parents[1] / "nids_dataset" / "synthetic_stats.json"
 
 
 def nearest_correlation(matrix: np.ndarray) -> np.ndarray:
@@ -46,12 +47,24 @@ def main(paths: list[str]) -> int:
         classes[name] = {
             "share": round(len(part) / len(frame), 6),
             "categorical_triples": [{"values": list(k), "share": round(float(v), 5)} for k, v in triples.items()],
-            "quantiles": {f: [float(f"{q:.6g}") for q in np.quantile(numeric[:, i], grid)] for i, f in enumerate(NUMERIC_FEATURES)},
-            "integer_features": [f for i, f in enumerate(NUMERIC_FEATURES) if np.all(numeric[:, i] == np.round(numeric[:, i]))],
+            "quantiles": {
+                f: [float(f"{q:.6g}") for q in np.quantile(numeric[:, i], grid)] for i, f in enumerate(NUMERIC_FEATURES)
+            },
+            "integer_features": [
+                f for i, f in enumerate(NUMERIC_FEATURES) if np.all(numeric[:, i] == np.round(numeric[:, i]))
+            ],
             "normal_score_correlation": np.round(correlation, 3).tolist(),
         }
-    OUT.write_text(json.dumps({"source": "per-class summary statistics of the UNSW-NB15 testing partition (dev split)",
-                               "classes": classes}, separators=(",", ":")) + "\n")
+    OUT.write_text(
+        json.dumps(
+            {
+                "source": "per-class summary statistics of the UNSW-NB15 testing partition (dev split)",
+                "classes": classes,
+            },
+            separators=(",", ":"),
+        )
+        + "\n"
+    )
     print(f"wrote {OUT} ({OUT.stat().st_size:,} bytes)")
     return 0
 

@@ -1,15 +1,16 @@
 """Shared fixtures: the Kafka broker for integration tests, unique names per test."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.integration.helpers import KAFKA_LOCAL, unavailable
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,23 +42,17 @@ def kafka_bootstrap() -> Iterator[str]:
     else:
         port = os.environ.get("KAFKA_LOCAL_PORT", "9092")
         bootstrap = f"127.0.0.1:{port}"
-        result = subprocess.run([str(REPO / "scripts" / "kafka-local"), "start"], capture_output=True, text=True)
+        result = subprocess.run([KAFKA_LOCAL, "start"], capture_output=True, text=True)
         if result.returncode != 0:
-            _unavailable(f"scripts/kafka-local start failed: {result.stderr.strip()[-2000:]}")
+            unavailable(f"scripts/kafka-local start failed: {result.stderr.strip()[-2000:]}")
         # Only stop what this session started; a broker the developer already ran stays up.
         started_here = "already running" not in result.stdout
     problem = _broker_answers(bootstrap)
     if problem:
-        _unavailable(f"Kafka broker at {bootstrap} does not answer: {problem}")
+        unavailable(f"Kafka broker at {bootstrap} does not answer: {problem}")
     yield bootstrap
     if started_here:
-        subprocess.run([str(REPO / "scripts" / "kafka-local"), "stop"], capture_output=True)
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+        subprocess.run([KAFKA_LOCAL, "stop"], capture_output=True)
 
 
 @pytest.fixture

@@ -3,26 +3,28 @@
 Everything here sees only training rows; the RFE curve is scored on an inner hold-out of them, so the
 validation split stays untouched for the final figures.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier  # noqa: E402
-from sklearn.feature_selection import RFE, mutual_info_classif  # noqa: E402
-from sklearn.metrics import f1_score  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.feature_selection import RFE, mutual_info_classif
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
 
-from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, FEATURES, LABEL  # noqa: E402
-from training.evaluation import stratify_or_none  # noqa: E402
-from training.features import FlowPreprocessor  # noqa: E402
+from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, FEATURES, LABEL
+from nids_model.preprocess import FlowPreprocessor
+from training.evaluation import stratify_or_none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +38,9 @@ class FeatureAnalysis:
     reason: str
 
 
-def analyse(train: pd.DataFrame, counts: Sequence[int], sample_rows: int, tolerance: float, seed: int) -> FeatureAnalysis:
+def analyse(
+    train: pd.DataFrame, counts: Sequence[int], sample_rows: int, tolerance: float, seed: int
+) -> FeatureAnalysis:
     sample = _stratified_sample(train, sample_rows, seed)
     matrix = FlowPreprocessor().fit(sample).transform(sample)
     features = pd.DataFrame(matrix, columns=list(FEATURES))
@@ -44,13 +48,19 @@ def analyse(train: pd.DataFrame, counts: Sequence[int], sample_rows: int, tolera
     y_label = sample[LABEL].to_numpy()
 
     correlation = _target_correlation(features, y_label, y_cat)
-    mutual_information = pd.DataFrame({
-        "mi_attack_cat": mutual_info_classif(matrix, y_cat, discrete_features=_categorical_mask(), random_state=seed),
-        "mi_label": mutual_info_classif(matrix, y_label, discrete_features=_categorical_mask(), random_state=seed),
-    }, index=list(FEATURES)).sort_values("mi_attack_cat", ascending=False)
+    mutual_information = pd.DataFrame(
+        {
+            "mi_attack_cat": mutual_info_classif(
+                matrix, y_cat, discrete_features=_categorical_mask(), random_state=seed
+            ),
+            "mi_label": mutual_info_classif(matrix, y_label, discrete_features=_categorical_mask(), random_state=seed),
+        },
+        index=list(FEATURES),
+    ).sort_values("mi_attack_cat", ascending=False)
 
-    inner_train, inner_test = train_test_split(np.arange(len(sample)), test_size=0.25, stratify=stratify_or_none(y_cat),
-                                               random_state=seed)
+    inner_train, inner_test = train_test_split(
+        np.arange(len(sample)), test_size=0.25, stratify=stratify_or_none(y_cat), random_state=seed
+    )
     ranker = RFE(RandomForestClassifier(n_estimators=30, n_jobs=-1, random_state=seed), n_features_to_select=1, step=2)
     ranker.fit(matrix[inner_train], y_cat[inner_train])
     rfe_ranking = pd.Series(ranker.ranking_, index=list(FEATURES), name="rfe_rank").sort_values(kind="stable")
@@ -66,12 +76,14 @@ def analyse(train: pd.DataFrame, counts: Sequence[int], sample_rows: int, tolera
     best = rfe_curve["macro_f1"].max()
     chosen_k = int(rfe_curve.loc[rfe_curve["macro_f1"] >= best - tolerance, "features"].min())
     selected = tuple(f for f in FEATURES if f in set(order[:chosen_k]))
+    chosen_f1 = rfe_curve.set_index("features").loc[chosen_k, "macro_f1"]
     reason = (
-        f"the smallest RFE subset whose inner hold-out macro-F1 ({rfe_curve.set_index('features').loc[chosen_k, 'macro_f1']:.3f}) "
+        f"the smallest RFE subset whose inner hold-out macro-F1 ({chosen_f1:.3f}) "
         f"is within {tolerance} of the best ({best:.3f}); {chosen_k} of {len(FEATURES)} features"
     )
-    return FeatureAnalysis(correlation, mutual_information, rfe_ranking, rfe_curve, _redundant_pairs(features),
-                           selected, reason)
+    return FeatureAnalysis(
+        correlation, mutual_information, rfe_ranking, rfe_curve, _redundant_pairs(features), selected, reason
+    )
 
 
 def write_figures(analysis: FeatureAnalysis, folder: Path) -> dict[str, str]:
@@ -116,15 +128,22 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], title: str, path:
     for i in range(len(classes)):
         for j in range(len(classes)):
             if matrix[i, j]:
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
-                        color="white" if normalised[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(matrix[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if normalised[i, j] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(title)
     return _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> str:
+def _save(fig: Figure, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -143,7 +162,7 @@ def _stratified_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFram
     keep = []
     for positions in frame.groupby(ATTACK_CAT, observed=True).indices.values():
         # Keep at least a few rows of every class so the rare ones (Worms) are still ranked.
-        take = max(min(len(positions), 5), int(round(len(positions) * fraction)))
+        take = max(min(len(positions), 5), round(len(positions) * fraction))
         keep.append(rng.choice(positions, size=take, replace=False))
     return frame.iloc[np.sort(np.concatenate(keep))]
 

@@ -1,16 +1,18 @@
 """nids-train: train the detector's model on UNSW-NB15 files (or synthetic flows) and write an artifact."""
+
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_OK, ArtifactError, InputError
-from training import artifact
+from nids_dataset.synthetic import synthetic_frame
+from nids_model import artifact
 from training.config import DEFAULT_PATH, load
 from training.evaluation import format_report
 from training.train import run_training
@@ -21,14 +23,23 @@ DATA_DIR = Path("data")
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nids-train", description=__doc__, epilog=EXIT_CODES_HELP)
-    p.add_argument("--data", action="append", default=[], metavar="PATH", help="UNSW-NB15 CSV, either format (repeatable)")
-    p.add_argument("--test", action="append", default=[], metavar="PATH", help="validate on these files instead of an 80/20 split")
+    p.add_argument(
+        "--data", action="append", default=[], metavar="PATH", help="UNSW-NB15 CSV, either format (repeatable)"
+    )
+    p.add_argument(
+        "--test", action="append", default=[], metavar="PATH", help="validate on these files instead of an 80/20 split"
+    )
     p.add_argument("--out", default="models", help="models folder (default: models)")
     p.add_argument("--config", default=str(DEFAULT_PATH), help=f"training config (default: {DEFAULT_PATH})")
     p.add_argument("--compare", action="store_true", help="train and tune every family and write the comparison table")
-    p.add_argument("--synthetic", type=int, metavar="ROWS", help="train on this many synthetic flows (no dataset needed)")
-    p.add_argument("--if-missing", action="store_true",
-                   help="do nothing when OUT/latest exists; else train on data/*.csv, or synthetic flows when there are none")
+    p.add_argument(
+        "--synthetic", type=int, metavar="ROWS", help="train on this many synthetic flows (no dataset needed)"
+    )
+    p.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing when OUT/latest exists; else train on data/*.csv, or synthetic flows when there are none",
+    )
     return p
 
 
@@ -39,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def train_command(args: argparse.Namespace) -> int:
     config = load(args.config)
-    setup_logging()
+    setup_logging(config.log_level)
     log.info("effective config: %s", describe_json(config))
     if args.if_missing:
         try:
@@ -53,12 +64,17 @@ def train_command(args: argparse.Namespace) -> int:
             if not args.data:
                 args.synthetic = 60_000
     if args.synthetic is not None:
-        from producer.synthetic import synthetic_frame
-
         log.info("training on %d synthetic flows (no dataset given)", args.synthetic)
         frame = synthetic_frame(args.synthetic, seed=config.seed)
-        result = run_training([], args.out, config, test=args.test, compare=args.compare, frame=frame,
-                              data_description={"synthetic_rows": args.synthetic, "seed": config.seed})
+        result = run_training(
+            [],
+            args.out,
+            config,
+            test=args.test,
+            compare=args.compare,
+            frame=frame,
+            data_description={"synthetic_rows": args.synthetic, "seed": config.seed},
+        )
     else:
         if not args.data:
             raise InputError("no training data: give --data PATH (or --synthetic ROWS)")
@@ -66,8 +82,11 @@ def train_command(args: argparse.Namespace) -> int:
     metrics = result.manifest["validation_metrics"]
     print(f"model {result.manifest['version']} written to {result.path}")
     print(format_report(metrics))
-    print(f"prediction: {result.manifest['rows_per_second']:,.0f} rows/s in batches of {result.manifest['throughput_batch_rows']:,}; "
-          f"trained in {result.manifest['training_seconds']} s")
+    print(
+        f"prediction: {result.manifest['rows_per_second']:,.0f} rows/s "
+        f"in batches of {result.manifest['throughput_batch_rows']:,}; "
+        f"trained in {result.manifest['training_seconds']} s"
+    )
     return EXIT_OK
 
 

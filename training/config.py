@@ -1,4 +1,5 @@
 """Training configuration (config/training.yaml)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,9 @@ class TrainingConfig:
     chunk_rows: int = 200_000
     # P(attack) at or above which a flow is an attack; the attack_cat pipeline then names the class.
     decision_threshold: float = 0.5
+    log_level: str = "INFO"
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if not 0.05 <= self.validation_fraction <= 0.5:
             raise ValueError("validation_fraction: must be within 0.05..0.5")
         unknown = set(self.deploy_candidates) - set(MODEL_FAMILIES)

@@ -1,8 +1,10 @@
 """Metrics for the two targets and the throughput measurement shared by training, scoring and benchmarks."""
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
@@ -43,7 +45,7 @@ def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
 def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray) -> dict[str, Any]:
     attack_cat = class_metrics(y_cat, pred_cat)
     return {
-        "rows": int(len(y_label)),
+        "rows": len(y_label),
         "label_accuracy": float(accuracy_score(y_label, pred_label)),
         "label_f1": float(f1_score(y_label, pred_label, zero_division=0)),
         "attack_cat_accuracy": attack_cat["accuracy"],

@@ -1,7 +1,9 @@
 """Model families (RandomForest, KNN, gradient boosting), their bounded search spaces and class weighting."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -9,8 +11,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
 from nids_common.schema import CATEGORICAL_FEATURES
-from training.features import FlowPreprocessor
-from training.reweighting import ClassScaledClassifier
+from nids_model.preprocess import FlowPreprocessor
+from nids_model.reweighting import ClassScaledClassifier
 
 FAMILY_NAMES = {"rf": "RandomForest", "knn": "KNN", "hgb": "HistGradientBoosting"}
 
@@ -18,20 +20,40 @@ FAMILY_NAMES = {"rf": "RandomForest", "knn": "KNN", "hgb": "HistGradientBoosting
 # space brackets each of them.
 DEFAULT_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
     ("rf", "label"): {"n_estimators": 40, "max_features": "sqrt", "min_samples_leaf": 1, "weight_exponent": 0.0},
-    ("rf", "attack_cat"): {"n_estimators": 60, "max_features": "sqrt", "min_samples_leaf": 1, "weight_exponent": 0.5,
-                           "class_scaling": True},
+    ("rf", "attack_cat"): {
+        "n_estimators": 60,
+        "max_features": "sqrt",
+        "min_samples_leaf": 1,
+        "weight_exponent": 0.5,
+        "class_scaling": True,
+    },
     ("hgb", "label"): {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "weight_exponent": 0.0},
-    ("hgb", "attack_cat"): {"max_iter": 40, "learning_rate": 0.25, "max_leaf_nodes": 15, "weight_exponent": 0.75,
-                            "class_scaling": True},
+    ("hgb", "attack_cat"): {
+        "max_iter": 40,
+        "learning_rate": 0.25,
+        "max_leaf_nodes": 15,
+        "weight_exponent": 0.75,
+        "class_scaling": True,
+    },
     ("knn", "label"): {"n_neighbors": 5, "weights": "distance"},
     ("knn", "attack_cat"): {"n_neighbors": 5, "weights": "distance"},
 }
 
 SEARCH_SPACES: dict[str, dict[str, Sequence[Any]]] = {
-    "rf": {"n_estimators": (30, 40, 60, 80), "max_features": ("sqrt", 0.3), "min_samples_leaf": (1, 2, 3),
-           "weight_exponent": (0.0, 0.5, 0.75, 1.0), "class_scaling": (True, False)},
-    "hgb": {"max_iter": (40, 50, 60), "learning_rate": (0.15, 0.2, 0.25), "max_leaf_nodes": (15, 31),
-            "weight_exponent": (0.0, 0.5, 0.75, 1.0), "class_scaling": (True, False)},
+    "rf": {
+        "n_estimators": (30, 40, 60, 80),
+        "max_features": ("sqrt", 0.3),
+        "min_samples_leaf": (1, 2, 3),
+        "weight_exponent": (0.0, 0.5, 0.75, 1.0),
+        "class_scaling": (True, False),
+    },
+    "hgb": {
+        "max_iter": (40, 50, 60),
+        "learning_rate": (0.15, 0.2, 0.25),
+        "max_leaf_nodes": (15, 31),
+        "weight_exponent": (0.0, 0.5, 0.75, 1.0),
+        "class_scaling": (True, False),
+    },
     "knn": {"n_neighbors": (1, 3, 5, 9, 15), "weights": ("uniform", "distance")},
 }
 
@@ -62,8 +84,9 @@ def class_sample_weight(y: np.ndarray, exponent: float) -> np.ndarray | None:
     """
     if exponent == 0:
         return None
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    return ((counts.max() / counts) ** exponent)[inverse]
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    weights: np.ndarray = ((counts.max() / counts) ** exponent)[inverse]
+    return weights
 
 
 def supports_sample_weight(family: str) -> bool:

@@ -1,24 +1,26 @@
 """nids-score: score a CSV of flows offline with a verified model; print metrics when it has labels."""
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nids_common.cli import EXIT_CODES_HELP, run
+from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.errors import EXIT_OK, UsageError
 from nids_common.progress import progress
 from nids_common.schema import ATTACK_CAT, LABEL
-from training.artifact import load_model
+from nids_dataset.unsw import DEFAULT_CHUNK_ROWS, iter_flows, load_flows
+from nids_model.artifact import load_model
+from nids_model.detection import DetectionModel
 from training.config import TrainingConfig
-from training.data import DEFAULT_CHUNK_ROWS, iter_flows, load_flows
-from training.detection import DetectionModel
 from training.evaluation import evaluate, format_report
 from training.train import split
 
@@ -27,10 +29,18 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nids-score", description=__doc__, epilog=EXIT_CODES_HELP)
     p.add_argument("--model", default="models/latest", help="model folder (default: models/latest)")
     p.add_argument("--input", required=True, help="UNSW-NB15 CSV, either format")
-    p.add_argument("--output", required=True, help="scored CSV: the input columns plus pred_label, pred_attack_cat, attack_probability")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="scored CSV: the input columns plus pred_label, pred_attack_cat, attack_probability",
+    )
     p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
-    p.add_argument("--validation-split", action="store_true",
-                   help="score only the validation rows of the split the model was trained with (same seed and fraction)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)")
+    p.add_argument(
+        "--validation-split",
+        action="store_true",
+        help="score only the validation rows of the split the model was trained with (same seed and fraction)",
+    )
     return p
 
 
@@ -40,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def score_command(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
     model, manifest = load_model(args.model)
     if args.validation_split:
         metrics = score_validation_split(model, manifest, args.input, args.output)
@@ -53,12 +64,19 @@ def score_command(args: argparse.Namespace) -> int:
 
 def score_frame(model: DetectionModel, frame: pd.DataFrame) -> pd.DataFrame:
     scores = model.score(frame)
-    return frame.assign(pred_label=scores.is_attack.astype(np.int8), pred_attack_cat=scores.attack_cat,
-                        attack_probability=np.round(scores.attack_probability, 6))
+    return frame.assign(
+        pred_label=scores.is_attack.astype(np.int8),
+        pred_attack_cat=scores.attack_cat,
+        attack_probability=np.round(scores.attack_probability, 6),
+    )
 
 
-def score_validation_split(model: DetectionModel, manifest: dict, input_path: str | os.PathLike[str],
-                           output_path: str | os.PathLike[str]) -> dict | None:
+def score_validation_split(
+    model: DetectionModel,
+    manifest: dict[str, Any],
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+) -> dict[str, Any] | None:
     """Re-derive the validation rows of the model's own training split and score them."""
     recipe = manifest.get("validation_data")
     if not isinstance(recipe, dict) or "seed" not in recipe:
@@ -68,8 +86,12 @@ def score_validation_split(model: DetectionModel, manifest: dict, input_path: st
     scored = score_frame(model, validation)
     with atomic_output(output_path) as staging:
         scored.to_csv(staging, index=False)
-    return evaluate(validation[LABEL].to_numpy(), validation[ATTACK_CAT].to_numpy(dtype=object),
-                    scored["pred_label"].to_numpy(), scored["pred_attack_cat"].to_numpy(dtype=object))
+    return evaluate(
+        validation[LABEL].to_numpy(),
+        validation[ATTACK_CAT].to_numpy(dtype=object),
+        scored["pred_label"].to_numpy(),
+        scored["pred_attack_cat"].to_numpy(dtype=object),
+    )
 
 
 @contextlib.contextmanager
@@ -86,28 +108,33 @@ def atomic_output(output_path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def score_file(model: DetectionModel, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
-               chunk_rows: int = DEFAULT_CHUNK_ROWS) -> dict | None:
+def score_file(
+    model: DetectionModel,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> dict[str, Any] | None:
     """Score chunk by chunk into a temporary file renamed at the end; return metrics when labelled."""
     truth_label, truth_cat, pred_label, pred_cat = [], [], [], []
-    with atomic_output(output_path) as staging:
-        with progress() as bar, open(staging, "w", newline="") as sink:
-            # The row count is unknown until the end: an indeterminate bar with the rows done so far.
-            task = bar.add_task("scoring", total=None, info="")
-            rows = 0
-            for index, chunk in enumerate(iter_flows(input_path, chunk_rows)):
-                scored = score_frame(model, chunk)
-                scored.to_csv(sink, header=index == 0, index=False)
-                rows += len(scored)
-                if LABEL in chunk.columns and ATTACK_CAT in chunk.columns:
-                    truth_label.append(chunk[LABEL].to_numpy())
-                    truth_cat.append(chunk[ATTACK_CAT].to_numpy(dtype=object))
-                    pred_label.append(scored["pred_label"].to_numpy())
-                    pred_cat.append(scored["pred_attack_cat"].to_numpy(dtype=object))
-                bar.update(task, completed=rows, info=f"{rows:,} rows")
+    with atomic_output(output_path) as staging, progress() as bar, open(staging, "w", newline="") as sink:
+        # The row count is unknown until the end: an indeterminate bar with the rows done so far.
+        task = bar.add_task("scoring", total=None, info="")
+        rows = 0
+        for index, chunk in enumerate(iter_flows(input_path, chunk_rows)):
+            scored = score_frame(model, chunk)
+            scored.to_csv(sink, header=index == 0, index=False)
+            rows += len(scored)
+            if LABEL in chunk.columns and ATTACK_CAT in chunk.columns:
+                truth_label.append(chunk[LABEL].to_numpy())
+                truth_cat.append(chunk[ATTACK_CAT].to_numpy(dtype=object))
+                pred_label.append(scored["pred_label"].to_numpy())
+                pred_cat.append(scored["pred_attack_cat"].to_numpy(dtype=object))
+            bar.update(task, completed=rows, info=f"{rows:,} rows")
     if not truth_label:
         return None
-    return evaluate(np.concatenate(truth_label), np.concatenate(truth_cat), np.concatenate(pred_label), np.concatenate(pred_cat))
+    return evaluate(
+        np.concatenate(truth_label), np.concatenate(truth_cat), np.concatenate(pred_label), np.concatenate(pred_cat)
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """nids-train's work: split, analyse, fit candidates, choose the deployed model, write the artifact."""
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,14 +18,20 @@ from sklearn.pipeline import Pipeline
 from nids_common.errors import InputError
 from nids_common.progress import progress
 from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
-from training import artifact, report
+from nids_dataset.unsw import load_flows
+from nids_model import artifact
+from nids_model.detection import DetectionModel
+from training import report
 from training.analysis import analyse
 from training.config import TrainingConfig
-from training.data import load_flows
-from training.detection import DetectionModel
 from training.evaluation import class_metrics, evaluate, rows_per_second, stratify_or_none
 from training.models import (
-    DEFAULT_PARAMS, FAMILY_NAMES, build_pipeline, class_sample_weight, sample_params, supports_sample_weight,
+    DEFAULT_PARAMS,
+    FAMILY_NAMES,
+    build_pipeline,
+    class_sample_weight,
+    sample_params,
+    supports_sample_weight,
 )
 
 log = logging.getLogger("nids.train")
@@ -59,9 +67,16 @@ def split(frame: pd.DataFrame, config: TrainingConfig) -> tuple[pd.DataFrame, pd
     counts = frame[ATTACK_CAT].value_counts()
     rare = counts[counts < MIN_ROWS_PER_CLASS]
     if len(rare):
-        raise InputError(f"column attack_cat: class {rare.index[0]!r} has {int(rare.iloc[0])} row(s); a stratified split needs {MIN_ROWS_PER_CLASS}")
+        raise InputError(
+            f"column attack_cat: class {rare.index[0]!r} has {int(rare.iloc[0])} row(s); "
+            f"a stratified split needs {MIN_ROWS_PER_CLASS}"
+        )
     train_idx, val_idx = train_test_split(
-        np.arange(len(frame)), test_size=config.validation_fraction, stratify=frame[ATTACK_CAT], random_state=config.seed)
+        np.arange(len(frame)),
+        test_size=config.validation_fraction,
+        stratify=frame[ATTACK_CAT],
+        random_state=config.seed,
+    )
     return frame.iloc[train_idx].reset_index(drop=True), frame.iloc[val_idx].reset_index(drop=True)
 
 
@@ -70,8 +85,16 @@ def target_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     return class_metrics(y_true.astype(str), y_pred.astype(str))
 
 
-def fit_candidate(family: str, target: str, feature_set: str, features: Sequence[str], params: dict[str, Any],
-                  train: pd.DataFrame, val: pd.DataFrame, config: TrainingConfig) -> Candidate:
+def fit_candidate(
+    family: str,
+    target: str,
+    feature_set: str,
+    features: Sequence[str],
+    params: dict[str, Any],
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    config: TrainingConfig,
+) -> Candidate:
     pipeline = build_pipeline(family, features, params, config.seed)
     y = train[target].to_numpy()
     fit_kwargs = {}
@@ -85,16 +108,30 @@ def fit_candidate(family: str, target: str, feature_set: str, features: Sequence
     predicted = pipeline.classes_[probabilities.argmax(axis=1)]
     batch = val.iloc[: config.throughput_batch_rows]
     speed = rows_per_second(pipeline.predict_proba, batch, len(batch))
-    return Candidate(family, target, feature_set, dict(params), pipeline, fit_seconds, speed, probabilities,
-                     target_metrics(val[target].to_numpy(), predicted))
+    return Candidate(
+        family,
+        target,
+        feature_set,
+        dict(params),
+        pipeline,
+        fit_seconds,
+        speed,
+        probabilities,
+        target_metrics(val[target].to_numpy(), predicted),
+    )
 
 
-def search_params(family: str, target: str, features: Sequence[str], train: pd.DataFrame,
-                  config: TrainingConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def search_params(
+    family: str, target: str, features: Sequence[str], train: pd.DataFrame, config: TrainingConfig
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Bounded random search scored on an inner hold-out of the training split (validation stays unseen)."""
     rng = np.random.default_rng(config.seed)
     inner_train_rows, inner_test_rows = train_test_split(
-        np.arange(len(train)), test_size=0.2, stratify=stratify_or_none(train[ATTACK_CAT].to_numpy()), random_state=config.seed)
+        np.arange(len(train)),
+        test_size=0.2,
+        stratify=stratify_or_none(train[ATTACK_CAT].to_numpy()),
+        random_state=config.seed,
+    )
     inner_train, inner_test = train.iloc[inner_train_rows], train.iloc[inner_test_rows]
     trials = []
     for params in sample_params(family, rng, config.search_iterations, target):
@@ -106,19 +143,32 @@ def search_params(family: str, target: str, features: Sequence[str], train: pd.D
     return best["params"], trials
 
 
-def choose_deployed(label_candidates: Sequence[Candidate], cat_candidates: Sequence[Candidate], val: pd.DataFrame,
-                    config: TrainingConfig) -> tuple[DetectionModel, dict[str, Any], list[dict[str, Any]]]:
+def choose_deployed(
+    label_candidates: Sequence[Candidate],
+    cat_candidates: Sequence[Candidate],
+    val: pd.DataFrame,
+    config: TrainingConfig,
+) -> tuple[DetectionModel, dict[str, Any], list[dict[str, Any]]]:
     """Best validation (attack_cat macro-F1, label accuracy) among pairs fast enough to deploy."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     batch = val.iloc[: config.throughput_batch_rows]
     for lab in label_candidates:
         for cat in cat_candidates:
             model = DetectionModel(lab.pipeline, cat.pipeline, config.decision_threshold)
             positive = list(lab.pipeline.classes_).index(1)
             scores = model.decide(lab.probabilities[:, positive], cat.probabilities)
-            metrics = evaluate(val[LABEL].to_numpy(), val[ATTACK_CAT].to_numpy(), scores.is_attack.astype(int), scores.attack_cat)
-            rows.append({"label": lab, "attack_cat": cat, "model": model, "metrics": metrics,
-                         "worst_case_rows_per_second": worst_case_rows_per_second(model, batch)})
+            metrics = evaluate(
+                val[LABEL].to_numpy(), val[ATTACK_CAT].to_numpy(), scores.is_attack.astype(int), scores.attack_cat
+            )
+            rows.append(
+                {
+                    "label": lab,
+                    "attack_cat": cat,
+                    "model": model,
+                    "metrics": metrics,
+                    "worst_case_rows_per_second": worst_case_rows_per_second(model, batch),
+                }
+            )
     fast = [r for r in rows if r["worst_case_rows_per_second"] >= config.min_rows_per_second]
     pool = fast or [max(rows, key=lambda r: r["worst_case_rows_per_second"])]
     if not fast:
@@ -133,9 +183,15 @@ def worst_case_rows_per_second(model: DetectionModel, batch: pd.DataFrame) -> fl
     return rows_per_second(flood.score, batch, len(batch))
 
 
-def run_training(data: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], config: TrainingConfig,
-                 test: Sequence[str | os.PathLike[str]] = (), compare: bool = False,
-                 frame: pd.DataFrame | None = None, data_description: str | None = None) -> TrainingResult:
+def run_training(
+    data: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    config: TrainingConfig,
+    test: Sequence[str | os.PathLike[str]] = (),
+    compare: bool = False,
+    frame: pd.DataFrame | None = None,
+    data_description: Mapping[str, Any] | None = None,
+) -> TrainingResult:
     """Train and write an artifact. `frame` replaces reading `data` (synthetic training)."""
     started = time.perf_counter()
     if frame is None:
@@ -149,7 +205,9 @@ def run_training(data: Sequence[str | os.PathLike[str]], out_dir: str | os.PathL
     families = ("rf", "knn", "hgb") if compare else config.deploy_candidates
     with progress() as bar:
         task = bar.add_task("feature analysis", total=1, info="")
-        analysis = analyse(train, config.rfe_feature_counts, config.analysis_rows, config.selection_tolerance, config.seed)
+        analysis = analyse(
+            train, config.rfe_feature_counts, config.analysis_rows, config.selection_tolerance, config.seed
+        )
         bar.advance(task)
         feature_sets = {"all": FEATURES, "selected": analysis.selected} if compare else {"all": FEATURES}
         jobs = [(f, t, s) for f in families for t in TARGETS for s in feature_sets]
@@ -162,29 +220,44 @@ def run_training(data: Sequence[str | os.PathLike[str]], out_dir: str | os.PathL
             if compare:
                 params, trials = search_params(family, target, feature_sets[feature_set], train, config)
                 searches[f"{family}/{target}/{feature_set}"] = trials
-            candidates.append(fit_candidate(family, target, feature_set, feature_sets[feature_set], params, train, val, config))
+            candidates.append(
+                fit_candidate(family, target, feature_set, feature_sets[feature_set], params, train, val, config)
+            )
             bar.advance(task)
 
     deployable = [c for c in candidates if c.family in config.deploy_candidates]
     model, chosen, pairs = choose_deployed(
-        [c for c in deployable if c.target == LABEL], [c for c in deployable if c.target == ATTACK_CAT], val, config)
+        [c for c in deployable if c.target == LABEL], [c for c in deployable if c.target == ATTACK_CAT], val, config
+    )
     batch = val.iloc[: config.throughput_batch_rows]
     measured = rows_per_second(model.score, batch, len(batch))
     worst_case = chosen["worst_case_rows_per_second"]
     validation = chosen["metrics"]
     manifest = {
         "features": list(FEATURES),
-        "feature_dtypes": {f: ("category" if f in model.label_pipeline[0].vocabularies_ else "float64") for f in FEATURES},
+        "feature_dtypes": {
+            f: ("category" if f in model.label_pipeline[0].vocabularies_ else "float64") for f in FEATURES
+        },
         "category_vocabularies": {k: list(v) for k, v in model.label_pipeline[0].vocabularies_.items()},
         "classes": list(model.classes),
         "decision_threshold": model.threshold,
         "models": {
-            LABEL: {"family": chosen["label"].family, "feature_set": chosen["label"].feature_set, "params": chosen["label"].params,
-                    "features": list(model.label_pipeline[0].features)},
-            ATTACK_CAT: {"family": chosen["attack_cat"].family, "feature_set": chosen["attack_cat"].feature_set,
-                         "params": chosen["attack_cat"].params, "features": list(model.attack_cat_pipeline[0].features)},
+            LABEL: {
+                "family": chosen["label"].family,
+                "feature_set": chosen["label"].feature_set,
+                "params": chosen["label"].params,
+                "features": list(model.label_pipeline[0].features),
+            },
+            ATTACK_CAT: {
+                "family": chosen["attack_cat"].family,
+                "feature_set": chosen["attack_cat"].feature_set,
+                "params": chosen["attack_cat"].params,
+                "features": list(model.attack_cat_pipeline[0].features),
+            },
         },
-        "training_data": data_description or [{"path": str(p), "sha256": artifact.file_sha256(p)} for p in data],
+        "training_data": dict(data_description)
+        if data_description
+        else [{"path": str(p), "sha256": artifact.file_sha256(p)} for p in data],
         "validation_data": [{"path": str(p), "sha256": artifact.file_sha256(p)} for p in test]
         or {"split": "stratified by attack_cat", "fraction": config.validation_fraction, "seed": config.seed},
         "rows": {"train": len(train), "validation": len(val)},
@@ -201,7 +274,9 @@ def run_training(data: Sequence[str | os.PathLike[str]], out_dir: str | os.PathL
 
     path = artifact.write_artifact(out_dir, model, manifest, extras)
     log.info("wrote %s in %.0f s", path, time.perf_counter() - started)
-    predictions = model.decide(chosen["label"].probabilities[:, list(chosen["label"].pipeline.classes_).index(1)],
-                               chosen["attack_cat"].probabilities)
+    predictions = model.decide(
+        chosen["label"].probabilities[:, list(chosen["label"].pipeline.classes_).index(1)],
+        chosen["attack_cat"].probabilities,
+    )
     validation_frame = val.assign(pred_label=predictions.is_attack.astype(int), pred_attack_cat=predictions.attack_cat)
     return TrainingResult(path, artifact.read_manifest(path), validation_frame)

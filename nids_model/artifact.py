@@ -1,0 +1,189 @@
+"""The model artifact: models/<version>/{model.joblib, manifest.json, report.md, figures}, models/latest.
+
+joblib is pickle, and unpickling runs code: nothing is unpickled before the file's sha256 matches the
+manifest, its HMAC-SHA256 matches when NIDS_MODEL_KEY is set, and the library versions match the ones
+it was built with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import platform
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+
+from nids_common.errors import ArtifactError
+from nids_model.detection import DetectionModel
+
+# 2: the runtime classes live in nids_model (0.2.0). A format-1 pickle names training.* modules that
+# no longer exist, so it is refused before unpickling, with a message that says to retrain.
+ARTIFACT_FORMAT = 2
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+LATEST = "latest"
+KEY_ENV = "NIDS_MODEL_KEY"
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _signature(path: Path, key: str) -> str:
+    mac = hmac.new(key.encode(), digestmod=hashlib.sha256)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            mac.update(block)
+    return mac.hexdigest()
+
+
+def new_version(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def write_artifact(
+    out_dir: str | os.PathLike[str],
+    model: DetectionModel,
+    manifest: Mapping[str, Any],
+    write_extras: Callable[[Path], None] | None = None,
+    version: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """Write everything into a temporary folder, then rename it into place and repoint `latest`.
+
+    A crash at any point leaves either the previous state or the complete new version, never half.
+    """
+    env = os.environ if env is None else env
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    version = version or new_version()
+    staging = out_dir / f".staging-{version}"
+    final = out_dir / version
+    if final.exists():
+        raise ArtifactError(f"{final}: a model of this version already exists")
+    try:
+        staging.mkdir()
+        model_path = staging / MODEL_FILE
+        joblib.dump(model, model_path, compress=3)
+        full = dict(manifest)
+        full.update(
+            {
+                "artifact_format": ARTIFACT_FORMAT,
+                "version": version,
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "libraries": library_versions(),
+                "model_file": MODEL_FILE,
+                "model_sha256": file_sha256(model_path),
+            }
+        )
+        key = env.get(KEY_ENV)
+        if key:
+            full["model_hmac_sha256"] = _signature(model_path, key)
+        (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        if write_extras is not None:
+            write_extras(staging)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    link_tmp = out_dir / f".{LATEST}-{version}"
+    link_tmp.symlink_to(version)
+    os.replace(link_tmp, out_dir / LATEST)
+    return final
+
+
+def resolve(path: str | os.PathLike[str]) -> Path:
+    """A version folder, a `latest` link, or a models/ folder holding `latest`."""
+    path = Path(path)
+    if (path / MANIFEST_FILE).is_file():
+        return path.resolve()
+    if (path / LATEST / MANIFEST_FILE).is_file():
+        return (path / LATEST).resolve()
+    raise ArtifactError(f"{path}: no model here (expected {MANIFEST_FILE}; train one with nids-train)")
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    folder = resolve(path)
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST_FILE).read_text())
+        return manifest
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{folder / MANIFEST_FILE}: not valid JSON: {exc.msg}") from None
+
+
+def verify(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Check checksum, signature and library versions; return the model file and manifest. Unpickles nothing."""
+    env = os.environ if env is None else env
+    folder = resolve(path)
+    manifest = read_manifest(folder)
+    built_format = manifest.get("artifact_format", 1)
+    if built_format != ARTIFACT_FORMAT:
+        raise ArtifactError(
+            f"{folder}: artifact format {built_format}, this nids-stream reads format {ARTIFACT_FORMAT}: "
+            "retrain the model with nids-train"
+        )
+    model_path = folder / manifest.get("model_file", MODEL_FILE)
+    if not model_path.is_file():
+        raise ArtifactError(f"{model_path}: model file missing")
+    expected = manifest.get("model_sha256")
+    actual = file_sha256(model_path)
+    if not expected or not hmac.compare_digest(actual, str(expected)):
+        raise ArtifactError(
+            f"{model_path}: sha256 {actual[:12]}… does not match the manifest ({str(expected)[:12]}…): refusing to load"
+        )
+    key = env.get(KEY_ENV)
+    if key:
+        signature = manifest.get("model_hmac_sha256")
+        if not signature:
+            raise ArtifactError(f"{folder}: {KEY_ENV} is set but the model is unsigned: refusing to load")
+        if not hmac.compare_digest(_signature(model_path, key), str(signature)):
+            raise ArtifactError(f"{model_path}: HMAC signature does not verify with {KEY_ENV}: refusing to load")
+    built = manifest.get("libraries", {})
+    here = library_versions()
+    # A pickled estimator is only guaranteed to behave the same under the scikit-learn it was built
+    # with, and numpy's pickle layout changes across major versions.
+    if built.get("sklearn") != here["sklearn"]:
+        raise ArtifactError(
+            f"{folder}: built with scikit-learn {built.get('sklearn')}, this is {here['sklearn']}: retrain the model"
+        )
+    if str(built.get("numpy", "")).split(".")[0] != here["numpy"].split(".")[0]:
+        raise ArtifactError(
+            f"{folder}: built with numpy {built.get('numpy')}, this is {here['numpy']}: retrain the model"
+        )
+    return model_path, manifest
+
+
+def load_model(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> tuple[DetectionModel, dict[str, Any]]:
+    model_path, manifest = verify(path, env)
+    model = joblib.load(model_path)
+    if not isinstance(model, DetectionModel):
+        raise ArtifactError(f"{model_path}: not a DetectionModel ({type(model).__name__})")
+    return model, manifest

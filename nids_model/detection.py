@@ -1,0 +1,149 @@
+"""DetectionModel: the two per-target pipelines and the alert rule that keeps their verdicts consistent."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from nids_common.schema import NORMAL
+from nids_model.compiled import ProbabilityFunction, distinct_rows, probability_function
+from nids_model.preprocess import ColumnTable
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    attack_probability: np.ndarray  # P(label = 1) from the label pipeline
+    is_attack: np.ndarray  # attack_probability >= threshold
+    attack_cat: np.ndarray  # Normal exactly where is_attack is False
+    class_probabilities: np.ndarray  # rows × classes from the attack_cat pipeline; NaN rows where not an attack
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    label: np.ndarray  # rows × features of the label pipeline
+    attack_cat: np.ndarray  # the attack_cat pipeline's; the same array when both preprocess alike
+
+
+@dataclasses.dataclass
+class DetectionModel:
+    """The alert rule: the label pipeline decides *whether* a flow is an attack (probability ≥ threshold),
+    the attack_cat pipeline decides *which*, taking its most probable non-Normal class. So an attack
+    verdict never says Normal, and a Normal verdict never names an attack."""
+
+    label_pipeline: Pipeline
+    attack_cat_pipeline: Pipeline
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        self._init_scoring_state()
+
+    def _init_scoring_state(self) -> None:
+        # Scoring state, derived from the pipelines and never pickled: the artifact holds only
+        # sklearn objects and the threshold.
+        self._threads = 1
+        self._compiled: tuple[ProbabilityFunction, ProbabilityFunction] | None = None
+        self.classes = tuple(str(c) for c in self.attack_cat_pipeline.classes_)
+        self._positive_column = list(self.label_pipeline.classes_).index(1)
+        self._normal_index = self.classes.index(NORMAL)
+        label_pre, cat_pre = self.label_pipeline[0], self.attack_cat_pipeline[0]
+        # Both pipelines usually see the same features with the same fitted vocabulary: transform once.
+        self._shared_matrix = (
+            tuple(label_pre.features) == tuple(cat_pre.features)
+            and label_pre.scale == cat_pre.scale
+            and label_pre.vocabularies_ == cat_pre.vocabularies_
+            and label_pre.medians_ == cat_pre.medians_
+        )
+
+    def __getstate__(self) -> dict[str, object]:
+        return {
+            "label_pipeline": self.label_pipeline,
+            "attack_cat_pipeline": self.attack_cat_pipeline,
+            "threshold": self.threshold,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_scoring_state()
+
+    def score(self, flows: ColumnTable) -> Scores:
+        return self.score_features(self.features(flows))
+
+    def features(self, flows: ColumnTable) -> Features:
+        """The model matrices of a batch. Apart from `score_features` so that a caller can build them
+        on one thread and score on another (this part needs the GIL, the compiled trees do not)."""
+        label_matrix = self.label_pipeline[0].transform(flows)
+        if self._shared_matrix:
+            return Features(label_matrix, label_matrix)
+        return Features(label_matrix, self.attack_cat_pipeline[0].transform(flows))
+
+    def score_features(self, features: Features) -> Scores:
+        """Each distinct feature vector is scored once per batch: floods and scans repeat theirs
+        (a third of UNSW-NB15's rows are repeats), and a row's score depends on nothing else."""
+        key = (
+            features.label
+            if features.label is features.attack_cat
+            else np.hstack([features.label, features.attack_cat])
+        )
+        first, inverse = distinct_rows(key)
+        distinct = self.decide(*self._cascade(features.label[first], features.attack_cat[first]))
+        return Scores(
+            distinct.attack_probability[inverse],
+            distinct.is_attack[inverse],
+            distinct.attack_cat[inverse],
+            distinct.class_probabilities[inverse],
+        )
+
+    def _cascade(self, label_matrix: np.ndarray, attack_cat_matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The attack_cat pipeline runs only on the rows the label pipeline calls attacks, since a
+        Normal verdict needs no class. Its cost is paid in full only under a flood of attacks."""
+        label_proba, attack_cat_proba = self._probability_functions()
+        attack_probability = label_proba(label_matrix)[:, self._positive_column]
+        attacks = np.flatnonzero(attack_probability >= self.threshold)
+        class_probabilities = np.full((len(attack_probability), len(self.classes)), np.nan)
+        if attacks.size:
+            class_probabilities[attacks] = attack_cat_proba(attack_cat_matrix[attacks])
+        return attack_probability, class_probabilities
+
+    def use_threads(self, threads: int) -> None:
+        """Score each batch on up to `threads` cores: compiled models split their rows, scikit-learn
+        estimators that take `n_jobs` (RandomForest, KNN, also inside class scaling) get it."""
+        self._threads = threads
+        self._compiled = None
+        for pipeline in (self.label_pipeline, self.attack_cat_pipeline):
+            for estimator in (pipeline[-1], getattr(pipeline[-1], "estimator_", None)):
+                if estimator is not None and "n_jobs" in estimator.get_params(deep=False):
+                    estimator.set_params(n_jobs=threads)
+
+    def warm_up(self) -> None:
+        """Build and run the compiled scoring once, so the first real batch pays no start-up cost."""
+        label = np.zeros((1, len(self.label_pipeline[0].features)), np.float32)
+        cat = label if self._shared_matrix else np.zeros((1, len(self.attack_cat_pipeline[0].features)), np.float32)
+        self.score_features(Features(label, cat))
+
+    def _probability_functions(self) -> tuple[ProbabilityFunction, ProbabilityFunction]:
+        if self._compiled is None:
+            self._compiled = (
+                probability_function(self.label_pipeline[-1], self._threads),
+                probability_function(self.attack_cat_pipeline[-1], self._threads),
+            )
+        return self._compiled
+
+    def decide(self, attack_probability: np.ndarray, class_probabilities: np.ndarray) -> Scores:
+        is_attack = attack_probability >= self.threshold
+        attack_only = np.nan_to_num(class_probabilities, nan=0.0)
+        attack_only[:, self._normal_index] = -1.0
+        names = np.asarray(self.classes, dtype=object)
+        attack_cat = np.where(is_attack, names[attack_only.argmax(axis=1)], NORMAL)
+        return Scores(attack_probability, is_attack, attack_cat, class_probabilities)
+
+    def describe(self) -> Mapping[str, object]:
+        return {
+            "label": type(self.label_pipeline[-1]).__name__,
+            "attack_cat": type(self.attack_cat_pipeline[-1]).__name__,
+            "threshold": self.threshold,
+            "classes": list(self.classes),
+        }

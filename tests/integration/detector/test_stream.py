@@ -1,0 +1,267 @@
+"""The streaming detector against the real broker: alerts match offline scoring, bad records go to the
+dead-letter topic with their reason, metrics agree with the topics, a consumer group shares the work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pandas as pd
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from detector.service import Detector
+from nids_common.contract import Header, alert_decoder, verdict_decoder
+from nids_model.artifact import load_model
+from tests.fixtures import bad_payloads, valid_flow
+from tests.integration.helpers import RunningDetector, detector_config, make_topics, read_topic, replay_synthetic
+
+FLOWS = 3000
+
+
+def test_alerts_are_exactly_the_offline_attacks(kafka_bootstrap: str, unique_name: str, trained_model: Path) -> None:
+    topics = make_topics(kafka_bootstrap, unique_name)
+    flows = replay_synthetic(kafka_bootstrap, topics.flows, FLOWS, seed=31, run_id="r1")
+    model, manifest = load_model(trained_model)
+    offline = model.score(flows)
+    expected = set(flows["flow_id"][offline.is_attack])
+    assert 0 < len(expected) < FLOWS
+
+    running = RunningDetector(detector_config(kafka_bootstrap, topics, unique_name, trained_model))
+    try:
+        assert running.wait_for(lambda: running.value("nids_flows_scored_total") >= FLOWS)
+    finally:
+        running.stop()
+    alerts = read_topic(kafka_bootstrap, topics.alerts, expected=len(expected))
+    ids = [m.key().decode() for m in alerts]
+    assert len(ids) == len(set(ids)), "an alert was produced twice"
+    assert set(ids) == expected
+    by_id = flows.set_index("flow_id")
+    offline_cat = pd.Series(offline.attack_cat, index=flows["flow_id"])
+    for message in alerts[:200]:
+        alert = alert_decoder.decode(message.value() or b"")  # the contract's struct, unknown keys refused
+        assert alert.is_attack and alert.attack_cat == offline_cat[alert.flow_id] != "Normal"
+        assert alert.model_version == manifest["version"]
+        assert alert.source.topic == topics.flows
+        assert abs(sum(alert.class_probabilities.values()) - 1) < 1e-3
+        assert alert.flow_id in by_id.index
+
+
+def test_malformed_messages_are_dead_lettered_and_the_rest_scored(
+    kafka_bootstrap: str, unique_name: str, trained_model: Path
+) -> None:
+    topics = make_topics(kafka_bootstrap, unique_name, partitions=1)
+    max_bytes = 4096
+    good = valid_flow("base", 1)
+    bad = bad_payloads(good, max_bytes)
+    valid = {
+        "plain": orjson.dumps({**good, "flow_id": "v-plain"}),
+        "extra_fields": orjson.dumps({**good, "flow_id": "v-extra", "note": {"any": [1, 2]}, "srcip": "10.1.1.1"}),
+        "unseen_categories": orjson.dumps(
+            {**good, "flow_id": "v-unseen", "proto": "quic9", "service": "gopher", "state": "ZZ"}
+        ),
+        "null_key": orjson.dumps({**good, "flow_id": "v-nullkey"}),
+        "with_truth": orjson.dumps(
+            {**good, "flow_id": "v-truth", "label": 1, "attack_cat": "Exploits", "ts": 1421927414.5}
+        ),
+    }
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for name, (payload, _, _) in bad.items():
+        producer.produce(topics.flows, key=name.encode(), value=payload)
+    for name, payload in valid.items():
+        producer.produce(topics.flows, key=None if name == "null_key" else name.encode(), value=payload)
+    assert producer.flush(10) == 0
+    total = len(bad) + len(valid)
+
+    running = RunningDetector(
+        detector_config(
+            kafka_bootstrap, topics, unique_name, trained_model, max_message_bytes=max_bytes, emit_verdicts=True
+        )
+    )
+    try:
+        assert running.wait_for(lambda: running.value("nids_flows_consumed_total") >= total)
+        assert running.thread.is_alive(), "a bad record stopped the detector"
+        dead = read_topic(kafka_bootstrap, topics.dead_letter, expected=len(bad))
+        verdicts = read_topic(kafka_bootstrap, topics.verdicts, expected=len(valid))
+        counts = {
+            reason: running.value("nids_invalid_records_total", reason=reason)
+            for reason in {r for _, r, _ in bad.values()}
+        }
+        scored = running.value("nids_flows_scored_total")
+    finally:
+        running.stop()
+
+    assert len(dead) == len(bad)
+    for message in dead:
+        name = message.key().decode()
+        payload, reason, field = bad[name]
+        headers = {k: v.decode() for k, v in message.headers()}
+        assert (message.value() or b"") == payload, f"{name}: dead letter must carry the original bytes"
+        assert headers[Header.REASON] == reason, name
+        if field:
+            assert headers[Header.FIELD] == field, name
+        source = json.loads(headers[Header.SOURCE])
+        assert source["topic"] == topics.flows and source["partition"] == 0 and isinstance(source["offset"], int)
+    expected_counts: dict[str, int] = {}
+    for _, reason, _ in bad.values():
+        expected_counts[reason] = expected_counts.get(reason, 0) + 1
+    assert counts == expected_counts
+    assert scored == len(valid)
+    decoded = [verdict_decoder.decode(m.value() or b"") for m in verdicts]  # the contract's struct
+    assert {v.flow_id for v in decoded} == {"v-plain", "v-extra", "v-unseen", "v-nullkey", "v-truth"}
+    for verdict in decoded:
+        # The contract: class probabilities exactly for the flows called attacks, null for the others.
+        assert (verdict.class_probabilities is not None) == verdict.is_attack, verdict.flow_id
+        assert (verdict.attack_cat != "Normal") == verdict.is_attack, verdict.flow_id
+
+
+def test_metrics_agree_with_topics(kafka_bootstrap: str, unique_name: str, trained_model: Path) -> None:
+    topics = make_topics(kafka_bootstrap, unique_name)
+    flows = replay_synthetic(kafka_bootstrap, topics.flows, 2000, seed=41, run_id="m")
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(25):
+        producer.produce(topics.flows, key=f"junk-{i}", value=b"{not json")
+    assert producer.flush(10) == 0
+    running = RunningDetector(detector_config(kafka_bootstrap, topics, unique_name, trained_model))
+    try:
+        assert running.wait_for(lambda: running.value("nids_flows_consumed_total") >= 2025)
+        alerts = read_topic(kafka_bootstrap, topics.alerts)
+        consumed = running.value("nids_flows_consumed_total")
+        scored = running.value("nids_flows_scored_total")
+        invalid = sum(
+            running.value("nids_invalid_records_total", reason=r)
+            for r in ("empty", "too_large", "not_json", "not_object", "missing_field", "bad_type", "non_finite")
+        )
+        alert_total = sum(s.value for s in running.metrics.alerts.collect()[0].samples if s.name == "nids_alerts_total")
+        classified = sum(
+            s.value
+            for s in running.metrics.classifications.collect()[0].samples
+            if s.name == "nids_classifications_total"
+        )
+        latency_count = running.value("nids_end_to_end_latency_seconds_count")
+    finally:
+        running.stop()
+    assert consumed == scored + invalid == 2025
+    assert invalid == 25
+    assert alert_total == len(alerts) > 0
+    assert classified == len(flows)
+    assert latency_count == len(alerts)
+
+
+def test_two_detectors_share_partitions_and_take_over(
+    kafka_bootstrap: str, unique_name: str, trained_model: Path
+) -> None:
+    topics = make_topics(kafka_bootstrap, unique_name)
+    config = detector_config(kafka_bootstrap, topics, unique_name, trained_model, max_records=200)
+    first = RunningDetector(config)
+    second = RunningDetector(config)
+    try:
+        assert first.wait_for(
+            lambda: _assigned(first) + _assigned(second) == 6 and _assigned(first) > 0 and _assigned(second) > 0, 60
+        )
+        flows = replay_synthetic(kafka_bootstrap, topics.flows, 2000, seed=51, run_id="a")
+        assert first.wait_for(
+            lambda: first.value("nids_flows_scored_total") + second.value("nids_flows_scored_total") >= 2000
+        )
+        assert first.value("nids_flows_scored_total") > 0 and second.value("nids_flows_scored_total") > 0
+        first.stop()
+        assert second.wait_for(lambda: _assigned(second) == 6, 60)
+        more = replay_synthetic(kafka_bootstrap, topics.flows, 2000, seed=52, run_id="b")
+        assert second.wait_for(
+            lambda: second.value("nids_flows_scored_total") + first.value("nids_flows_scored_total") >= 4000
+        )
+    finally:
+        if first.thread.is_alive():
+            first.stop()
+        second.stop()
+    model, _ = load_model(trained_model)
+    all_flows = pd.concat([flows, more], ignore_index=True)
+    expected = set(all_flows["flow_id"][model.score(all_flows).is_attack])
+    alerts = read_topic(kafka_bootstrap, topics.alerts, expected=len(expected))
+    # At-least-once: every attack alerted; a takeover may repeat a batch, never skip one.
+    assert {m.key().decode() for m in alerts} == expected
+
+
+def _assigned(running: RunningDetector) -> int:
+    return len(running.metrics.lag.collect()[0].samples)
+
+
+def test_a_failed_delivery_rewinds_and_nothing_is_lost(
+    kafka_bootstrap: str, unique_name: str, trained_model: Path
+) -> None:
+    topics = make_topics(kafka_bootstrap, unique_name)
+    flows = replay_synthetic(kafka_bootstrap, topics.flows, 1500, seed=81, run_id="rw")
+    failures = {"left": 3}
+
+    def fail_first_reports(detector: Detector) -> None:
+        real_report = detector._on_delivery
+
+        def flaky_report(err: KafkaError | None, msg: object) -> None:
+            # The broker is real; only the first three delivery reports are turned into failures.
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                err = KafkaError(KafkaError._MSG_TIMED_OUT)
+            real_report(err, msg)
+
+        detector._on_delivery = flaky_report
+
+    # Small batches over 6 partitions: the batches after the rewind cover only some partitions.
+    config = detector_config(kafka_bootstrap, topics, unique_name, trained_model, max_records=100)
+    running = RunningDetector(config, before_start=fail_first_reports)
+    try:
+        assert running.wait_for(lambda: running.value("nids_flows_scored_total") >= 1500, 60)
+        assert running.value("nids_delivery_failures_total") >= 1
+    finally:
+        running.stop()
+    model, _ = load_model(trained_model)
+    expected = set(flows["flow_id"][model.score(flows).is_attack])
+    alerts = read_topic(kafka_bootstrap, topics.alerts, expected=len(expected))
+    assert {m.key().decode() for m in alerts} == expected
+    reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": unique_name})
+    try:
+        partitions = [TopicPartition(topics.flows, p) for p in range(6)]
+        committed = {tp.partition: tp.offset for tp in reader.committed(partitions, timeout=10)}
+        ends = {p: reader.get_watermark_offsets(TopicPartition(topics.flows, p), timeout=10)[1] for p in range(6)}
+    finally:
+        reader.close()
+    assert committed == ends
+
+
+def test_a_scoring_error_stops_the_detector_and_loses_nothing(
+    kafka_bootstrap: str, unique_name: str, trained_model: Path
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from detector.metrics import DetectorMetrics
+
+    topics = make_topics(kafka_bootstrap, unique_name)
+    flows = replay_synthetic(kafka_bootstrap, topics.flows, 1200, seed=91, run_id="se")
+    # Full batches of 100: one is scoring on the scorer thread while the next is read.
+    config = detector_config(kafka_bootstrap, topics, unique_name, trained_model, max_records=100)
+    model, manifest = load_model(trained_model)
+    broken = Detector(config, model, manifest["version"], DetectorMetrics(CollectorRegistry()))
+    calls = {"n": 0}
+    real_score = model.score_features
+
+    def score_then_fail(features):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("scorer broke")
+        return real_score(features)
+
+    model.score_features = score_then_fail  # type: ignore[method-assign]
+    try:
+        broken.run()
+        raise AssertionError("the scorer's error did not stop the detector")
+    except RuntimeError as exc:
+        assert str(exc) == "scorer broke"
+    assert broken.counts.scored < 1200
+    # The group resumes from the last batch that was finished: every attack is alerted in the end.
+    running = RunningDetector(config)
+    try:
+        assert running.wait_for(lambda: broken.counts.scored + running.value("nids_flows_scored_total") >= 1200, 60)
+    finally:
+        running.stop()
+    expected = set(flows["flow_id"][load_model(trained_model)[0].score(flows).is_attack])
+    alerts = read_topic(kafka_bootstrap, topics.alerts, expected=len(expected))
+    assert {m.key().decode() for m in alerts} == expected

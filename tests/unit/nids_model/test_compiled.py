@@ -1,0 +1,95 @@
+"""Compiled scoring: the same probabilities as scikit-learn, bit for bit; distinct rows found exactly."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+from nids_model.artifact import load_model
+from nids_model.compiled import CompiledBoosting, distinct_rows, probability_function
+from nids_model.reweighting import ClassScaledClassifier
+
+
+def _data(rows: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, 8)).astype(np.float32)
+    y = (X[:, 0] * 2 + X[:, 1] ** 2 + rng.normal(scale=0.5, size=rows) > 1).astype(int)
+    if classes > 2:
+        y = np.digitize(X[:, 0] + X[:, 2], np.linspace(-2, 2, classes - 1))
+    # Missing values in training teach each split a side for NaN, which scoring must follow.
+    X[rng.random(X.shape) < 0.05] = np.nan
+    return X, y
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_compiled_probabilities_are_sklearns_bit_for_bit(classes: int) -> None:
+    X, y = _data(3000, classes, seed=classes)
+    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, random_state=0).fit(X, y)
+    test, _ = _data(5000, classes, seed=99)
+    expected = model.predict_proba(test)
+    assert np.isnan(test).any()
+    assert np.array_equal(CompiledBoosting(model).predict_proba(test), expected)
+    # Rows split over two threads land in the same places.
+    assert np.array_equal(CompiledBoosting(model, threads=2).predict_proba(test), expected)
+
+
+def test_class_scaling_is_kept_and_other_models_use_their_own_predict() -> None:
+    X, y = _data(1500, 4, seed=4)
+    X = np.nan_to_num(X)
+    scaled = ClassScaledClassifier(HistGradientBoostingClassifier(max_iter=10, random_state=0), cv=3).fit(X, y)
+    assert np.array_equal(probability_function(scaled)(X), scaled.predict_proba(X))
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    assert probability_function(forest) == forest.predict_proba
+
+
+def test_a_matrix_of_the_wrong_width_is_refused() -> None:
+    X, y = _data(500, 2, seed=1)
+    compiled = CompiledBoosting(HistGradientBoostingClassifier(max_iter=5).fit(X, y))
+    with pytest.raises(ValueError, match="expected a matrix of 8 features"):
+        compiled.predict_proba(X[:, :7])
+
+
+def test_distinct_rows_rebuild_the_matrix() -> None:
+    rng = np.random.default_rng(7)
+    pool = rng.normal(size=(300, 42)).astype(np.float32)
+    pool[5, 3] = np.nan
+    pool[6] = pool[7]
+    pool[6, 41] = np.nextafter(pool[7, 41], np.float32(np.inf))  # one bit apart: two distinct rows
+    matrix = pool[rng.integers(0, len(pool), 4000)]
+    first, inverse = distinct_rows(matrix)
+    assert np.array_equal(matrix[first][inverse], matrix, equal_nan=True)
+    assert len(first) == len({row.tobytes() for row in matrix})
+    assert len({row.tobytes() for row in matrix[first]}) == len(first)
+    empty_first, empty_inverse = distinct_rows(matrix[:0])
+    assert empty_first.size == 0 and empty_inverse.size == 0
+
+
+def test_rows_whose_hashes_collide_are_still_told_apart() -> None:
+    from nids_model.compiled import _group_rows
+
+    rng = np.random.default_rng(8)
+    words = rng.integers(0, 3, size=(500, 4)).astype(np.uint32)  # 81 possible rows, many repeats
+    first, inverse = _group_rows(words, np.zeros(len(words), dtype=np.uint64))  # every hash equal
+    assert np.array_equal(words[first][inverse], words)
+    assert len(first) == len({row.tobytes() for row in words})
+
+
+def test_detection_model_scores_repeats_like_the_pipelines(trained_model: Path) -> None:
+    from tests.fixtures import flows_with_identity
+
+    model, _ = load_model(trained_model)
+    flows = flows_with_identity(600, seed=21)
+    flows = flows.iloc[np.r_[0:600, 0:300, 10:20]].reset_index(drop=True)  # repeats within one batch
+    scores = model.score(flows)
+    expected = model.label_pipeline.predict_proba(flows)[:, list(model.label_pipeline.classes_).index(1)]
+    assert np.array_equal(scores.attack_probability, expected)
+    attacks = scores.is_attack
+    assert np.array_equal(scores.class_probabilities[attacks], model.attack_cat_pipeline.predict_proba(flows[attacks]))
+    # The compiled functions are built on first use and never pickled into an artifact.
+    assert model._compiled is not None
+    assert set(model.__getstate__()) == {"label_pipeline", "attack_cat_pipeline", "threshold"}
+    assert pickle.loads(pickle.dumps(model))._compiled is None
