@@ -137,7 +137,7 @@ class Detector:
             produce_all(
                 self.producer,
                 topics.dead_letter,
-                [(message.key(), message.value() or b"") for message in dead],
+                [(message.key(), message.value()) for message in dead],
                 report,
                 headers=[dead_letter_headers(error) for _, error in invalid],
                 running=running,

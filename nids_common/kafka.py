@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from nids_common.errors import NidsError
 
 Key = str | bytes | None
+Value = bytes | None  # None: a tombstone, which the detector dead-letters as it came
 Headers = Sequence[tuple[str, str | bytes | None]]
 DeliveryCallback = Callable[[KafkaError | None, Any], None]
 
@@ -33,7 +34,7 @@ class ProduceStalled(NidsError):
 def produce_all(
     producer: Producer,
     topic: str,
-    messages: Iterable[tuple[Key, bytes]],
+    messages: Iterable[tuple[Key, Value]],
     on_delivery: DeliveryCallback,
     *,
     headers: Iterable[Headers] | None = None,
@@ -73,7 +74,7 @@ def _produce_when_room(
     producer: Producer,
     topic: str,
     key: Key,
-    value: bytes,
+    value: Value,
     headers: Headers | None,
     on_delivery: DeliveryCallback,
     running: Callable[[], bool],

@@ -88,19 +88,7 @@ def write(
         "### Candidate pipelines",
         "",
         _table(
-            pd.DataFrame(
-                [
-                    {
-                        "model": c.name,
-                        "target": c.target,
-                        "accuracy": c.metrics["accuracy"],
-                        "macro-F1": c.metrics["macro_f1"],
-                        "fit s": round(c.fit_seconds, 1),
-                        "rows/s": round(c.rows_per_second),
-                    }
-                    for c in candidates
-                ]
-            ),
+            pd.DataFrame([_candidate_row(c) for c in candidates]),
             floats=4,
         ),
         "",
@@ -140,18 +128,22 @@ def write(
     (folder / "report.md").write_text("\n".join(lines) + "\n")
 
 
+def _candidate_row(c: Any) -> dict[str, Any]:
+    return {
+        "model": c.name,
+        "target": c.target,
+        "accuracy": c.metrics["accuracy"],
+        "macro-F1": c.metrics["macro_f1"],
+        "fit s": round(c.fit_seconds, 1),
+        "rows/s": round(c.rows_per_second),
+    }
+
+
 def _comparison(folder: Path, candidates: Sequence[Any], searches: dict[str, Any]) -> list[str]:
     rows = []
     figure_lines = []
     for c in candidates:
-        row = {
-            "model": c.name,
-            "target": c.target,
-            "accuracy": c.metrics["accuracy"],
-            "macro-F1": c.metrics["macro_f1"],
-            "fit s": round(c.fit_seconds, 1),
-            "rows/s": round(c.rows_per_second),
-        }
+        row = _candidate_row(c)
         for cls, m in c.metrics["per_class"].items():
             row[f"{cls} P/R/F1"] = f"{m['precision']:.2f}/{m['recall']:.2f}/{m['f1']:.2f}"
         rows.append(row)

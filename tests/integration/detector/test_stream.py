@@ -96,7 +96,7 @@ def test_malformed_messages_are_dead_lettered_and_the_rest_scored(
         name = message.key().decode()
         payload, reason, field = bad[name]
         headers = {k: v.decode() for k, v in message.headers()}
-        assert (message.value() or b"") == payload, f"{name}: dead letter must carry the original bytes"
+        assert message.value() == payload, f"{name}: dead letter must carry the original bytes"
         assert headers[Header.REASON] == reason, name
         if field:
             assert headers[Header.FIELD] == field, name
@@ -194,7 +194,7 @@ def test_a_failed_delivery_rewinds_and_nothing_is_lost(
     failures = {"left": 3}
 
     def fail_first_reports(detector: Detector) -> None:
-        real_report = detector._on_delivery
+        real_report = detector.checkpoint.on_delivery
 
         def flaky_report(err: KafkaError | None, msg: object) -> None:
             # The broker is real; only the first three delivery reports are turned into failures.
@@ -203,7 +203,7 @@ def test_a_failed_delivery_rewinds_and_nothing_is_lost(
                 err = KafkaError(KafkaError._MSG_TIMED_OUT)
             real_report(err, msg)
 
-        detector._on_delivery = flaky_report
+        detector.checkpoint.on_delivery = flaky_report  # type: ignore[method-assign]
 
     # Small batches over 6 partitions: the batches after the rewind cover only some partitions.
     config = detector_config(kafka_bootstrap, topics, unique_name, trained_model, max_records=100)

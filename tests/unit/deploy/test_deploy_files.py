@@ -35,7 +35,9 @@ def test_every_panel_queries_the_provisioned_datasource_with_a_unit() -> None:
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == datasource["uid"]
-            assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
+            # Whether each query parses and returns data is checked on a real Prometheus
+            # (tests/integration/detector/test_prometheus_dashboard.py).
+            assert re.search(r"\bnids_|\bprocess_", target["expr"]), target["expr"]
 
 
 def test_dashboard_covers_every_metric_the_issue_lists() -> None:

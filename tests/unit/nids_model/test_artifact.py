@@ -77,3 +77,13 @@ def test_latest_points_at_newest(trained_model: Path) -> None:
     assert (trained_model / "report.md").read_text().count("![") >= 4
     for figure in ("correlation_heatmap.png", "rfe_curve.png", "mutual_information.png", "confusion_deployed.png"):
         assert (trained_model / "figures" / figure).stat().st_size > 1000
+
+
+def test_an_artifact_of_the_old_layout_is_refused_with_retrain(trained_model: Path, tmp_path: Path) -> None:
+    # Artifacts written before 0.2.0 carry no artifact_format and pickle training.* classes.
+    copy = shutil.copytree(trained_model, tmp_path / "old")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["artifact_format"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"artifact format 1, .* reads format 2: retrain the model with nids-train"):
+        load_model(copy)

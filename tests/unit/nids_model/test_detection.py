@@ -57,7 +57,15 @@ def test_unseen_categories_are_scored(trained_model: Path, scored_flows: pd.Data
     odd = scored_flows.head(20).copy()
     odd["proto"], odd["service"], odd["state"] = "quic-new", "gopher", "ZZZ"
     scores = model.score(odd)
-    assert len(scores.attack_cat) == 20
+    assert np.isfinite(scores.attack_probability).all()
+    # Every unseen value takes the one shared 'other' code: another unseen spelling scores the same.
+    preprocess = model.label_pipeline[0]
+    matrix = preprocess.transform(odd)
+    for name in ("proto", "service", "state"):
+        column = list(preprocess.features).index(name)
+        assert (matrix[:, column] == len(preprocess.vocabularies_[name])).all(), name
+    other = odd.assign(proto="never-seen", service="nor-this", state="XYZ")
+    np.testing.assert_array_equal(model.score(other).attack_probability, scores.attack_probability)
 
 
 def test_stream_categories_normalised_like_training(trained_model: Path, scored_flows: pd.DataFrame) -> None:
