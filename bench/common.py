@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pandas as pd
+from confluent_kafka import Consumer, Message, TopicPartition
 
+from nids_common.contract import DEFAULT_PARTITIONS, Topics
 from nids_common.kafka import ensure_topics
 from nids_dataset.synthetic import synthetic_frame
 from nids_dataset.unsw import load_flows
@@ -25,18 +30,9 @@ def ensure_broker() -> str:
     return BOOTSTRAP
 
 
-def fresh_topics(prefix: str, partitions: int = 6) -> dict[str, str]:
-    name = f"bench.{prefix}.{uuid.uuid4().hex[:6]}"
-    topics = {
-        "flows": f"{name}.flows",
-        "alerts": f"{name}.alerts",
-        "dead_letter": f"{name}.dlq",
-        "verdicts": f"{name}.verdicts",
-    }
-    ensure_topics(
-        {"bootstrap.servers": BOOTSTRAP},
-        {topics["flows"]: partitions, topics["alerts"]: 6, topics["dead_letter"]: 1, topics["verdicts"]: 6},
-    )
+def fresh_topics(prefix: str, partitions: int = DEFAULT_PARTITIONS) -> Topics:
+    topics = Topics.named(f"bench.{prefix}.{uuid.uuid4().hex[:6]}", partitions)
+    ensure_topics({"bootstrap.servers": BOOTSTRAP}, topics.partition_counts(), configs=topics.configs())
     return topics
 
 
@@ -70,29 +66,96 @@ def replay_command(topic: str, *options: str) -> list[str]:
     return [sys.executable, "-m", "producer.cli", *source, *options, "--topic", topic]
 
 
-def start_detector(bootstrap: str, topics: dict[str, str], group: str, port: int) -> subprocess.Popen[bytes]:
-    """nids-detect as a user runs it, in its own process, on the benchmark's topics and `group`."""
+def start_detector(
+    bootstrap: str,
+    topics: Topics,
+    group: str,
+    port: int,
+    model: Path | None = None,
+    log: Path | None = None,
+    **settings: object,
+) -> subprocess.Popen[bytes]:
+    """nids-detect as a user runs it, in its own process, on `topics` and `group`, its log appended
+    to `log`; `settings` are detector settings (NIDS_DETECTOR_<NAME>), e.g. delivery="exactly_once"."""
     env = {
         **os.environ,
         "NIDS_KAFKA_BOOTSTRAP": bootstrap,
-        "NIDS_TOPICS_FLOWS": topics["flows"],
-        "NIDS_TOPICS_ALERTS": topics["alerts"],
-        "NIDS_TOPICS_DEAD_LETTER": topics["dead_letter"],
+        "NIDS_TOPICS_FLOWS": topics.flows,
+        "NIDS_TOPICS_ALERTS": topics.alerts,
+        "NIDS_TOPICS_DEAD_LETTER": topics.dead_letter,
+        "NIDS_TOPICS_VERDICTS": topics.verdicts,
+        **{f"NIDS_DETECTOR_{name.upper()}": str(value) for name, value in settings.items()},
     }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "detector.cli",
-            "--model",
-            str(model_path()),
-            "--group",
-            group,
-            "--metrics-port",
-            str(port),
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    command = [sys.executable, "-m", "detector.cli", "--model", str(model or model_path()), "--group", group]
+    with open(log or os.devnull, "ab") as sink:
+        return subprocess.Popen(
+            [*command, "--metrics-port", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=sink
+        )
+
+
+def scrape_value(port: int, sample: str) -> float:
+    """One unlabelled sample of a detector's /metrics on 127.0.0.1:`port`; 0 while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(sample + " "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+def read_all(bootstrap: str, topic: str, idle_seconds: float = 3.0) -> list[Message]:
+    """Every message of `topic` as a downstream reader sees it (read_committed), until it is idle."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-read-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
     )
+    consumer.subscribe([topic])
+    out: list[Message] = []
+    last = time.monotonic()
+    try:
+        while time.monotonic() - last < idle_seconds:
+            batch = consumer.consume(5000, timeout=0.5)
+            if batch:
+                last = time.monotonic()
+            out += [m for m in batch if m.error() is None]
+    finally:
+        consumer.close()
+    return out
+
+
+def group_progress(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    """(committed, end): the group's committed offsets and the end offsets of `topic`, summed over its
+    partitions (a partition without a commit counts from its start)."""
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        wanted = [TopicPartition(topic, p) for p in partitions]
+        committed = {tp.partition: tp.offset for tp in reader.committed(wanted, timeout=10)}
+        done = end = 0
+        for p in partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            done += committed[p] if committed[p] >= 0 else low
+            end += high
+        return done, end
+    finally:
+        reader.close()
+
+
+def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Messages of `topic` the group has not committed yet."""
+    done, end = group_progress(bootstrap, group, topic)
+    return end - done
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -17,14 +17,23 @@ import dataclasses
 import json
 import subprocess
 import time
-import urllib.request
 
 import numpy as np
 import pandas as pd
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from bench.common import REPO, ensure_broker, flows_frame, fresh_topics, model_path, replay_command, start_detector
+from bench.common import (
+    REPO,
+    ensure_broker,
+    flows_frame,
+    fresh_topics,
+    model_path,
+    replay_command,
+    scrape_value,
+    start_detector,
+)
+from detector.config import AT_LEAST_ONCE, EXACTLY_ONCE
 from detector.config import load as load_detector_config
 from detector.metrics import DetectorMetrics
 from detector.service import Detector
@@ -33,22 +42,24 @@ from nids_model.artifact import load_model
 from producer.replay import replay
 
 
-def detector_for(bootstrap: str, topics: dict[str, str], group: str) -> Detector:
+def detector_for(bootstrap: str, topics: Topics, group: str, delivery: str = AT_LEAST_ONCE) -> Detector:
     """config/detector.yaml with its NIDS_* overrides, as nids-detect would run, on the bench's topics."""
     model, manifest = load_model(model_path())
     base = load_detector_config(REPO / "config" / "detector.yaml")
     config = dataclasses.replace(
         base,
         kafka=dataclasses.replace(base.kafka, bootstrap=bootstrap),
-        topics=Topics(**topics),
-        detector=dataclasses.replace(base.detector, group_id=group, model=model_path()),
+        topics=topics,
+        detector=dataclasses.replace(
+            base.detector, group_id=group, model=model_path(), delivery=delivery, instance_id=f"{group}-1"
+        ),
         metrics=dataclasses.replace(base.metrics, port=0),
     )
     return Detector(config, model, manifest["version"], DetectorMetrics(CollectorRegistry()))
 
 
-def run_batch_detector(bootstrap: str, topics: dict[str, str], target: int) -> float:
-    detector = detector_for(bootstrap, topics, f"bench-batch-{time.monotonic_ns()}")
+def run_batch_detector(bootstrap: str, topics: Topics, target: int, delivery: str = AT_LEAST_ONCE) -> float:
+    detector = detector_for(bootstrap, topics, f"bench-batch-{time.monotonic_ns()}", delivery)
     started: list[float] = []
 
     def keep_going() -> bool:
@@ -62,7 +73,7 @@ def run_batch_detector(bootstrap: str, topics: dict[str, str], target: int) -> f
     return detector.counts.consumed / elapsed
 
 
-def run_naive_detector(bootstrap: str, topics: dict[str, str], seconds: float) -> float:
+def run_naive_detector(bootstrap: str, topics: Topics, seconds: float) -> float:
     model, _manifest = load_model(model_path())
     consumer = Consumer(
         {
@@ -73,7 +84,7 @@ def run_naive_detector(bootstrap: str, topics: dict[str, str], seconds: float) -
         }
     )
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    consumer.subscribe([topics["flows"]])
+    consumer.subscribe([topics.flows])
     done = 0
     first = None
     try:
@@ -86,7 +97,7 @@ def run_naive_detector(bootstrap: str, topics: dict[str, str], seconds: float) -
             scores = model.score(pd.DataFrame([record]))
             if scores.is_attack[0]:
                 producer.produce(
-                    topics["alerts"],
+                    topics.alerts,
                     key=record["flow_id"],
                     value=json.dumps({"flow_id": record["flow_id"], "attack_cat": scores.attack_cat[0]}),
                 )
@@ -101,7 +112,7 @@ def run_naive_detector(bootstrap: str, topics: dict[str, str], seconds: float) -
     return done / (time.perf_counter() - first)
 
 
-def run_detector_processes(bootstrap: str, topics: dict[str, str], target: int, processes: int) -> float:
+def run_detector_processes(bootstrap: str, topics: Topics, target: int, processes: int) -> float:
     """N real nids-detect processes in a fresh group; rate from their summed consumed counters."""
     group = f"bench-group-{time.monotonic_ns()}"
     ports = [9181 + i for i in range(processes)]
@@ -112,7 +123,7 @@ def run_detector_processes(bootstrap: str, topics: dict[str, str], target: int, 
         deadline = time.monotonic() + 300
         while consumed < target and time.monotonic() < deadline:
             time.sleep(0.2)
-            consumed = sum(_consumed(port) for port in ports)
+            consumed = sum(scrape_value(port, "nids_flows_consumed_total") for port in ports)
             if consumed and first is None:
                 first = (time.perf_counter(), consumed)
         if first is None:
@@ -125,23 +136,17 @@ def run_detector_processes(bootstrap: str, topics: dict[str, str], target: int, 
             child.wait(30)
 
 
-def _consumed(port: int) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith("nids_flows_consumed_total "):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return 0.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--flows", type=int, default=300_000)
     parser.add_argument("--naive-seconds", type=float, default=20.0)
     parser.add_argument(
         "--repeats", type=int, default=3, help="micro-batch runs over the pre-filled topic (median shown)"
+    )
+    parser.add_argument(
+        "--delivery-only",
+        action="store_true",
+        help="only the two delivery modes, side by side (no naive, group, concurrent)",
     )
     args = parser.parse_args()
     bootstrap = ensure_broker()
@@ -156,17 +161,26 @@ def main() -> None:
             "batch.size": 1_000_000,
         }
     )
-    summary = replay([frame.iloc[i : i + 50_000] for i in range(0, len(frame), 50_000)], producer, topics["flows"])
+    summary = replay([frame.iloc[i : i + 50_000] for i in range(0, len(frame), 50_000)], producer, topics.flows)
     print(f"source: {source}; pre-filled {summary.delivered:,} flows ({summary.rate:,.0f} flows/s produced)")
 
-    # This machine is shared and noisy: several runs, each in a fresh group over the same flows.
-    runs = [run_batch_detector(bootstrap, topics, args.flows) for _ in range(args.repeats)]
-    batch_rate = float(np.median(runs))
+    # This machine is shared and noisy: several runs, each in a fresh group over the same flows, the
+    # two delivery modes taking turns so that drift hits both alike.
+    runs: dict[str, list[float]] = {AT_LEAST_ONCE: [], EXACTLY_ONCE: []}
+    for _ in range(args.repeats):
+        for delivery, rates in runs.items():
+            rates.append(run_batch_detector(bootstrap, topics, args.flows, delivery))
+    rate = {delivery: float(np.median(rates)) for delivery, rates in runs.items()}
+    for delivery, rates in runs.items():
+        print(
+            f"micro-batch detector, {delivery:<13}: {rate[delivery]:10,.0f} flows/s "
+            f"(median of {', '.join(f'{r:,.0f}' for r in rates)})"
+        )
+    print(f"exactly_once / at_least_once          : {rate[EXACTLY_ONCE] / rate[AT_LEAST_ONCE]:10.1%}")
+    if args.delivery_only:
+        return
+    batch_rate = rate[AT_LEAST_ONCE]
     naive_rate = run_naive_detector(bootstrap, topics, args.naive_seconds)
-    print(
-        f"micro-batch detector, pre-filled topic : {batch_rate:10,.0f} flows/s "
-        f"(median of {', '.join(f'{r:,.0f}' for r in runs)})"
-    )
     print(f"naive per-message detector            : {naive_rate:10,.0f} flows/s")
     print(f"ratio                                 : {batch_rate / naive_rate:10,.1f}x")
 
@@ -175,7 +189,7 @@ def main() -> None:
 
     concurrent_topics = fresh_topics("concurrent")
     replay_process = subprocess.Popen(
-        replay_command(concurrent_topics["flows"], "--limit", str(args.flows)),
+        replay_command(concurrent_topics.flows, "--limit", str(args.flows)),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -28,7 +28,7 @@ def main() -> None:
     detector = start_detector(bootstrap, topics, f"bench-memory-{time.monotonic_ns()}", 9192)
     time.sleep(4)
     replay = subprocess.Popen(
-        replay_command(topics["flows"], "--rate", str(args.rate), "--limit", str(int(args.rate * args.seconds))),
+        replay_command(topics.flows, "--rate", str(args.rate), "--limit", str(int(args.rate * args.seconds))),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -29,7 +29,7 @@ def main() -> None:
     print(f"encoder alone: {len(frame) / (time.perf_counter() - started):,.0f} flows/s ({source})")
     topics = fresh_topics("producer")
     result = subprocess.run(
-        replay_command(topics["flows"], "--limit", str(args.flows)), capture_output=True, text=True, cwd=REPO
+        replay_command(topics.flows, "--limit", str(args.flows)), capture_output=True, text=True, cwd=REPO
     )
     print(result.stdout.strip() or result.stderr.strip()[-500:])
 

@@ -1,36 +1,52 @@
 """Offsets, rewind and commit of the detector's batches, in one object (after Quix Streams' Checkpoint).
 
-The rule a commit keeps: a batch's offsets are committed only after every output it produced
+at_least_once (`Checkpoint`): a batch's offsets are committed only after every output it produced
 (alerts, verdicts, dead letters) is acknowledged by the broker. A failed delivery rewinds the
-consumer to the batch's first offsets, so its flows are processed again and none goes unscored.
+consumer to the batch's first offsets, so its flows are processed again and none goes unscored; a
+crash between the outputs and the commit repeats them.
+
+exactly_once (`TransactionalCheckpoint`): a batch's outputs and its input offsets are one Kafka
+transaction (KIP-98, KIP-447), as in librdkafka's examples/transactions.c. Readers with
+isolation.level=read_committed see each output once: an aborted or crashed batch's outputs never.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from detector.batch import origin, position
 from detector.metrics import DetectorMetrics
+from nids_common.errors import NidsError
 
 log = logging.getLogger("nids.detect")
 
 FLUSH_TIMEOUT_S = 30.0
+TRANSACTION_ATTEMPTS = 3
 
 
 class Checkpoint:
     def __init__(
-        self, consumer: Consumer, producer: Producer, metrics: DetectorMetrics, flush_timeout: float = FLUSH_TIMEOUT_S
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        metrics: DetectorMetrics,
+        flush_timeout: float = FLUSH_TIMEOUT_S,
+        running: Callable[[], bool] = lambda: True,
     ) -> None:
         self.consumer, self.producer, self.metrics = consumer, producer, metrics
-        self.flush_timeout = flush_timeout
+        self.flush_timeout, self.running = flush_timeout, running
         self._failed_deliveries = 0
 
     def begin(self) -> None:
         """A batch's outputs are about to be produced: failures count from here."""
         self._failed_deliveries = 0
+
+    def abort(self) -> None:
+        """The batch's outputs will not all be produced; it will be rewound. Those already produced
+        may still be delivered: at-least-once repeats them."""
 
     def commit(self, messages: Sequence[Message], *, wait: bool = False) -> bool:
         """Flush the batch's outputs, then commit its offsets. False, committing nothing, if any output
@@ -77,6 +93,87 @@ class Checkpoint:
         remaining = self.producer.flush(self.flush_timeout)
         if remaining:
             log.error("%d message(s) undelivered at shutdown; their batch was not committed", remaining)
+
+
+class TransactionFailed(NidsError):
+    """A transaction error no abort can recover from (fenced by a newer instance with the same
+    transactional.id, or fatal): the detector stops without committing."""
+
+
+class TransactionalCheckpoint(Checkpoint):
+    """exactly_once: begin → outputs → the batch's offsets → commit, as one transaction.
+
+    Errors as librdkafka's transactions example treats them: retriable → the same call again
+    (bounded); abortable → abort, and the caller rewinds to the batch's first offsets, which are the
+    committed ones; fatal, or fenced by a newer instance → TransactionFailed, the detector stops.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        metrics: DetectorMetrics,
+        timeout: float = FLUSH_TIMEOUT_S,
+        running: Callable[[], bool] = lambda: True,
+    ) -> None:
+        super().__init__(consumer, producer, metrics, timeout, running)
+        # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
+        self._settle(producer.init_transactions, timeout)
+
+    def begin(self) -> None:
+        super().begin()
+        self._settle(self.producer.begin_transaction)
+
+    def abort(self) -> None:
+        self._settle(self.producer.abort_transaction, self.flush_timeout)
+
+    def commit(self, messages: Sequence[Message], *, wait: bool = True) -> bool:
+        """Add the batch's offsets to its transaction and commit it (always synchronous). False,
+        after aborting it, when the transaction must be aborted: the caller rewinds."""
+        if self._failed_deliveries:
+            self.metrics.delivery_failures.inc(self._failed_deliveries)
+            log.error("%d output message(s) not delivered; aborting the batch's transaction", self._failed_deliveries)
+            self.abort()
+            return False
+        try:
+            self._retrying(
+                self.producer.send_offsets_to_transaction,
+                next_offsets(messages),
+                self.consumer.consumer_group_metadata(),
+                self.flush_timeout,
+            )
+            self._retrying(self.producer.commit_transaction, self.flush_timeout)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if not error.txn_requires_abort():
+                raise TransactionFailed(f"transaction not committed: {error.str()}") from None
+            self.metrics.kafka_errors.labels(code=error.name()).inc()
+            log.error("transaction aborted (%s); rewinding the batch to process it again", error.str())
+            self.abort()
+            return False
+        return True
+
+    def _settle(self, operation: Callable[..., None], *args: object) -> None:
+        """`operation` with retries; any error left is one the detector cannot go on from."""
+        try:
+            self._retrying(operation, *args)
+        except KafkaException as exc:
+            raise TransactionFailed(f"{operation.__name__}: {exc.args[0].str()}") from None
+
+    def _retrying(self, operation: Callable[..., None], *args: object) -> None:
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                operation(*args)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.fatal():
+                    raise TransactionFailed(f"{operation.__name__}: {error.str()}") from None
+                if not error.retriable() or attempt == TRANSACTION_ATTEMPTS or not self.running():
+                    raise
+                log.warning(
+                    "%s: %s; retrying (%d of %d)", operation.__name__, error.str(), attempt, TRANSACTION_ATTEMPTS
+                )
 
 
 def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:

@@ -10,7 +10,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from detector.config import DetectorConfig
+from detector.config import EXACTLY_ONCE, DetectorConfig
+from nids_common.contract import RECORD_OVERHEAD_BYTES
 
 STATISTICS_INTERVAL_MS = 5000
 
@@ -24,6 +25,7 @@ def make_consumer(
     settings: dict[str, Any] = {
         **config.kafka.client_config(error_cb=on_error),
         "group.id": config.detector.group_id,
+        **membership(config),
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         # Larger fetches keep a 2-core consumer fed at tens of thousands of flows per second.
@@ -37,12 +39,29 @@ def make_consumer(
     return Consumer(settings)
 
 
+def membership(config: DetectorConfig) -> dict[str, Any]:
+    """How the detector takes part in its consumer group (see DetectorSettings)."""
+    settings = config.detector
+    chosen: dict[str, Any] = {"group.instance.id": config.instance_id} if settings.static_membership else {}
+    if settings.group_protocol == "consumer":
+        # KIP-848: session and heartbeat are the broker's settings, not the client's.
+        return {**chosen, "group.protocol": "consumer"}
+    return {
+        **chosen,
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": max(settings.session_timeout_ms // 3, 500),
+    }
+
+
 def make_producer(config: DetectorConfig, on_error: Callable[[KafkaError], None]) -> Producer:
     settings: dict[str, Any] = {
         **config.kafka.client_config(error_cb=on_error),
         "enable.idempotence": True,
         "linger.ms": 5,
         "compression.type": "lz4",
+        # Room for the largest dead letter (contract.Topics.configs gives the topic the same limit).
+        "message.max.bytes": config.detector.dead_letter_max_bytes + RECORD_OVERHEAD_BYTES,
+        **({"transactional.id": config.transactional_id} if config.detector.delivery == EXACTLY_ONCE else {}),
         **config.kafka.librdkafka,
     }
     return Producer(settings)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 from pathlib import Path
 
 from nids_common.config import KafkaSettings, load_config
-from nids_common.contract import Topics
+from nids_common.contract import DEAD_LETTER_MAX_BYTES, Topics
 
 DEFAULT_PATH = Path("config/detector.yaml")
+AT_LEAST_ONCE = "at_least_once"
+EXACTLY_ONCE = "exactly_once"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +25,28 @@ class DetectorSettings:
     # OpenMP threads for the model. One leaves the other cores to the broker and producers on a
     # small host, and spares the per-tree thread start-up that dominates small batches.
     model_threads: int = 1
+    # A dead letter carries its original bytes up to this many; a larger original is cut to a prefix
+    # (headers give its size and sha256). The producer's message.max.bytes and the dead-letter topic's
+    # max.message.bytes follow from it.
+    dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES
+    # This detector's identity in its group: its transactional.id (exactly_once) and, with
+    # static_membership, its group.instance.id. Empty: "<hostname>-<metrics port>", stable across
+    # restarts and distinct per replica (compose replicas have their own hostnames; processes on one
+    # host, their own ports). Two live detectors must never share one (the newer fences the older).
+    instance_id: str = ""
+    # Static group membership (KIP-345): a restarted detector gets its partitions back without a
+    # rebalance. Off by default: librdkafka fences a static member fatally when a broker outage
+    # outlasts the session (docs/stream-contract.md has the measurements).
+    static_membership: bool = False
+    # How long the group waits for a silent member before its partitions go to the others: the
+    # stall after a crash (6 s is the broker's default minimum; librdkafka's default is 45 s).
+    session_timeout_ms: int = 6000
+    # classic, or consumer (KIP-848: the broker assigns; its group.consumer.session.timeout.ms,
+    # 45 s by default, replaces session_timeout_ms).
+    group_protocol: str = "classic"
+    # at_least_once: outputs, then the offsets (a crash may repeat a batch's outputs). exactly_once:
+    # outputs and offsets in one Kafka transaction (read_committed readers see each output once).
+    delivery: str = AT_LEAST_ONCE
 
     def __post_init__(self) -> None:
         if self.model_threads < 1:
@@ -32,6 +57,14 @@ class DetectorSettings:
             raise ValueError("max_wait_ms: must be within 1..1000 (the loop polls at most 1 s)")
         if self.max_message_bytes < 256:
             raise ValueError("max_message_bytes: must be >= 256")
+        if self.delivery not in (AT_LEAST_ONCE, EXACTLY_ONCE):
+            raise ValueError(f"delivery: must be {AT_LEAST_ONCE} or {EXACTLY_ONCE}, not {self.delivery!r}")
+        if self.group_protocol not in ("classic", "consumer"):
+            raise ValueError(f"group_protocol: must be classic or consumer, not {self.group_protocol!r}")
+        if not 1000 <= self.session_timeout_ms <= 300_000:
+            raise ValueError("session_timeout_ms: must be within 1000..300000")
+        if self.dead_letter_max_bytes < 1024:
+            raise ValueError("dead_letter_max_bytes: must be >= 1024")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +84,19 @@ class DetectorConfig:
     detector: DetectorSettings = dataclasses.field(default_factory=DetectorSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
     log_level: str = "INFO"
+
+    @property
+    def instance_id(self) -> str:
+        """This detector's group.instance.id (see DetectorSettings.instance_id)."""
+        if self.detector.instance_id:
+            return self.detector.instance_id
+        host = socket.gethostname()
+        return f"{host}-{self.metrics.port}" if self.metrics.port else host
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable per group and instance: a restarted detector fences its previous incarnation."""
+        return f"nids-detect.{self.detector.group_id}.{self.instance_id}"
 
 
 def load(path: str | Path = DEFAULT_PATH) -> DetectorConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import operator
 import time
@@ -93,11 +94,20 @@ def _identities(records: list[Any]) -> list[bytes]:
     return out
 
 
-def dead_letter_headers(error: InvalidRecord) -> Headers:
-    """The reason travels in headers so the value stays the original bytes, unchanged."""
-    return [
+def dead_letter(value: bytes | None, error: InvalidRecord, max_bytes: int) -> tuple[bytes | None, Headers]:
+    """The dead letter of one message: its original value, or a prefix when it is longer than
+    `max_bytes`, and headers with the reason (so the value stays the original bytes)."""
+    headers: Headers = [
         (Header.REASON, error.reason.encode()),
         (Header.FIELD, (error.field or "").encode()),
         (Header.DETAIL, error.detail.encode()),
         (Header.SOURCE, orjson.dumps({"topic": error.topic, "partition": error.partition, "offset": error.offset})),
     ]
+    if value is None or len(value) <= max_bytes:
+        return value, headers
+    truncated: Headers = [
+        (Header.TRUNCATED, b"true"),
+        (Header.ORIGINAL_SIZE, str(len(value)).encode()),
+        (Header.ORIGINAL_SHA256, hashlib.sha256(value).hexdigest().encode()),
+    ]
+    return value[:max_bytes], [*headers, *truncated]

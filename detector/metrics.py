@@ -25,6 +25,15 @@ BATCH_RECORD_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+class Output:
+    """The detector's outputs, as the `output` label of nids_outputs_refused_total."""
+
+    ALERTS = "alerts"
+    VERDICTS = "verdicts"
+    DEAD_LETTERS = "dead_letters"
+    ALL = (ALERTS, VERDICTS, DEAD_LETTERS)
+
+
 class DetectorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None, classes: Sequence[str] = ATTACK_CLASSES) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -68,6 +77,12 @@ class DetectorMetrics:
         self.kafka_errors = Counter(
             "nids_kafka_errors", "Errors reported by the Kafka client, by code.", ["code"], registry=r
         )
+        self.refused = Counter(
+            "nids_outputs_refused",
+            "Outputs the producer refused outright (e.g. larger than message.max.bytes): logged and skipped.",
+            ["output"],
+            registry=r,
+        )
         self.broker_up = Gauge("nids_broker_up", "1 while the Kafka cluster is reachable, else 0.", registry=r)
         self.classes = tuple(classes)
         for cat in self.classes:
@@ -75,6 +90,8 @@ class DetectorMetrics:
                 self.alerts.labels(attack_cat=cat)
             for predicted in self.classes:
                 self.classifications.labels(actual=cat, predicted=predicted)
+        for output in Output.ALL:
+            self.refused.labels(output=output)
         for reason in DEAD_LETTER_REASONS:
             self.invalid.labels(reason=reason)
         self.broker_up.set(1)

@@ -17,18 +17,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from threadpoolctl import threadpool_limits
 
-from detector.batch import Batch, MessageSources, origin
-from detector.checkpoint import Checkpoint
+from detector.batch import Batch, MessageSources, origin, position
+from detector.checkpoint import Checkpoint, TransactionalCheckpoint
 from detector.clients import make_consumer, make_producer
-from detector.config import DetectorConfig
+from detector.config import EXACTLY_ONCE, DetectorConfig
 from detector.decode import decode_batch
-from detector.messages import dead_letter_headers, verdict_payloads
-from detector.metrics import DetectorMetrics
+from detector.messages import dead_letter, verdict_payloads
+from detector.metrics import DetectorMetrics, Output
 from detector.status import Counts, StatusLine
-from nids_common.kafka import ProduceStalled, produce_all
+from nids_common.kafka import FatalKafkaError, ProduceStalled, produce_all
 from nids_model.detection import DetectionModel, Scores
 
 log = logging.getLogger("nids.detect")
@@ -41,6 +41,7 @@ class Detector:
         self.config, self.model, self.model_version, self.metrics = config, model, model_version, metrics
         self.counts = Counts()
         self.running = True
+        self._fatal: KafkaError | None = None
         self._status = StatusLine(config.detector.group_id) if sys.stderr.isatty() else None
         self.consumer = make_consumer(
             config,
@@ -49,7 +50,10 @@ class Detector:
             self._on_commit,
         )
         self.producer = make_producer(config, self._on_kafka_error)
-        self.checkpoint = Checkpoint(self.consumer, self.producer, metrics)
+        exactly_once = config.detector.delivery == EXACTLY_ONCE
+        self.checkpoint = (TransactionalCheckpoint if exactly_once else Checkpoint)(
+            self.consumer, self.producer, metrics, running=self._healthy
+        )
         metrics.set_model(model_version)
         threads = config.detector.model_threads
         model.use_threads(threads)
@@ -63,7 +67,9 @@ class Detector:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, should_continue: Callable[[], bool] = lambda: True) -> Counts:
-        self.consumer.subscribe([self.config.topics.flows], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe(
+            [self.config.topics.flows], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
         try:
             while self.running and should_continue():
                 batch = self._decode(self._consume())  # consume → decode; scoring starts on the scorer thread
@@ -78,7 +84,16 @@ class Detector:
 
     def _consume(self) -> list[Message]:
         settings = self.config.detector
-        return self.consumer.consume(num_messages=settings.max_records, timeout=settings.max_wait_ms / 1000)
+        try:
+            consumed = self.consumer.consume(num_messages=settings.max_records, timeout=settings.max_wait_ms / 1000)
+        except KafkaException as exc:
+            if not exc.args[0].fatal():
+                raise
+            self._fatal = exc.args[0]
+        if self._fatal is not None:
+            # Nothing is committed after a fatal error; a supervisor's restart resumes from the last commit.
+            raise FatalKafkaError(f"fatal Kafka error: {self._fatal.str()}")
+        return consumed
 
     def _decode(self, consumed: list[Message]) -> Batch | None:
         """Decode a consumed batch and hand its valid flows to the scorer thread."""
@@ -122,6 +137,7 @@ class Detector:
             alert_rows, alerted = self._produce(batch, scores)
         except ProduceStalled as exc:
             log.error("%s; rewinding the batch to process it again", exc)
+            self.checkpoint.abort()
             return False
         if not self.checkpoint.commit(batch.messages, wait=wait_for_commit):
             return False
@@ -130,16 +146,19 @@ class Detector:
 
     def _produce(self, batch: Batch, scores: Scores | None) -> tuple[np.ndarray, list[Message]]:
         """Dead letters, alerts and (when enabled) verdicts of a batch; returns the alerted rows and messages."""
-        topics, report, running = self.config.topics, self.checkpoint.on_delivery, lambda: self.running
+        topics, report, running = self.config.topics, self.checkpoint.on_delivery, self._healthy
         invalid = batch.decoded.invalid
         if invalid:
-            dead = [batch.messages[position] for position, _ in invalid]
+            limit = self.config.detector.dead_letter_max_bytes
+            letters = [dead_letter(batch.messages[position].value(), error, limit) for position, error in invalid]
+            keys = [batch.messages[position].key() for position, _ in invalid]
             produce_all(
                 self.producer,
                 topics.dead_letter,
-                [(message.key(), message.value()) for message in dead],
+                zip(keys, (value for value, _ in letters), strict=True),
                 report,
-                headers=[dead_letter_headers(error) for _, error in invalid],
+                headers=[headers for _, headers in letters],
+                on_refused=lambda index, error: self._refused(Output.DEAD_LETTERS, str(invalid[index][1]), error),
                 running=running,
             )
         if scores is None:
@@ -152,23 +171,36 @@ class Detector:
             topics.alerts,
             verdict_payloads(alert_rows, records, scores, classes, origin(alerted), version),
             report,
+            on_refused=lambda index, error: self._refused(Output.ALERTS, _where(alerted[index]), error),
             running=running,
         )
         if self.config.detector.emit_verdicts:
             every_row = np.arange(len(batch.decoded.valid))
+            scored = batch.valid_messages(every_row)
             produce_all(
                 self.producer,
                 topics.verdicts,
-                verdict_payloads(every_row, records, scores, classes, origin(batch.valid_messages(every_row)), version),
+                verdict_payloads(every_row, records, scores, classes, origin(scored), version),
                 report,
+                on_refused=lambda index, error: self._refused(Output.VERDICTS, _where(scored[index]), error),
                 running=running,
             )
         return alert_rows, alerted
+
+    def _refused(self, output: str, record: str, error: KafkaError) -> None:
+        """An output the producer refuses outright (no retry can help) is counted, logged and skipped:
+        holding the batch back for it would read the same record again and again, and stop detection."""
+        self.metrics.refused.labels(output=output).inc()
+        log.error("%s of %s not produced, skipped: %s", output, record, error.str())
 
     def _complete_in_flight(self) -> None:
         batch, self._in_flight = self._in_flight, None
         if batch is not None and not self._complete(batch, wait_for_commit=True):
             log.error("batch in flight not committed: this group reads it again")
+
+    def _healthy(self) -> bool:
+        """Retries go on only while the detector runs and no fatal error ended its clients."""
+        return self.running and self._fatal is None
 
     def stop(self) -> None:
         self.running = False
@@ -214,6 +246,8 @@ class Detector:
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         self.metrics.kafka_errors.labels(code=err.name()).inc()
+        if err.fatal():
+            self._fatal = err
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
             self.metrics.broker_up.set(0)
         # librdkafka reconnects by itself; the loop keeps polling and resumes when brokers return.
@@ -223,8 +257,19 @@ class Detector:
         log.info("assigned partitions %s", sorted(p.partition for p in partitions))
         self.metrics.set_partitions(p.partition for p in partitions)
 
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The session expired (the coordinator was out of reach): the partitions may already be
+        # another member's, so the batch in flight is dropped uncommitted and read again by their owner.
+        log.warning("lost partitions %s; the batch in flight is read again", sorted(p.partition for p in partitions))
+        self._in_flight = None
+
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Called inside consume(): the batch in flight is completed and committed while this member
         # still owns its partitions, so the next owner starts right after it.
         log.info("revoked partitions %s", sorted(p.partition for p in partitions))
         self._complete_in_flight()
+
+
+def _where(message: Message) -> str:
+    topic, partition, offset = position(message)
+    return f"{topic}[{partition}]@{offset}"

@@ -17,6 +17,11 @@ from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, IDENTITY_FIELDS
 DEFAULT_PARTITIONS: Final = 6
 # Dead letters are rare and read in order by a person: one partition.
 DEAD_LETTER_PARTITIONS: Final = 1
+# The largest dead-letter value: a larger original is cut to this prefix (headers say so). Under
+# Kafka's default topic limit (1,048,588 bytes) with room for the key and headers.
+DEAD_LETTER_MAX_BYTES: Final = 1_000_000
+# Key, headers and record overhead on top of the value, for the producer's and the topic's limit.
+RECORD_OVERHEAD_BYTES: Final = 65_536
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,14 +30,30 @@ class Topics:
     alerts: str = "nids.alerts"
     dead_letter: str = "nids.flows.dlq"
     verdicts: str = "nids.verdicts"
+    # Partitions of the flow, alert and verdict topics when they are created: the most detectors one
+    # group can keep busy. More can be added later (kafka-topics --alter), never fewer.
+    partitions: int = DEFAULT_PARTITIONS
 
-    def partitions(self, partitions: int = DEFAULT_PARTITIONS) -> dict[str, int]:
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError("partitions: must be >= 1")
+
+    @classmethod
+    def named(cls, prefix: str, partitions: int = DEFAULT_PARTITIONS) -> Topics:
+        """The four topics under `prefix` (a test's or benchmark's own)."""
+        return cls(f"{prefix}.flows", f"{prefix}.alerts", f"{prefix}.dlq", f"{prefix}.verdicts", partitions)
+
+    def configs(self, dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES) -> dict[str, dict[str, str]]:
+        """Topic settings to create them with: the dead-letter topic takes what the detector may write."""
+        return {self.dead_letter: {"max.message.bytes": str(dead_letter_max_bytes + RECORD_OVERHEAD_BYTES)}}
+
+    def partition_counts(self) -> dict[str, int]:
         """Each topic with the partition count it is created with."""
         return {
-            self.flows: partitions,
-            self.alerts: partitions,
+            self.flows: self.partitions,
+            self.alerts: self.partitions,
             self.dead_letter: DEAD_LETTER_PARTITIONS,
-            self.verdicts: partitions,
+            self.verdicts: self.partitions,
         }
 
 
@@ -128,3 +149,7 @@ class Header:
     FIELD: Final = "nids.field"
     DETAIL: Final = "nids.detail"
     SOURCE: Final = "nids.source"
+    # Only on a dead letter whose value is a prefix of the original (the original was too large):
+    TRUNCATED: Final = "nids.truncated"  # "true"
+    ORIGINAL_SIZE: Final = "nids.original_size"  # bytes, decimal
+    ORIGINAL_SHA256: Final = "nids.original_sha256"  # hex digest of the whole original value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ Key = str | bytes | None
 Value = bytes | None  # None: a tombstone, which the detector dead-letters as it came
 Headers = Sequence[tuple[str, str | bytes | None]]
 DeliveryCallback = Callable[[KafkaError | None, Any], None]
+RefusedCallback = Callable[[int, KafkaError], None]
 
 # How long a full local queue may hold up one produce before the caller is told: long enough to
 # ride out a broker leader change, short enough that a stuck broker surfaces as an error.
@@ -31,6 +33,11 @@ class ProduceStalled(NidsError):
         self.shutdown, self.sent = shutdown, sent
 
 
+class FatalKafkaError(NidsError):
+    """librdkafka reported a fatal error (for example a static consumer or a transactional producer
+    fenced by a newer instance): the client cannot go on, the service stops without committing."""
+
+
 def produce_all(
     producer: Producer,
     topic: str,
@@ -38,6 +45,7 @@ def produce_all(
     on_delivery: DeliveryCallback,
     *,
     headers: Iterable[Headers] | None = None,
+    on_refused: RefusedCallback | None = None,
     running: Callable[[], bool] = lambda: True,
     timeout: float = QUEUE_FULL_TIMEOUT_S,
 ) -> int:
@@ -45,25 +53,26 @@ def produce_all(
 
     While librdkafka's local queue is full it serves delivery reports and tries again, for at most
     `timeout` seconds per message and only while `running()` holds; then raises ProduceStalled.
-    Returns how many messages were handed to the producer.
+    A message produce() refuses outright (larger than message.max.bytes, an invalid argument) goes
+    to `on_refused(index, error)` and the others go on; without `on_refused` the KafkaException
+    propagates. Returns how many messages were handed to the producer.
     """
     produce = producer.produce
+    rows = zip(messages, headers, strict=True) if headers is not None else zip(messages, itertools.repeat(None))
     sent = 0
     try:
-        if headers is None:
-            for key, value in messages:
-                try:
-                    produce(topic, value, key, on_delivery=on_delivery)
-                except BufferError:
-                    _produce_when_room(producer, topic, key, value, None, on_delivery, running, timeout)
-                sent += 1
-        else:
-            for (key, value), message_headers in zip(messages, headers, strict=True):
-                try:
-                    produce(topic, value, key, on_delivery=on_delivery, headers=list(message_headers))
-                except BufferError:
-                    _produce_when_room(producer, topic, key, value, message_headers, on_delivery, running, timeout)
-                sent += 1
+        for index, ((key, value), message_headers) in enumerate(rows):
+            listed = None if message_headers is None else list(message_headers)
+            try:
+                produce(topic, value, key, on_delivery=on_delivery, headers=listed)
+            except BufferError:
+                _produce_when_room(producer, topic, key, value, listed, on_delivery, running, timeout)
+            except KafkaException as exc:
+                if on_refused is None:
+                    raise
+                on_refused(index, exc.args[0])
+                continue
+            sent += 1
     except ProduceStalled as stalled:
         stalled.sent = sent
         raise
@@ -99,13 +108,16 @@ def _produce_when_room(
 
 
 def ensure_topics(
-    client_config: Mapping[str, Any], partitions_by_topic: Mapping[str, int], timeout: float = 30.0
+    client_config: Mapping[str, Any],
+    partitions_by_topic: Mapping[str, int],
+    timeout: float = 30.0,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
+    """Create the topics that do not exist yet, with their `configs`; existing ones are left as they are."""
     admin = AdminClient(dict(client_config))
     existing = admin.list_topics(timeout=timeout).topics
     wanted = [
-        NewTopic(name, num_partitions=partitions, replication_factor=-1)
+        NewTopic(name, num_partitions=partitions, replication_factor=-1, config=dict((configs or {}).get(name, {})))
         for name, partitions in partitions_by_topic.items()
         if name not in existing
     ]

@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = {**os.environ, "NIDS_KAFKA_BOOTSTRAP": bootstrap}
             files = data_files(args.data)
             ensure_model(files, env)
-            ensure_topics({"bootstrap.servers": bootstrap}, TOPICS.partitions())
+            ensure_topics({"bootstrap.servers": bootstrap}, TOPICS.partition_counts(), configs=TOPICS.configs())
             step(
                 f"starting nids-detect (metrics on {METRICS_URL}) and nids-replay at {args.rate:,.0f} flows/s from "
                 + (", ".join(files) if files else "synthetic flows")

@@ -29,6 +29,9 @@ def _broker_answers(bootstrap: str, timeout: float = 10.0) -> str | None:
     return None
 
 
+_BROKER = {"started_here": False}
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """A real broker: KAFKA_BOOTSTRAP if set, else the local KRaft broker started for this session.
@@ -47,12 +50,21 @@ def kafka_bootstrap() -> Iterator[str]:
             unavailable(f"scripts/kafka-local start failed: {result.stderr.strip()[-2000:]}")
         # Only stop what this session started; a broker the developer already ran stays up.
         started_here = "already running" not in result.stdout
+        _BROKER["started_here"] = started_here
     problem = _broker_answers(bootstrap)
     if problem:
         unavailable(f"Kafka broker at {bootstrap} does not answer: {problem}")
     yield bootstrap
     if started_here:
         subprocess.run([KAFKA_LOCAL, "stop"], capture_output=True)
+
+
+@pytest.fixture
+def own_broker(kafka_bootstrap: str) -> str:
+    """The suite's local broker, for a test that kills it: only a broker this session started."""
+    if not _BROKER["started_here"]:
+        unavailable("needs the suite's own local broker to kill and restart; unset KAFKA_BOOTSTRAP and stop yours")
+    return kafka_bootstrap
 
 
 @pytest.fixture

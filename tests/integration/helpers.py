@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,19 +38,10 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def make_topics(bootstrap: str, name: str, partitions: int = DEFAULT_PARTITIONS) -> Topics:
-    """The contract's topics under a name of the test's own, with `partitions` flow partitions."""
-    topics = Topics(
-        flows=f"{name}.flows", alerts=f"{name}.alerts", dead_letter=f"{name}.dlq", verdicts=f"{name}.verdicts"
-    )
-    ensure_topics({"bootstrap.servers": bootstrap}, {**topics.partitions(), topics.flows: partitions})
+    """The contract's topics under a name of the test's own, with `partitions` partitions each."""
+    topics = Topics.named(name, partitions)
+    ensure_topics({"bootstrap.servers": bootstrap}, topics.partition_counts(), configs=topics.configs())
     return topics
 
 
@@ -64,6 +55,8 @@ def replay_synthetic(bootstrap: str, topic: str, rows: int, seed: int, run_id: s
 
 
 def detector_config(bootstrap: str, topics: Topics, group: str, model: Path, **settings: Any) -> DetectorConfig:
+    """A detector on the test's topics and group; each gets an instance id of its own unless given."""
+    settings.setdefault("instance_id", f"{group}-{uuid.uuid4().hex[:6]}")
     return DetectorConfig(
         kafka=KafkaSettings(bootstrap=bootstrap),
         topics=topics,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+
+import yaml
 
 from tests.integration.helpers import REPO, unavailable
 
@@ -20,3 +23,27 @@ def test_docker_compose_config_validates() -> None:
         [tool, "-f", str(REPO / "docker-compose.yml"), "config", "--services"], capture_output=True, text=True, cwd=REPO
     ).stdout.split()
     assert set(services) == {"kafka", "init-topics", "trainer", "detector", "replay", "prometheus", "grafana"}
+
+
+def test_the_detector_scales_and_the_partition_count_is_one_setting() -> None:
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        unavailable("docker-compose not installed (scripts/ensure-system-deps installs it)")
+    result = subprocess.run(
+        [tool, "-f", str(REPO / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "NIDS_TOPICS_PARTITIONS": "12"},
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    detector = services["detector"]
+    # `--scale detector=N` needs no fixed host port and no fixed container name.
+    assert "ports" not in detector and "container_name" not in detector
+    assert detector["expose"] == ["9108"]
+    for name in ("init-topics", "detector", "replay", "trainer"):
+        assert services[name]["environment"]["NIDS_TOPICS_PARTITIONS"] == "12", name
+    assert services["init-topics"]["command"][0] == "nids-topics"
+    scrape = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["dns_sd_configs"] == [{"names": ["detector"], "type": "A", "port": 9108, "refresh_interval": "10s"}]

@@ -8,7 +8,8 @@ import re
 import subprocess
 import sys
 
-from tests.integration.helpers import REPO, free_port
+from bench.common import free_port
+from tests.integration.helpers import REPO
 
 
 def test_demo_runs_the_pipeline_and_stops_cleanly(kafka_bootstrap: str) -> None:

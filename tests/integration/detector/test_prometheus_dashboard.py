@@ -17,12 +17,12 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import start_http_server
 
+from bench.common import free_port
 from nids_model.artifact import load_model
 from tests.integration.helpers import (
     REPO,
     RunningDetector,
     detector_config,
-    free_port,
     make_topics,
     replay_synthetic,
     unavailable,

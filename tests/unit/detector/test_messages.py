@@ -3,12 +3,14 @@ every field, pass identity through, and give class probabilities exactly for att
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
 import numpy as np
 import orjson
 
 from detector.decode import InvalidRecord
-from detector.messages import dead_letter_headers, verdict_payloads
+from detector.messages import dead_letter, verdict_payloads
 from nids_common.contract import UNSET, Alert, Flow, Header, Reason, Source, Verdict, alert_decoder, verdict_decoder
 from nids_common.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from nids_model.detection import Scores
@@ -69,9 +71,28 @@ def test_the_contract_refuses_an_alert_without_probabilities_or_with_unknown_key
         assert "surprise" in str(exc)
 
 
-def test_dead_letter_headers_name_reason_field_detail_and_source() -> None:
+def test_a_dead_letter_carries_the_original_bytes_and_its_reason() -> None:
     error = InvalidRecord(Reason.BAD_TYPE, "dur", "Expected `float`, got `str`", "flows", 1, 99)
-    headers = dict(dead_letter_headers(error))
-    assert headers[Header.REASON] == b"bad_type" and headers[Header.FIELD] == b"dur"
-    assert headers[Header.DETAIL] == b"Expected `float`, got `str`"
-    assert orjson.loads(headers[Header.SOURCE]) == {"topic": "flows", "partition": 1, "offset": 99}
+    value, headers = dead_letter(b'{"dur": "x"}', error, max_bytes=1024)
+    assert value == b'{"dur": "x"}'
+    named = dict(headers)
+    assert named[Header.REASON] == b"bad_type" and named[Header.FIELD] == b"dur"
+    assert named[Header.DETAIL] == b"Expected `float`, got `str`"
+    assert orjson.loads(named[Header.SOURCE]) == {"topic": "flows", "partition": 1, "offset": 99}
+    assert Header.TRUNCATED not in named
+
+
+def test_a_too_large_original_becomes_a_prefix_with_its_size_and_digest() -> None:
+    original = b'{"pad": "' + b"x" * 5000 + b'"}'
+    error = InvalidRecord(Reason.TOO_LARGE, None, "5011 bytes > limit 4096", "flows", 0, 7)
+    value, headers = dead_letter(original, error, max_bytes=1024)
+    assert value == original[:1024]
+    named = dict(headers)
+    assert named[Header.TRUNCATED] == b"true"
+    assert named[Header.ORIGINAL_SIZE] == str(len(original)).encode()
+    assert named[Header.ORIGINAL_SHA256] == hashlib.sha256(original).hexdigest().encode()
+
+
+def test_a_tombstone_stays_null() -> None:
+    value, headers = dead_letter(None, InvalidRecord(Reason.EMPTY, None, "no value", "flows", 0, 1), max_bytes=1024)
+    assert value is None and dict(headers)[Header.REASON] == b"empty"
