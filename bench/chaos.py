@@ -131,7 +131,18 @@ def wait_until(condition: Callable[[], bool], timeout: float, poll: float = 0.1)
 def restart_broker_after_sigkill() -> None:
     pid = int(BROKER_PIDFILE.read_text())
     os.kill(pid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously: start again only once the JVM is gone and its port free.
+    if not wait_until(lambda: not _alive(pid), 30):
+        raise SystemExit(f"broker pid {pid} still alive 30 s after SIGKILL")
     subprocess.run([str(REPO / "scripts" / "kafka-local"), "start"], check=True, stdout=subprocess.DEVNULL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 class DetectorUnderChaos:

@@ -12,19 +12,64 @@ isolation.level=read_committed see each output once: an aborted or crashed batch
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from detector.batch import origin, position
 from detector.metrics import DetectorMetrics
-from nids_common.errors import NidsError
+from nids_common.errors import EXIT_FAILURE, NidsError
 
 log = logging.getLogger("nids.detect")
 
 FLUSH_TIMEOUT_S = 30.0
+TRANSACTION_TIMEOUT_S = 10.0
 TRANSACTION_ATTEMPTS = 3
+# librdkafka can block in a transaction call long past its timeout (send_offsets_to_transaction while
+# the group coordinator is away: librdkafka issues #5456 and #5511). A call still running this long
+# after its own timeout ends the process: nothing of the open transaction is committed, and the
+# restart that follows aborts it and resumes from the last committed batch.
+STUCK_GRACE_S = 5.0
+
+
+def exit_stuck(operation: str, seconds: float) -> None:
+    """The default end of a stuck transaction call: a fatal error, the process exits non-zero."""
+    log.critical(
+        "%s did not return within %.0f s (a known librdkafka hang); exiting without committing", operation, seconds
+    )
+    logging.shutdown()
+    os._exit(EXIT_FAILURE)
+
+
+class Watchdog:
+    """Calls `on_stuck(name, seconds)` when a guarded call runs past its deadline; one daemon thread."""
+
+    def __init__(self, on_stuck: Callable[[str, float], None]) -> None:
+        self.on_stuck = on_stuck
+        self._guarded: tuple[str, float, float] | None = None  # (name, deadline, allowed seconds)
+        self._thread = threading.Thread(target=self._watch, name="nids-txn-watchdog", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def guard(self, name: str, seconds: float) -> Iterator[None]:
+        self._guarded = (name, time.monotonic() + seconds, seconds)
+        try:
+            yield
+        finally:
+            self._guarded = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.5)
+            guarded = self._guarded
+            if guarded is not None and time.monotonic() > guarded[1]:
+                self.on_stuck(guarded[0], guarded[2])
+                self._guarded = None
 
 
 class Checkpoint:
@@ -113,10 +158,12 @@ class TransactionalCheckpoint(Checkpoint):
         consumer: Consumer,
         producer: Producer,
         metrics: DetectorMetrics,
-        timeout: float = FLUSH_TIMEOUT_S,
+        timeout: float = TRANSACTION_TIMEOUT_S,
         running: Callable[[], bool] = lambda: True,
+        on_stuck: Callable[[str, float], None] = exit_stuck,
     ) -> None:
         super().__init__(consumer, producer, metrics, timeout, running)
+        self._watchdog = Watchdog(on_stuck)
         # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
         self._settle(producer.init_transactions, timeout)
 
@@ -162,11 +209,14 @@ class TransactionalCheckpoint(Checkpoint):
 
     def _retrying(self, operation: Callable[..., None], *args: object) -> None:
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            started = time.monotonic()
             try:
-                operation(*args)
+                with self._watchdog.guard(operation.__name__, self.flush_timeout + STUCK_GRACE_S):
+                    operation(*args)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
+                log.warning("%s failed after %.1f s: %s", operation.__name__, time.monotonic() - started, error.str())
                 if error.fatal():
                     raise TransactionFailed(f"{operation.__name__}: {error.str()}") from None
                 if not error.retriable() or attempt == TRANSACTION_ATTEMPTS or not self.running():

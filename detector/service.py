@@ -32,6 +32,7 @@ from nids_common.kafka import FatalKafkaError, ProduceStalled, produce_all
 from nids_model.detection import DetectionModel, Scores
 
 log = logging.getLogger("nids.detect")
+LOG_EVERY_S = 10.0
 
 
 class Detector:
@@ -42,6 +43,7 @@ class Detector:
         self.counts = Counts()
         self.running = True
         self._fatal: KafkaError | None = None
+        self._logged_errors: dict[int, float] = {}
         self._status = StatusLine(config.detector.group_id) if sys.stderr.isatty() else None
         self.consumer = make_consumer(
             config,
@@ -251,7 +253,12 @@ class Detector:
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
             self.metrics.broker_up.set(0)
         # librdkafka reconnects by itself; the loop keeps polling and resumes when brokers return.
-        log.warning("kafka: %s", err.str())
+        # An outage repeats the same error many times a second: the counter has them all, the log
+        # one line per error code every LOG_EVERY_S.
+        now = time.monotonic()
+        if err.fatal() or now - self._logged_errors.get(err.code(), -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._logged_errors[err.code()] = now
+            log.warning("kafka: %s", err.str())
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(p.partition for p in partitions))
