@@ -36,6 +36,7 @@ from bench.common import (
 from detector.config import AT_LEAST_ONCE, EXACTLY_ONCE
 from detector.config import load as load_detector_config
 from detector.metrics import DetectorMetrics
+from detector.reload import load_live
 from detector.service import Detector
 from nids_common.config import Topics
 from nids_model.artifact import load_model
@@ -44,7 +45,6 @@ from producer.replay import replay
 
 def detector_for(bootstrap: str, topics: Topics, group: str, delivery: str = AT_LEAST_ONCE) -> Detector:
     """config/detector.yaml with its NIDS_* overrides, as nids-detect would run, on the bench's topics."""
-    model, manifest = load_model(model_path())
     base = load_detector_config(REPO / "config" / "detector.yaml")
     config = dataclasses.replace(
         base,
@@ -55,7 +55,8 @@ def detector_for(bootstrap: str, topics: Topics, group: str, delivery: str = AT_
         ),
         metrics=dataclasses.replace(base.metrics, port=0),
     )
-    return Detector(config, model, manifest["version"], DetectorMetrics(CollectorRegistry()))
+    live = load_live(model_path(), config.detector.model_threads)
+    return Detector(config, live, DetectorMetrics(CollectorRegistry()))
 
 
 def run_batch_detector(bootstrap: str, topics: Topics, target: int, delivery: str = AT_LEAST_ONCE) -> float:

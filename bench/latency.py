@@ -39,14 +39,16 @@ class LiveReader(threading.Thread):
                 "isolation.level": "read_committed",
             }
         )
-        self.consumer.subscribe([topic])
+        # The consumer is used by this thread only (it is not thread-safe): its assignment is
+        # reported to the others through an event.
+        self.assigned = threading.Event()
+        self.consumer.subscribe([topic], on_assign=lambda _consumer, _partitions: self.assigned.set())
         self.arrivals: dict[tuple[int, int], float] = {}
         self.running = True
 
     def wait_assigned(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.consumer.assignment() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        if not self.assigned.wait(timeout):
+            raise SystemExit(f"the alert reader got no partitions within {timeout:.0f} s")
 
     def run(self) -> None:
         while self.running:

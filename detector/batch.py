@@ -12,11 +12,13 @@ from confluent_kafka import Message
 
 from detector.decode import DecodedBatch
 from detector.messages import Origin
+from detector.reload import LiveModel
 from nids_model.detection import Scores
 
 
 @dataclasses.dataclass
 class Batch:
+    live: LiveModel  # the model that scores it: its alerts and verdicts carry this version
     consumed: list[Message]  # as consumed, errors included (for the batch-size histogram)
     messages: list[Message]  # without the errors
     decoded: DecodedBatch

@@ -14,11 +14,11 @@ from prometheus_client import start_http_server
 
 from detector.config import DEFAULT_PATH, DetectorConfig, load
 from detector.metrics import DetectorMetrics
+from detector.reload import load_live
 from detector.service import Detector
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_OK, NidsError
-from nids_model.artifact import load_model
 
 log = logging.getLogger("nids.detect")
 
@@ -54,8 +54,8 @@ def detect_command(args: argparse.Namespace) -> int:
     config = effective_config(args)
     setup_logging(config.log_level)
     log.info("effective config: %s", describe_json(config))
-    model, manifest = load_model(config.detector.model)
-    log.info("model %s verified and loaded (%s)", manifest["version"], model.describe())
+    live = load_live(config.detector.model, config.detector.model_threads)
+    log.info("model %s verified, canary-checked and loaded (%s)", live.version, live.model.describe())
     metrics = DetectorMetrics()
     if config.metrics.port:
         try:
@@ -65,7 +65,7 @@ def detect_command(args: argparse.Namespace) -> int:
                 f"cannot serve metrics on {config.metrics.address}:{config.metrics.port}: {exc.strerror}"
             ) from None
         log.info("metrics on http://%s:%d/metrics", config.metrics.address, config.metrics.port)
-    detector = Detector(config, model, manifest["version"], metrics)
+    detector = Detector(config, live, metrics)
 
     def on_signal(signum: int, _frame: object) -> None:
         # The first signal lets the current batch finish, flush and commit; a second exits at once.
@@ -74,6 +74,8 @@ def detect_command(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    # SIGHUP: look for a new model now (nids-model promote/rollback, or a finished nids-train).
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: detector.reloader.request())
     detector.run()
     return EXIT_OK
 

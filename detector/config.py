@@ -29,6 +29,8 @@ class DetectorSettings:
     # (headers give its size and sha256). The producer's message.max.bytes and the dead-letter topic's
     # max.message.bytes follow from it.
     dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES
+    # Seconds between looks at `model` for a new version (SIGHUP looks at once); 0: only on SIGHUP.
+    model_poll_s: float = 5.0
     # This detector's identity in its group: its transactional.id (exactly_once) and, with
     # static_membership, its group.instance.id. Empty: "<hostname>-<metrics port>", stable across
     # restarts and distinct per replica (compose replicas have their own hostnames; processes on one
@@ -63,6 +65,8 @@ class DetectorSettings:
             raise ValueError(f"group_protocol: must be classic or consumer, not {self.group_protocol!r}")
         if not 1000 <= self.session_timeout_ms <= 300_000:
             raise ValueError("session_timeout_ms: must be within 1000..300000")
+        if self.model_poll_s < 0:
+            raise ValueError("model_poll_s: must be >= 0")
         if self.dead_letter_max_bytes < 1024:
             raise ValueError("dead_letter_max_bytes: must be >= 1024")
 

@@ -77,6 +77,12 @@ class DetectorMetrics:
         self.kafka_errors = Counter(
             "nids_kafka_errors", "Errors reported by the Kafka client, by code.", ["code"], registry=r
         )
+        self.model_reloads = Counter(
+            "nids_model_reloads",
+            "New model versions seen while running: loaded (live) or refused (checks failed).",
+            ["result"],
+            registry=r,
+        )
         self.refused = Counter(
             "nids_outputs_refused",
             "Outputs the producer refused outright (e.g. larger than message.max.bytes): logged and skipped.",
@@ -90,6 +96,8 @@ class DetectorMetrics:
                 self.alerts.labels(attack_cat=cat)
             for predicted in self.classes:
                 self.classifications.labels(actual=cat, predicted=predicted)
+        for result in ("loaded", "refused"):
+            self.model_reloads.labels(result=result)
         for output in Output.ALL:
             self.refused.labels(output=output)
         for reason in DEAD_LETTER_REASONS:

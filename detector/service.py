@@ -27,19 +27,18 @@ from detector.config import EXACTLY_ONCE, DetectorConfig
 from detector.decode import decode_batch
 from detector.messages import dead_letter, verdict_payloads
 from detector.metrics import DetectorMetrics, Output
+from detector.reload import LiveModel, ModelReloader, load_live
 from detector.status import Counts, StatusLine
 from nids_common.kafka import FatalKafkaError, ProduceStalled, produce_all
-from nids_model.detection import DetectionModel, Scores
+from nids_model.detection import Scores
 
 log = logging.getLogger("nids.detect")
 LOG_EVERY_S = 10.0
 
 
 class Detector:
-    def __init__(
-        self, config: DetectorConfig, model: DetectionModel, model_version: str, metrics: DetectorMetrics
-    ) -> None:
-        self.config, self.model, self.model_version, self.metrics = config, model, model_version, metrics
+    def __init__(self, config: DetectorConfig, live: LiveModel, metrics: DetectorMetrics) -> None:
+        self.config, self.live, self.metrics = config, live, metrics
         self.counts = Counts()
         self.running = True
         self._fatal: KafkaError | None = None
@@ -56,10 +55,11 @@ class Detector:
         self.checkpoint = (TransactionalCheckpoint if exactly_once else Checkpoint)(
             self.consumer, self.producer, metrics, running=self._healthy
         )
-        metrics.set_model(model_version)
+        metrics.set_model(live.version)
         threads = config.detector.model_threads
-        model.use_threads(threads)
-        model.warm_up()
+        self.reloader = ModelReloader(
+            config.detector.model, live, config.detector.model_poll_s, metrics, lambda path: load_live(path, threads)
+        )
         # One scorer thread: the compiled model walks its trees without the GIL, so a batch scores
         # while the loop reads, decodes and produces around it.
         self._scorer = ThreadPoolExecutor(
@@ -74,6 +74,7 @@ class Detector:
         )
         try:
             while self.running and should_continue():
+                self._take_new_model()  # between batches: the next one scores with it
                 batch = self._decode(self._consume())  # consume → decode; scoring starts on the scorer thread
                 self._advance(batch)  # the batch before it: score → produce → flush → commit
             self._complete_in_flight()
@@ -109,9 +110,15 @@ class Detector:
         )
         scoring = None
         if len(decoded.valid):
-            scoring = self._scorer.submit(self.model.score_features, self.model.features(decoded.columns))
+            scoring = self._scorer.submit(self.live.model.score_features, self.live.model.features(decoded.columns))
         return Batch(
-            consumed, messages, decoded, scoring, started, full=len(consumed) >= self.config.detector.max_records
+            self.live,
+            consumed,
+            messages,
+            decoded,
+            scoring,
+            started,
+            full=len(consumed) >= self.config.detector.max_records,
         )
 
     def _advance(self, arriving: Batch | None) -> None:
@@ -167,7 +174,7 @@ class Detector:
             return np.empty(0, dtype=np.intp), []
         alert_rows = np.flatnonzero(scores.is_attack)
         alerted = batch.valid_messages(alert_rows)
-        records, classes, version = batch.decoded.records, self.model.classes, self.model_version
+        records, classes, version = batch.decoded.records, batch.live.model.classes, batch.live.version
         produce_all(
             self.producer,
             topics.alerts,
@@ -195,6 +202,15 @@ class Detector:
         self.metrics.refused.labels(output=output).inc()
         log.error("%s of %s not produced, skipped: %s", output, record, error.str())
 
+    def _take_new_model(self) -> None:
+        live = self.reloader.take()
+        if live is None:
+            return
+        previous, self.live = self.live, live
+        self.metrics.set_model(live.version)
+        self.metrics.model_reloads.labels(result="loaded").inc()
+        log.info("model %s is live (was %s)", live.version, previous.version)
+
     def _complete_in_flight(self) -> None:
         batch, self._in_flight = self._in_flight, None
         if batch is not None and not self._complete(batch, wait_for_commit=True):
@@ -208,6 +224,7 @@ class Detector:
         self.running = False
 
     def _close(self) -> None:
+        self.reloader.stop()
         try:
             self.checkpoint.close()
         finally:

@@ -25,12 +25,16 @@ import pandas as pd
 import sklearn
 
 from nids_common.errors import ArtifactError
+from nids_common.schema import ATTACK_CLASSES, FEATURES, NORMAL
+from nids_model.canary import check_canary
 from nids_model.detection import DetectionModel
 
-# 2: the runtime classes live in nids_model (0.2.0). A format-1 pickle names training.* modules that
-# no longer exist, so it is refused before unpickling, with a message that says to retrain.
-ARTIFACT_FORMAT = 2
+# 2: the runtime classes live in nids_model (0.2.0); a format-1 pickle names training.* modules that
+# no longer exist. 3: a canary batch with its expected outputs (nids_model.canary). An older format is
+# refused before unpickling, with a message that says to retrain.
+ARTIFACT_FORMAT = 3
 MODEL_FILE = "model.joblib"
+HISTORY_FILE = "history.jsonl"
 MANIFEST_FILE = "manifest.json"
 LATEST = "latest"
 KEY_ENV = "NIDS_MODEL_KEY"
@@ -112,10 +116,46 @@ def write_artifact(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    link_tmp = out_dir / f".{LATEST}-{version}"
-    link_tmp.symlink_to(version)
-    os.replace(link_tmp, out_dir / LATEST)
+    point_latest(out_dir, version)
     return final
+
+
+def point_latest(models: str | os.PathLike[str], version: str, action: str = "promote") -> None:
+    """Re-point `models/latest` at `version` atomically (a new link renamed over the old one: a reader
+    sees the old target or the new one, never none), and note it in `models/history.jsonl`."""
+    models = Path(models)
+    link_tmp = models / f".{LATEST}-{version}-{uuid.uuid4().hex[:6]}"
+    link_tmp.symlink_to(version)
+    os.replace(link_tmp, models / LATEST)
+    entry = {"version": version, "action": action, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    with open(models / HISTORY_FILE, "a") as history:
+        history.write(json.dumps(entry) + "\n")
+
+
+def versions(models: str | os.PathLike[str]) -> list[str]:
+    """The version folders of `models`, oldest first (version names start with their UTC time)."""
+    return sorted(p.name for p in Path(models).iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file())
+
+
+def promotion_stack(models: str | os.PathLike[str]) -> list[str]:
+    """The versions `latest` was promoted to, in order, less those rolled back (models/history.jsonl):
+    the last is the current one, the one before it what a rollback returns to."""
+    path = Path(models) / HISTORY_FILE
+    stack: list[str] = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            entry = json.loads(line) if line.strip() else None
+            if entry is None:
+                continue
+            if entry.get("action") == "rollback":
+                # Back down to the version rolled back to: what was promoted after it is undone.
+                while stack and stack[-1] != entry["version"]:
+                    stack.pop()
+                if not stack:
+                    stack.append(entry["version"])
+            else:
+                stack.append(entry["version"])
+    return stack
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
@@ -187,3 +227,20 @@ def load_model(
     if not isinstance(model, DetectionModel):
         raise ArtifactError(f"{model_path}: not a DetectionModel ({type(model).__name__})")
     return model, manifest
+
+
+def load_checked(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> tuple[DetectionModel, dict[str, Any], Path]:
+    """`load_model`, then the checks a running detector needs before the model sees traffic: its
+    features and classes fit the stream contract, and its canary scores exactly as at training time.
+    Returns the model, its manifest and its version folder."""
+    folder = resolve(path)
+    model, manifest = load_model(folder, env)
+    unknown = sorted(set(manifest.get("features", [])) - set(FEATURES))
+    if unknown or not manifest.get("features"):
+        raise ArtifactError(f"{folder}: features {unknown or '(none)'} are not in the stream contract")
+    if NORMAL not in model.classes or not set(model.classes) <= set(ATTACK_CLASSES):
+        raise ArtifactError(f"{folder}: classes {list(model.classes)} do not fit the stream contract")
+    check_canary(model, folder, manifest)
+    return model, manifest, folder

@@ -186,6 +186,7 @@ def view(
         f"latency p99 {latency_p99(samples)}",
         f"up {time.monotonic() - started:,.0f} s",
     )
+    head.add_row(f"model [bold]{model_line(samples)}[/]")
     classes = Table(title="per class (since detector start)", expand=True)
     for column in ("class", "alerts", "alerts/s", "flows with truth", "detection rate", "precision"):
         classes.add_column(column, justify="right" if column != "class" else "left")
@@ -272,8 +273,17 @@ def status_line(samples: dict[Sample, float], started: float) -> str:
         f"[{time.monotonic() - started:5.0f} s] scored {total(samples, 'nids_flows_scored_total'):,.0f}, "
         f"alerts {total(samples, 'nids_alerts_total'):,.0f}, "
         f"invalid {total(samples, 'nids_invalid_records_total'):,.0f}, "
-        f"lag {total(samples, 'nids_consumer_lag'):,.0f}, latency p99 {latency_p99(samples)}"
+        f"lag {total(samples, 'nids_consumer_lag'):,.0f}, latency p99 {latency_p99(samples)}, "
+        f"model {model_line(samples)}"
     )
+
+
+def model_line(samples: dict[Sample, float]) -> str:
+    """The live model version and the reloads so far (nids-model promote / rollback while it runs)."""
+    live = [dict(labels)["version"] for (name, labels), value in samples.items() if name == "nids_model_info" and value]
+    loaded = total(samples, "nids_model_reloads_total", result="loaded")
+    refused = total(samples, "nids_model_reloads_total", result="refused")
+    return f"{', '.join(live) or '?'} (reloads: {loaded:,.0f} loaded, {refused:,.0f} refused)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,3 +84,31 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("model")
     data = write_partitioned(flows_with_identity(4000, seed=5), folder / "train.csv")
     return run_training([data], folder / "models", FAST_TRAINING).path
+
+
+@pytest.fixture(scope="session")
+def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another small model, trained on other flows with another seed: it scores differently."""
+    import dataclasses
+
+    from tests.fixtures import FAST_TRAINING, flows_with_identity, write_partitioned
+    from training.train import run_training
+
+    folder = tmp_path_factory.mktemp("model2")
+    data = write_partitioned(flows_with_identity(3000, seed=8), folder / "train.csv")
+    return run_training([data], folder / "models", dataclasses.replace(FAST_TRAINING, seed=9)).path
+
+
+@pytest.fixture
+def model_store(tmp_path: Path, trained_model: Path, second_model: Path) -> tuple[Path, str, str]:
+    """A models folder of the test's own with both versions; latest → the first. (folder, first, second)"""
+    import shutil
+
+    from nids_model.artifact import point_latest
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for version in (trained_model, second_model):
+        shutil.copytree(version, models / version.name)
+    point_latest(models, trained_model.name)
+    return models, trained_model.name, second_model.name

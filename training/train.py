@@ -20,6 +20,7 @@ from nids_common.progress import progress
 from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
 from nids_dataset.unsw import load_flows
 from nids_model import artifact
+from nids_model.canary import CANARY_FILE, make_canary
 from nids_model.detection import DetectionModel
 from training import report
 from training.analysis import analyse
@@ -268,8 +269,10 @@ def run_training(
         "selected_features": list(analysis.selected),
         "training_seconds": round(time.perf_counter() - started, 1),
     }
+    canary, manifest["canary"] = make_canary(model, val, seed=config.seed)
 
     def extras(folder: Path) -> None:
+        (folder / CANARY_FILE).write_bytes(canary)
         report.write(folder, analysis, candidates, pairs, chosen, measured, manifest, compare, searches, train, val)
 
     path = artifact.write_artifact(out_dir, model, manifest, extras)

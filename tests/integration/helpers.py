@@ -19,12 +19,12 @@ from prometheus_client import CollectorRegistry
 
 from detector.config import DetectorConfig, DetectorSettings, MetricsSettings
 from detector.metrics import DetectorMetrics
+from detector.reload import load_live
 from detector.service import Detector
 from nids_common.config import KafkaSettings
 from nids_common.contract import DEFAULT_PARTITIONS, Topics
 from nids_common.kafka import ensure_topics
 from nids_dataset.synthetic import synthetic_frame
-from nids_model.artifact import load_model
 from producer.replay import replay
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,9 +69,9 @@ class RunningDetector:
     """A real Detector on its own thread, with its own metrics registry."""
 
     def __init__(self, config: DetectorConfig, before_start: Callable[[Detector], None] | None = None) -> None:
-        model, manifest = load_model(config.detector.model)
         self.metrics = DetectorMetrics(CollectorRegistry())
-        self.detector = Detector(config, model, manifest["version"], self.metrics)
+        live = load_live(config.detector.model, config.detector.model_threads)
+        self.detector = Detector(config, live, self.metrics)
         if before_start is not None:
             before_start(self.detector)
         self.thread = threading.Thread(target=self.detector.run, daemon=True)

@@ -10,6 +10,7 @@ import orjson
 import pandas as pd
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from detector.reload import load_live
 from detector.service import Detector
 from nids_common.contract import Header, alert_decoder, verdict_decoder
 from nids_model.artifact import load_model
@@ -238,8 +239,9 @@ def test_a_scoring_error_stops_the_detector_and_loses_nothing(
     flows = replay_synthetic(kafka_bootstrap, topics.flows, 1200, seed=91, run_id="se")
     # Full batches of 100: one is scoring on the scorer thread while the next is read.
     config = detector_config(kafka_bootstrap, topics, unique_name, trained_model, max_records=100)
-    model, manifest = load_model(trained_model)
-    broken = Detector(config, model, manifest["version"], DetectorMetrics(CollectorRegistry()))
+    live = load_live(trained_model, threads=1)
+    model = live.model
+    broken = Detector(config, live, DetectorMetrics(CollectorRegistry()))
     calls = {"n": 0}
     real_score = model.score_features
 

@@ -1,0 +1,100 @@
+"""Hot reload: a new model goes live between batches, without a restart or a rebalance.
+
+A background thread watches `detector.model` (normally `models/latest`, which nids-train and
+nids-model re-point atomically) every `model_poll_s` seconds and whenever `request()` is called
+(SIGHUP). A new version is loaded and checked off the hot path: checksum, signature and library
+versions, the stream contract, the canary, then compiled and warmed up. Only then does the loop take
+it, between two batches. A refused version leaves the running model in place; it is tried again only
+once the path points somewhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from detector.metrics import DetectorMetrics
+from nids_common.errors import ArtifactError
+from nids_model.artifact import load_checked, resolve
+from nids_model.detection import DetectionModel
+
+log = logging.getLogger("nids.detect")
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveModel:
+    model: DetectionModel
+    version: str
+    folder: Path
+
+
+def load_live(path: Path, threads: int) -> LiveModel:
+    """A verified, canary-checked model, compiled and warmed up for `threads` scoring threads."""
+    model, manifest, folder = load_checked(path)
+    model.use_threads(threads)
+    model.warm_up()
+    return LiveModel(model, str(manifest["version"]), folder)
+
+
+class ModelReloader:
+    def __init__(
+        self,
+        path: Path,
+        current: LiveModel,
+        poll_seconds: float,
+        metrics: DetectorMetrics,
+        load: Callable[[Path], LiveModel],
+    ) -> None:
+        self.path, self.poll_seconds, self.metrics, self.load = path, poll_seconds, metrics, load
+        self._seen = current.folder  # the folder the path pointed at when last looked at
+        self._ready: LiveModel | None = None
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="nids-model-reload", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        """Look at the path now (SIGHUP): safe to call from a signal handler."""
+        self._wake.set()
+
+    def take(self) -> LiveModel | None:
+        """The new model, once, if one is ready; the loop calls it between batches."""
+        ready, self._ready = self._ready, None
+        return ready
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        self._thread.join(5)
+
+    def _watch(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self.poll_seconds if self.poll_seconds > 0 else None)
+            self._wake.clear()
+            if not self._stopped.is_set():
+                self._look()
+
+    def _look(self) -> None:
+        try:
+            folder = resolve(self.path)
+        except ArtifactError as exc:
+            log.warning("model reload: %s", exc)
+            return
+        if folder == self._seen:
+            return
+        self._seen = folder
+        try:
+            live = self.load(folder)
+        except ArtifactError as exc:
+            self.metrics.model_reloads.labels(result="refused").inc()
+            log.error("model reload refused, the running model stays: %s", exc)
+            return
+        except Exception:
+            self.metrics.model_reloads.labels(result="refused").inc()
+            log.exception("model reload of %s failed, the running model stays", folder)
+            return
+        log.info("model %s loaded and checked; it goes live after the current batch", live.version)
+        self._ready = live

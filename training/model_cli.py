@@ -1,0 +1,126 @@
+"""nids-model: the model store's versions; promote one, or roll back, while detectors run.
+
+    nids-model list                 versions with their validation figures, `*` marks latest
+    nids-model show VERSION         its manifest: data, features, models, figures, canary
+    nids-model promote VERSION      verify it (checksum, signature, libraries, contract, canary), then
+                                    re-point latest at it atomically
+    nids-model rollback             re-point latest at the version it pointed at before
+
+Detectors watching models/latest pick the change up by themselves (detector.model_poll_s, or SIGHUP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nids_common.cli import EXIT_CODES_HELP, run
+from nids_common.errors import EXIT_OK, ArtifactError, UsageError
+from nids_model import artifact
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nids-model",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--models", default="models", help="the models folder (default: models)")
+    commands = p.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="versions and their validation figures")
+    show = commands.add_parser("show", help="one version's manifest")
+    show.add_argument("version")
+    promote = commands.add_parser("promote", help="verify a version, then point latest at it")
+    promote.add_argument("version")
+    commands.add_parser("rollback", help="point latest back at the version before")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run(lambda: model_command(args), "nids-model")
+
+
+def model_command(args: argparse.Namespace) -> int:
+    models = Path(args.models)
+    if not models.is_dir():
+        raise UsageError(f"{models}: no models folder")
+    if args.command == "list":
+        print(list_versions(models))
+    elif args.command == "show":
+        print(show(models, args.version))
+    elif args.command == "promote":
+        promote(models, args.version)
+        print(f"nids-model: latest → {args.version}")
+    else:
+        version = rollback(models)
+        print(f"nids-model: latest → {version} (rolled back)")
+    return EXIT_OK
+
+
+def current(models: Path) -> str | None:
+    link = models / artifact.LATEST
+    return link.resolve().name if link.exists() else None
+
+
+def list_versions(models: Path) -> str:
+    latest = current(models)
+    lines = [f"  {'version':<26} {'label acc':>9} {'macro-F1':>9} {'train rows':>10}  created"]
+    for version in artifact.versions(models):
+        manifest = _manifest(models, version)
+        figures = manifest.get("validation_metrics", {})
+        lines.append(
+            f"{'*' if version == latest else ' '} {version:<26} {figures.get('label_accuracy', float('nan')):9.4f} "
+            f"{figures.get('attack_cat_macro_f1', float('nan')):9.4f} {manifest.get('rows', {}).get('train', 0):10,}  "
+            f"{manifest.get('created', '?')}"
+        )
+    return "\n".join(lines)
+
+
+def show(models: Path, version: str) -> str:
+    manifest = _manifest(models, version)
+    shown = {k: v for k, v in manifest.items() if k not in ("canary", "category_vocabularies")}
+    shown["canary"] = {k: v for k, v in manifest.get("canary", {}).items() if k != "expected"}
+    return json.dumps(shown, indent=2, sort_keys=True)
+
+
+def promote(models: Path, version: str, action: str = "promote") -> None:
+    """Verify `version` as a detector will (nothing is re-pointed if it fails), then re-point latest."""
+    folder = _folder(models, version)
+    artifact.load_checked(folder)
+    artifact.point_latest(models, version, action)
+
+
+def rollback(models: Path) -> str:
+    """Re-point latest at the newest version promoted before the current one that still verifies;
+    the ones that do not are named on stderr and passed over."""
+    stack = [version for version in artifact.promotion_stack(models) if (models / version).is_dir()]
+    latest = current(models)
+    for version in reversed([version for version in stack[:-1] if version != latest]):
+        try:
+            promote(models, version, action="rollback")
+        except ArtifactError as exc:
+            print(f"nids-model: passing over {version}: {exc}", file=sys.stderr)
+            continue
+        return version
+    raise UsageError(f"{models}: no earlier version that verifies to roll back to ({artifact.HISTORY_FILE})")
+
+
+def _folder(models: Path, version: str) -> Path:
+    folder = models / version
+    if version in ("", ".", "..") or "/" in version or not (folder / artifact.MANIFEST_FILE).is_file():
+        raise UsageError(f"{models}: no model version {version!r} (nids-model list shows them)")
+    return folder
+
+
+def _manifest(models: Path, version: str) -> dict[str, Any]:
+    return artifact.read_manifest(_folder(models, version))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
