@@ -31,6 +31,8 @@ class DetectorSettings:
     dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES
     # Seconds between looks at `model` for a new version (SIGHUP looks at once); 0: only on SIGHUP.
     model_poll_s: float = 5.0
+    # Drift and health metrics against the live model's reference profile (a few ms per batch).
+    drift_metrics: bool = True
     # This detector's identity in its group: its transactional.id (exactly_once) and, with
     # static_membership, its group.instance.id. Empty: "<hostname>-<metrics port>", stable across
     # restarts and distinct per replica (compose replicas have their own hostnames; processes on one

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Plat
 
 from detector.decode import ground_truth
 from nids_common.contract import DEAD_LETTER_REASONS
-from nids_common.schema import ATTACK_CLASSES, NORMAL
+from nids_common.schema import ATTACK_CLASSES, CATEGORICAL_FEATURES, NORMAL, NUMERIC_FEATURES
 from nids_model.detection import Scores
 
 if TYPE_CHECKING:
@@ -83,6 +83,33 @@ class DetectorMetrics:
             ["result"],
             registry=r,
         )
+        self.out_of_range = Counter(
+            "nids_feature_out_of_range",
+            "Feature values outside the range of the live model's training data.",
+            ["feature"],
+            registry=r,
+        )
+        self.unseen_category = Counter(
+            "nids_unseen_category", "Category values the live model's training data never had.", ["feature"], registry=r
+        )
+        self.drift_psi = Gauge(
+            "nids_feature_drift_psi",
+            "Population stability index of the last 100,000 rows against the training data's bins.",
+            ["feature"],
+            registry=r,
+        )
+        self.predicted_share = Gauge(
+            "nids_predicted_class_share",
+            "Share of each predicted attack_cat over the last 100,000 rows.",
+            ["attack_cat"],
+            registry=r,
+        )
+        self.reference_share = Gauge(
+            "nids_reference_class_share",
+            "Share of each attack_cat the live model predicted on its validation rows.",
+            ["attack_cat"],
+            registry=r,
+        )
         self.refused = Counter(
             "nids_outputs_refused",
             "Outputs the producer refused outright (e.g. larger than message.max.bytes): logged and skipped.",
@@ -96,6 +123,14 @@ class DetectorMetrics:
                 self.alerts.labels(attack_cat=cat)
             for predicted in self.classes:
                 self.classifications.labels(actual=cat, predicted=predicted)
+        for feature in NUMERIC_FEATURES:
+            self.out_of_range.labels(feature=feature)
+            self.drift_psi.labels(feature=feature)
+        for feature in CATEGORICAL_FEATURES:
+            self.unseen_category.labels(feature=feature)
+        for cat in self.classes:
+            self.predicted_share.labels(attack_cat=cat)
+            self.reference_share.labels(attack_cat=cat)
         for result in ("loaded", "refused"):
             self.model_reloads.labels(result=result)
         for output in Output.ALL:
@@ -121,6 +156,10 @@ class DetectorMetrics:
             lag = partition.get("consumer_lag", -1)
             if name != "-1" and lag >= 0:
                 self.lag.labels(partition=name).set(lag)
+
+    def set_reference_classes(self, shares: Mapping[str, float]) -> None:
+        for cat, share in shares.items():
+            self.reference_share.labels(attack_cat=cat).set(share)
 
     def total_lag(self) -> float:
         return float(sum(sample.value for metric in self.lag.collect() for sample in metric.samples))

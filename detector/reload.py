@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from detector.metrics import DetectorMetrics
 from nids_common.errors import ArtifactError
@@ -29,6 +30,7 @@ class LiveModel:
     model: DetectionModel
     version: str
     folder: Path
+    profile: Mapping[str, Any] | None = None  # the manifest's reference_profile, for drift metrics
 
 
 def load_live(path: Path, threads: int) -> LiveModel:
@@ -36,7 +38,7 @@ def load_live(path: Path, threads: int) -> LiveModel:
     model, manifest, folder = load_checked(path)
     model.use_threads(threads)
     model.warm_up()
-    return LiveModel(model, str(manifest["version"]), folder)
+    return LiveModel(model, str(manifest["version"]), folder, manifest.get("reference_profile"))
 
 
 class ModelReloader:

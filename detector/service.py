@@ -25,6 +25,7 @@ from detector.checkpoint import Checkpoint, TransactionalCheckpoint
 from detector.clients import make_consumer, make_producer
 from detector.config import EXACTLY_ONCE, DetectorConfig
 from detector.decode import decode_batch
+from detector.drift import DriftMonitor
 from detector.messages import dead_letter, verdict_payloads
 from detector.metrics import DetectorMetrics, Output
 from detector.reload import LiveModel, ModelReloader, load_live
@@ -66,6 +67,7 @@ class Detector:
             1, thread_name_prefix="nids-scorer", initializer=threadpool_limits, initargs=(threads, "openmp")
         )
         self._in_flight: Batch | None = None
+        self._drift = self._drift_monitor(live)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, should_continue: Callable[[], bool] = lambda: True) -> Counts:
@@ -108,15 +110,17 @@ class Detector:
         decoded = decode_batch(
             list(map(Message.value, messages)), MessageSources(messages), self.config.detector.max_message_bytes
         )
-        scoring = None
+        scoring, features = None, None
         if len(decoded.valid):
-            scoring = self._scorer.submit(self.live.model.score_features, self.live.model.features(decoded.columns))
+            features = self.live.model.features(decoded.columns)
+            scoring = self._scorer.submit(self.live.model.score_features, features)
         return Batch(
             self.live,
             consumed,
             messages,
             decoded,
             scoring,
+            features,
             started,
             full=len(consumed) >= self.config.detector.max_records,
         )
@@ -207,9 +211,18 @@ class Detector:
         if live is None:
             return
         previous, self.live = self.live, live
+        self._drift = self._drift_monitor(live)
         self.metrics.set_model(live.version)
         self.metrics.model_reloads.labels(result="loaded").inc()
         log.info("model %s is live (was %s)", live.version, previous.version)
+
+    def _drift_monitor(self, live: LiveModel) -> DriftMonitor | None:
+        if not self.config.detector.drift_metrics:
+            return None
+        if live.profile is None:
+            log.warning("model %s has no reference profile: no drift metrics", live.version)
+            return None
+        return DriftMonitor(live.profile, self.metrics)
 
     def _complete_in_flight(self) -> None:
         batch, self._in_flight = self._in_flight, None
@@ -249,6 +262,8 @@ class Detector:
         c.invalid += len(decoded.invalid)
         c.alerts += len(alert_rows)
         self.metrics.record_batch(batch, scores, alert_rows, alerted)
+        if self._drift is not None and scores is not None and batch.features is not None and batch.live is self.live:
+            self._drift.observe(batch.features.label, scores.attack_cat)
         if self._status:
             self._status.show(c, self.metrics.total_lag())
 

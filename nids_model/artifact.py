@@ -134,7 +134,9 @@ def point_latest(models: str | os.PathLike[str], version: str, action: str = "pr
 
 def versions(models: str | os.PathLike[str]) -> list[str]:
     """The version folders of `models`, oldest first (version names start with their UTC time)."""
-    return sorted(p.name for p in Path(models).iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file())
+    return sorted(
+        p.name for p in Path(models).iterdir() if p.is_dir() and not p.is_symlink() and (p / MANIFEST_FILE).is_file()
+    )
 
 
 def promotion_stack(models: str | os.PathLike[str]) -> list[str]:

@@ -22,6 +22,7 @@ from nids_dataset.unsw import load_flows
 from nids_model import artifact
 from nids_model.canary import CANARY_FILE, make_canary
 from nids_model.detection import DetectionModel
+from nids_model.profile import make_profile
 from training import report
 from training.analysis import analyse
 from training.config import TrainingConfig
@@ -270,6 +271,18 @@ def run_training(
         "training_seconds": round(time.perf_counter() - started, 1),
     }
     canary, manifest["canary"] = make_canary(model, val, seed=config.seed)
+    validation_verdicts = model.decide(
+        chosen["label"].probabilities[:, list(chosen["label"].pipeline.classes_).index(1)],
+        chosen["attack_cat"].probabilities,
+    )
+    preprocess = model.label_pipeline[0]
+    manifest["reference_profile"] = make_profile(
+        preprocess.transform(train),
+        preprocess.features,
+        preprocess.vocabularies_,
+        validation_verdicts.attack_cat,
+        model.classes,
+    )
 
     def extras(folder: Path) -> None:
         (folder / CANARY_FILE).write_bytes(canary)

@@ -21,6 +21,12 @@ METRICS = (
     "nids_model_info",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
+    "nids_model_reloads_total",
+    "nids_feature_drift_psi",
+    "nids_feature_out_of_range_total",
+    "nids_unseen_category_total",
+    "nids_predicted_class_share",
+    "nids_reference_class_share",
 )
 
 

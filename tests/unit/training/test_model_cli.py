@@ -22,6 +22,8 @@ def test_list_marks_latest_and_shows_validation_figures(model_store: tuple[Path,
     assert model_cli.main(["--models", str(models), "list"]) == 0
     out = capsys.readouterr().out
     assert f"* {first}" in out and f"  {second}" in out and "macro-F1" in out
+    assert " latest " not in out, "the latest link is not a version"
+    assert len(out.strip().splitlines()) == 3
 
 
 def test_show_prints_the_manifest_without_the_canary_outputs(model_store: tuple[Path, str, str], capsys) -> None:
