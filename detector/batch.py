@@ -13,7 +13,7 @@ from confluent_kafka import Message
 from detector.decode import DecodedBatch
 from detector.messages import Origin
 from detector.reload import LiveModel
-from nids_model.detection import Features, Scores
+from nids_model.detection import Scores
 
 
 @dataclasses.dataclass
@@ -23,7 +23,6 @@ class Batch:
     messages: list[Message]  # without the errors
     decoded: DecodedBatch
     scoring: Future[Scores] | None  # on the scorer thread; None when no message was valid
-    features: Features | None  # the matrices it is scored on (drift metrics read them)
     started: float  # perf_counter() when it was consumed
     full: bool  # as many records as a batch takes: the topic has a backlog
 

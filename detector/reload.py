@@ -10,8 +10,10 @@ once the path points somewhere else.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,6 +25,7 @@ from nids_model.artifact import load_checked, resolve
 from nids_model.detection import DetectionModel
 
 log = logging.getLogger("nids.detect")
+RELOAD_NICENESS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +76,10 @@ class ModelReloader:
         self._thread.join(5)
 
     def _watch(self) -> None:
+        # Loading and checking a model is background work: on a small host it must not take CPU from
+        # the loop and the scorer (Linux schedules threads on their own; nice applies to this one).
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RELOAD_NICENESS)
         while not self._stopped.is_set():
             self._wake.wait(self.poll_seconds if self.poll_seconds > 0 else None)
             self._wake.clear()

@@ -31,7 +31,7 @@ from detector.metrics import DetectorMetrics, Output
 from detector.reload import LiveModel, ModelReloader, load_live
 from detector.status import Counts, StatusLine
 from nids_common.kafka import FatalKafkaError, ProduceStalled, produce_all
-from nids_model.detection import Scores
+from nids_model.detection import DetectionModel, Features, Scores
 
 log = logging.getLogger("nids.detect")
 LOG_EVERY_S = 10.0
@@ -110,17 +110,16 @@ class Detector:
         decoded = decode_batch(
             list(map(Message.value, messages)), MessageSources(messages), self.config.detector.max_message_bytes
         )
-        scoring, features = None, None
+        scoring = None
         if len(decoded.valid):
             features = self.live.model.features(decoded.columns)
-            scoring = self._scorer.submit(self.live.model.score_features, features)
+            scoring = self._scorer.submit(score_and_watch, self.live.model, features, self._drift)
         return Batch(
             self.live,
             consumed,
             messages,
             decoded,
             scoring,
-            features,
             started,
             full=len(consumed) >= self.config.detector.max_records,
         )
@@ -262,8 +261,6 @@ class Detector:
         c.invalid += len(decoded.invalid)
         c.alerts += len(alert_rows)
         self.metrics.record_batch(batch, scores, alert_rows, alerted)
-        if self._drift is not None and scores is not None and batch.features is not None and batch.live is self.live:
-            self._drift.observe(batch.features.label, scores.attack_cat)
         if self._status:
             self._status.show(c, self.metrics.total_lag())
 
@@ -312,3 +309,11 @@ class Detector:
 def _where(message: Message) -> str:
     topic, partition, offset = position(message)
     return f"{topic}[{partition}]@{offset}"
+
+
+def score_and_watch(model: DetectionModel, features: Features, drift: DriftMonitor | None) -> Scores:
+    """The scorer thread's work for one batch: its scores, then its drift statistics."""
+    scores = model.score_features(features)
+    if drift is not None:
+        drift.observe(features.label, scores.attack_cat)
+    return scores
