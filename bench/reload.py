@@ -1,12 +1,14 @@
 """A new model goes live mid-stream: how soon, what it costs in latency, and that no flow is lost or
 scored twice.
 
-    .venv/bin/python -m bench.reload [--rate 10000] [--seconds 40] [--poll 2]
+    .venv/bin/python -m bench.reload [--rate 10000] [--seconds 40] [--poll 2] [--train]
 
 nids-detect (emit_verdicts, model_poll_s = --poll) reads a topic that nids-replay fills at --rate.
 Halfway, `nids-model promote` re-points a models folder of this run's own at the other version (the
 two newest versions of models/, or the newest and a copy when there is only one), as an operator
-does after nids-train. A read_committed reader takes the verdicts as they come. Prints: seconds from
+does after nids-train; with --train, nids-train itself runs into that folder mid-stream (quick config,
+synthetic flows) and re-points latest when it is done, sharing the two cores with the stream. A
+read_committed reader takes the verdicts as they come. Prints: seconds from
 the promote to the first verdict of the new version, flows scored 0 / 1 / more times, and the
 end-to-end latency p99 over the whole run and over the 5 s around the swap.
 """
@@ -17,6 +19,7 @@ import argparse
 import collections
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -80,6 +83,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--poll", type=float, default=2.0)
+    parser.add_argument("--train", action="store_true", help="run nids-train into the folder instead of promoting")
     args = parser.parse_args()
     bootstrap = ensure_broker()
     store, old, new = model_store(REPO / "models")
@@ -100,9 +104,18 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    time.sleep(args.seconds / 2)
+    if args.train:
+        time.sleep(args.seconds / 4)
+        subprocess.run(
+            [sys.executable, "-m", "training.cli", "--synthetic", "30000", "--config", "config/training-quick.yaml",
+             "--out", str(store)],
+            cwd=REPO, check=True, capture_output=True,
+        )  # fmt: skip
+        new = (store / artifact.LATEST).resolve().name
+    else:
+        time.sleep(args.seconds / 2)
+        model_cli.promote(store, new)
     promoted = time.time()
-    model_cli.promote(store, new)
     replay.communicate(timeout=args.seconds * 3)
     time.sleep(5)
     detector.terminate()
@@ -118,7 +131,8 @@ def main() -> None:
     first_new = min((a[1] for a in arrivals if a[2] == new), default=float("nan"))
     around = np.abs(arrived - first_new) <= 2.5
     print(f"{flows:,} flows at {args.rate:,.0f} flows/s, model_poll_s {args.poll}: {old} → {new}")
-    print(f"  promote → first verdict of the new version: {first_new - promoted:.2f} s")
+    event = "nids-train done" if args.train else "promote"
+    print(f"  {event} → first verdict of the new version: {first_new - promoted:.2f} s")
     repeated = sum(n for k, n in counts.items() if k > 1)
     print(f"  flows scored 0 times: {counts.get(0, 0):,}, once: {counts.get(1, 0):,}, more: {repeated:,}")
     swap_p99, swap_max = np.percentile(latency[around], 99) * 1000, latency[around].max() * 1000

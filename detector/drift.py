@@ -23,7 +23,7 @@ import numpy as np
 from detector.metrics import DetectorMetrics
 
 WINDOW_ROWS = 100_000
-SAMPLE_ROWS = 4_096
+SAMPLE_ROWS = 2_048
 PSI_FLOOR = 1e-4  # an empty bin on either side would make the index infinite
 
 
@@ -39,23 +39,30 @@ class DriftMonitor:
         self.low = np.full(width, -np.inf, dtype=np.float32)
         self.high = np.full(width, np.inf, dtype=np.float32)
         self.low[self.columns] = [numeric[name]["min"] for name in self.names]
+        self.feature_of = dict(zip(self.columns.tolist(), self.names, strict=True))
         self.high[self.columns] = [numeric[name]["max"] for name in self.names]
         self.edges = [np.asarray(numeric[name]["edges"], dtype=np.float32) for name in self.names]
         self.reference = [np.maximum(np.asarray(numeric[name]["shares"]), PSI_FLOOR) for name in self.names]
         categorical = profile["categorical"]
         self.categories = [(name, spec["column"], spec["unseen_code"]) for name, spec in categorical.items()]
-        self._window: collections.deque[tuple[int, list[np.ndarray], collections.Counter[str]]] = collections.deque()
-        self._rows = 0
+        # (flows, sampled rows, bin counts, class counts) per batch; the window spans WINDOW_ROWS flows.
+        self._window: collections.deque[tuple[int, int, list[np.ndarray], collections.Counter[str]]] = (
+            collections.deque()
+        )
+        self._flows = self._rows = 0
         self._counts = [np.zeros(len(edges) + 1, dtype=np.int64) for edges in self.edges]
         self._classes: collections.Counter[str] = collections.Counter()
         metrics.set_reference_classes(profile["predicted_class_shares"])
 
     def observe(self, matrix: np.ndarray, predicted: np.ndarray) -> None:
         """One scored batch: `matrix` rows × features (float32), `predicted` attack_cat per row."""
-        outside = ((matrix < self.low) | (matrix > self.high)).sum(axis=0)[self.columns]
-        for name, count in zip(self.names, outside.tolist(), strict=True):
-            if count:
-                self.metrics.out_of_range.labels(feature=name).inc(count)
+        # Two reductions find the columns with any value out of range (usually none); only those are
+        # compared value by value.
+        suspect = np.flatnonzero((matrix.min(axis=0) < self.low) | (matrix.max(axis=0) > self.high))
+        for column in suspect.tolist():
+            values = matrix[:, column]
+            count = int(np.count_nonzero((values < self.low[column]) | (values > self.high[column])))
+            self.metrics.out_of_range.labels(feature=self.feature_of[column]).inc(count)
         for name, column, unseen_code in self.categories:
             count = int(np.count_nonzero(matrix[:, column] == unseen_code))
             if count:
@@ -67,17 +74,19 @@ class DriftMonitor:
             for index, edges in enumerate(self.edges)
         ]
         classes = collections.Counter(predicted[::stride].tolist())
-        self._add(len(sample), counts, classes)
+        self._add(len(matrix), len(sample), counts, classes)
         self._publish()
 
-    def _add(self, rows: int, counts: list[np.ndarray], classes: collections.Counter[str]) -> None:
-        self._window.append((rows, counts, classes))
+    def _add(self, flows: int, rows: int, counts: list[np.ndarray], classes: collections.Counter[str]) -> None:
+        self._window.append((flows, rows, counts, classes))
+        self._flows += flows
         self._rows += rows
         for total, added in zip(self._counts, counts, strict=True):
             total += added
         self._classes.update(classes)
-        while self._rows > WINDOW_ROWS and len(self._window) > 1:
-            old_rows, old_counts, old_classes = self._window.popleft()
+        while self._flows > WINDOW_ROWS and len(self._window) > 1:
+            old_flows, old_rows, old_counts, old_classes = self._window.popleft()
+            self._flows -= old_flows
             self._rows -= old_rows
             for total, removed in zip(self._counts, old_counts, strict=True):
                 total -= removed
