@@ -48,13 +48,16 @@ test-integration: install
 	scripts/ensure-system-deps
 	$(BIN)/python -m pytest -q tests/integration
 
-# Every benchmark in turn (about 15 minutes; bench.memory alone runs 10). Figures, not pass/fail.
+# Every benchmark in turn (about 25 minutes; bench.memory alone runs 10). Figures, not pass/fail.
 bench: install broker
 	$(BIN)/python -m bench.model_throughput
 	$(BIN)/python -m bench.detector_throughput
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.producer_throughput
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.drift
+	$(BIN)/python -m bench.reload
+	$(BIN)/python -m bench.chaos
 
 clean:
 	-scripts/kafka-local stop

@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -105,17 +107,23 @@ def scrape_value(port: int, sample: str) -> float:
     return 0.0
 
 
-def read_all(bootstrap: str, topic: str, idle_seconds: float = 3.0) -> list[Message]:
-    """Every message of `topic` as a downstream reader sees it (read_committed), until it is idle."""
-    consumer = Consumer(
+def downstream_consumer(bootstrap: str, name: str) -> Consumer:
+    """A consumer as a downstream reader of the outputs runs one: a group of its own, from the start,
+    committed transactions only."""
+    return Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"bench-read-{time.monotonic_ns()}",
+            "group.id": f"{name}-{time.monotonic_ns()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
         }
     )
+
+
+def read_all(bootstrap: str, topic: str, idle_seconds: float = 3.0) -> list[Message]:
+    """Every message of `topic` as a downstream reader sees it (read_committed), until it is idle."""
+    consumer = downstream_consumer(bootstrap, f"bench-read-{topic}")
     consumer.subscribe([topic])
     out: list[Message] = []
     last = time.monotonic()
@@ -128,6 +136,36 @@ def read_all(bootstrap: str, topic: str, idle_seconds: float = 3.0) -> list[Mess
     finally:
         consumer.close()
     return out
+
+
+class LiveReader(threading.Thread):
+    """Reads `topic` as it fills and hands each message to `on_message` with its arrival time."""
+
+    def __init__(self, bootstrap: str, topic: str, on_message: Callable[[Message, float], None]) -> None:
+        super().__init__(daemon=True)
+        self.consumer = downstream_consumer(bootstrap, f"bench-live-{topic}")
+        # The consumer is used by this thread only (it is not thread-safe): its assignment is
+        # reported to the others through an event.
+        self.assigned = threading.Event()
+        self.consumer.subscribe([topic], on_assign=lambda _consumer, _partitions: self.assigned.set())
+        self.on_message = on_message
+        self.running = True
+
+    def wait_assigned(self, timeout: float = 30.0) -> None:
+        if not self.assigned.wait(timeout):
+            raise SystemExit(f"the reader got no partitions within {timeout:.0f} s")
+
+    def run(self) -> None:
+        while self.running:
+            # consume() waits for all 5000 messages or the timeout: a short one keeps arrival times exact.
+            for message in self.consumer.consume(5000, timeout=0.005):
+                if message.error() is None:
+                    self.on_message(message, time.time())
+        self.consumer.close()
+
+    def stop(self) -> None:
+        self.running = False
+        self.join(10)
 
 
 def group_progress(bootstrap: str, group: str, topic: str) -> tuple[int, int]:

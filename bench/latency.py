@@ -14,55 +14,34 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import threading
 import time
 
 import numpy as np
-from confluent_kafka import Consumer
+from confluent_kafka import Message
 
-from bench.common import REPO, ensure_broker, free_port, fresh_topics, read_all, replay_command, start_detector
+from bench.common import (
+    REPO,
+    LiveReader,
+    ensure_broker,
+    free_port,
+    fresh_topics,
+    read_all,
+    replay_command,
+    start_detector,
+)
 from detector.config import AT_LEAST_ONCE, EXACTLY_ONCE
 from nids_common.contract import alert_decoder
 
 
-class LiveReader(threading.Thread):
-    """Reads the alert topic as it fills; (partition, offset) of each alert's flow → arrival time."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(daemon=True)
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"bench-latency-reader-{time.monotonic_ns()}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
-        # The consumer is used by this thread only (it is not thread-safe): its assignment is
-        # reported to the others through an event.
-        self.assigned = threading.Event()
-        self.consumer.subscribe([topic], on_assign=lambda _consumer, _partitions: self.assigned.set())
-        self.arrivals: dict[tuple[int, int], float] = {}
-        self.running = True
-
-    def wait_assigned(self, timeout: float = 30.0) -> None:
-        if not self.assigned.wait(timeout):
-            raise SystemExit(f"the alert reader got no partitions within {timeout:.0f} s")
-
-    def run(self) -> None:
-        while self.running:
-            # consume() waits for all 5000 messages or the timeout: a short one keeps arrival times exact.
-            for message in self.consumer.consume(5000, timeout=0.005):
-                if message.error() is None:
-                    source = alert_decoder.decode(message.value() or b"").source
-                    self.arrivals[(source.partition, source.offset)] = time.time()
-        self.consumer.close()
-
-
 def measure(bootstrap: str, rate: float, seconds: float, delivery: str) -> None:
     topics = fresh_topics(f"latency-{delivery}")
-    reader = LiveReader(bootstrap, topics.alerts)
+    arrivals: dict[tuple[int, int], float] = {}
+
+    def arrived(message: Message, when: float) -> None:
+        source = alert_decoder.decode(message.value() or b"").source
+        arrivals[(source.partition, source.offset)] = when
+
+    reader = LiveReader(bootstrap, topics.alerts, arrived)
     reader.start()
     group = f"bench-latency-{time.monotonic_ns()}"
     detector = start_detector(bootstrap, topics, group, free_port(), delivery=delivery, instance_id=f"{group}-1")
@@ -78,12 +57,11 @@ def measure(bootstrap: str, rate: float, seconds: float, delivery: str) -> None:
     time.sleep(3)
     detector.terminate()
     detector.wait(30)
-    reader.running = False
-    reader.join(10)
+    reader.stop()
     sent_ms = {(m.partition(), m.offset()): m.timestamp()[1] for m in read_all(bootstrap, topics.flows)}
-    keys = list(reader.arrivals)
+    keys = list(arrivals)
     sent = np.array([sent_ms[key] for key in keys], dtype=np.float64)
-    values = np.array([reader.arrivals[key] for key in keys]) - sent / 1000.0
+    values = np.array([arrivals[key] for key in keys]) - sent / 1000.0
     print(f"{delivery}: {replay.stdout.strip()}")
     if os.environ.get("NIDS_BENCH_TIMELINE"):
         # p99 and worst per 5-second window of send time: tells a start-up cost from periodic stalls.

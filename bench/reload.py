@@ -21,48 +21,25 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer
+from confluent_kafka import Message
 
-from bench.common import REPO, ensure_broker, free_port, fresh_topics, read_all, replay_command, start_detector
+from bench.common import (
+    REPO,
+    LiveReader,
+    ensure_broker,
+    free_port,
+    fresh_topics,
+    read_all,
+    replay_command,
+    start_detector,
+)
 from nids_common.contract import verdict_decoder
 from nids_model import artifact
 from training import model_cli
-
-
-class VerdictReader(threading.Thread):
-    """(partition, offset) of each verdict's flow → (arrival time, model version), read live."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(daemon=True)
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"bench-reload-reader-{time.monotonic_ns()}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
-        self.assigned = threading.Event()
-        self.consumer.subscribe([topic], on_assign=lambda _consumer, _partitions: self.assigned.set())
-        self.seen: dict[tuple[int, int], list[tuple[float, str]]] = collections.defaultdict(list)
-        self.running = True
-
-    def run(self) -> None:
-        while self.running:
-            # consume() waits for all 5000 messages or the timeout: a short one keeps arrival times exact.
-            for message in self.consumer.consume(5000, timeout=0.005):
-                if message.error() is None:
-                    verdict = verdict_decoder.decode(message.value() or b"")
-                    self.seen[(verdict.source.partition, verdict.source.offset)].append(
-                        (time.time(), verdict.model_version)
-                    )
-        self.consumer.close()
 
 
 def model_store(source: Path) -> tuple[Path, str, str]:
@@ -88,14 +65,20 @@ def main() -> None:
     bootstrap = ensure_broker()
     store, old, new = model_store(REPO / "models")
     topics = fresh_topics("reload")
-    reader = VerdictReader(bootstrap, topics.verdicts)
+    seen: dict[tuple[int, int], list[tuple[float, str]]] = collections.defaultdict(list)
+
+    def on_verdict(message: Message, when: float) -> None:
+        verdict = verdict_decoder.decode(message.value() or b"")
+        seen[(verdict.source.partition, verdict.source.offset)].append((when, verdict.model_version))
+
+    reader = LiveReader(bootstrap, topics.verdicts, on_verdict)
     reader.start()
     group = f"bench-reload-{time.monotonic_ns()}"
     detector = start_detector(
         bootstrap, topics, group, free_port(), model=store / "latest", emit_verdicts="true", model_poll_s=args.poll
     )
     time.sleep(4)  # model load and group join before traffic starts
-    reader.assigned.wait(30)
+    reader.wait_assigned()
     flows = int(args.rate * args.seconds)
     replay = subprocess.Popen(
         replay_command(topics.flows, "--rate", str(args.rate), "--limit", str(flows)),
@@ -120,12 +103,11 @@ def main() -> None:
     time.sleep(5)
     detector.terminate()
     detector.wait(30)
-    reader.running = False
-    reader.join(10)
+    reader.stop()
 
     sent_ms = {(m.partition() or 0, m.offset() or 0): m.timestamp()[1] for m in read_all(bootstrap, topics.flows)}
-    counts = collections.Counter(len(reader.seen.get(key, [])) for key in sent_ms)
-    arrivals = [(sent_ms[key] / 1000.0, *verdicts[0]) for key, verdicts in reader.seen.items() if key in sent_ms]
+    counts = collections.Counter(len(seen.get(key, [])) for key in sent_ms)
+    arrivals = [(sent_ms[key] / 1000.0, *verdicts[0]) for key, verdicts in seen.items() if key in sent_ms]
     sent, arrived = np.array([a[0] for a in arrivals]), np.array([a[1] for a in arrivals])
     latency = arrived - sent
     first_new = min((a[1] for a in arrivals if a[2] == new), default=float("nan"))

@@ -14,9 +14,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Message, Producer
 from prometheus_client import CollectorRegistry
 
+from bench.common import downstream_consumer
 from detector.config import DetectorConfig, DetectorSettings, MetricsSettings
 from detector.metrics import DetectorMetrics
 from detector.reload import load_live
@@ -99,15 +100,7 @@ class RunningDetector:
 
 def read_topic(bootstrap: str, topic: str, expected: int | None = None, idle_seconds: float = 5.0) -> list[Message]:
     """Every message of `topic` from the start; stops after `expected` messages or `idle_seconds` of silence."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{topic}-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
+    consumer = downstream_consumer(bootstrap, f"reader-{topic}")
     consumer.subscribe([topic])
     out: list[Message] = []
     last = time.monotonic()
