@@ -23,6 +23,21 @@ from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, FEATURES, LABEL
 
 STATS_FILE = "synthetic_stats.json"
 
+# The UNSW-NB15 testbed's address plan (Moustafa and Slay, 2015): attack traffic from 175.45.176.0-3,
+# normal clients in 59.166.0.0-9, servers in 149.171.126.0-19 (normal traffic reaches .0-.9, attacks
+# the victims at .10-.19). Addresses, ports and times are identity, never model features.
+ATTACKERS = tuple(f"175.45.176.{host}" for host in range(4))
+NORMAL_CLIENTS = tuple(f"59.166.0.{host}" for host in range(10))
+NORMAL_SERVERS = tuple(f"149.171.126.{host}" for host in range(10))
+VICTIMS = tuple(f"149.171.126.{host}" for host in range(10, 20))
+SERVICE_PORTS = {
+    "http": 80, "ftp": 21, "ftp-data": 20, "smtp": 25, "dns": 53, "ssh": 22, "ssl": 443, "pop3": 110,
+    "snmp": 161, "radius": 1812, "irc": 6667, "dhcp": 67,
+}  # fmt: skip
+# When the testbed's capture began (2015-01-22); synthetic flows follow it a few milliseconds apart.
+START_TIME = 1421927414.0
+MEAN_GAP_S = 0.005
+
 
 @functools.lru_cache(maxsize=1)
 def load_stats() -> dict[str, Any]:
@@ -31,9 +46,14 @@ def load_stats() -> dict[str, Any]:
 
 
 def synthetic_frame(
-    rows: int, seed: int = 7, stats: Mapping[str, Any] | None = None, class_shares: Mapping[str, float] | None = None
+    rows: int,
+    seed: int = 7,
+    stats: Mapping[str, Any] | None = None,
+    class_shares: Mapping[str, float] | None = None,
+    start_time: float = START_TIME,
 ) -> pd.DataFrame:
-    """`rows` flows with the 42 features, label and attack_cat; classes in the data's proportions."""
+    """`rows` flows with the 42 features, label and attack_cat (classes in the data's proportions), and
+    the identity a capture gives them: srcip, sport, dstip, dsport, stime and ltime from `start_time`."""
     stats = stats or load_stats()
     rng = np.random.default_rng(seed)
     classes = list(stats["classes"])
@@ -47,7 +67,27 @@ def synthetic_frame(
             counts[counts.argmax()] -= deficit
     parts = [_draw_class(stats["classes"][c], c, n, rng) for c, n in zip(classes, counts) if n > 0]
     frame = pd.concat(parts, ignore_index=True)
-    return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+    frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+    return with_identities(frame, rng, start_time)
+
+
+def with_identities(frame: pd.DataFrame, rng: np.random.Generator, start_time: float) -> pd.DataFrame:
+    """Addresses from the testbed's plan by class, the service's port (a random one for '-'), an
+    ephemeral source port, and event times in row order."""
+    rows = len(frame)
+    attack = frame[LABEL].to_numpy() == 1
+
+    def pick(hosts: tuple[str, ...]) -> np.ndarray:
+        return np.asarray(hosts, dtype=object)[rng.integers(0, len(hosts), rows)]
+
+    frame["srcip"] = np.where(attack, pick(ATTACKERS), pick(NORMAL_CLIENTS))
+    frame["dstip"] = np.where(attack, pick(VICTIMS), pick(NORMAL_SERVERS))
+    frame["sport"] = rng.integers(1024, 65536, rows)
+    known = frame["service"].map(SERVICE_PORTS)
+    frame["dsport"] = known.fillna(pd.Series(rng.integers(1, 65536, rows))).astype(np.int64)
+    frame["stime"] = start_time + np.cumsum(rng.exponential(MEAN_GAP_S, rows))
+    frame["ltime"] = frame["stime"] + frame["dur"]
+    return frame
 
 
 def _copula_factor(spec: Mapping[str, Any]) -> np.ndarray:

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, Producer
 
 from nids_common.errors import NidsError
 from nids_common.kafka import ProduceStalled, produce_all
-from nids_dataset.synthetic import synthetic_frame
+from nids_dataset.synthetic import MEAN_GAP_S, START_TIME, synthetic_frame
 from nids_dataset.unsw import iter_flows
 from producer.config import ProducerConfig
 from producer.encode import encode_chunk, wire_columns
@@ -108,7 +108,9 @@ def read_ahead(chunks: Iterable[pd.DataFrame], depth: int = 2) -> Iterator[pd.Da
 
 def synthetic_chunks(seed: int, chunk_rows: int = SYNTHETIC_CHUNK) -> Iterator[pd.DataFrame]:
     for index in itertools.count():
-        yield synthetic_frame(chunk_rows, seed=seed + index)
+        # Event times carry on from chunk to chunk, as in one long capture.
+        start = START_TIME + index * chunk_rows * MEAN_GAP_S
+        yield synthetic_frame(chunk_rows, seed=seed + index, start_time=start)
 
 
 class Pacer:

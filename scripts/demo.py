@@ -28,7 +28,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from nids_common.contract import Alert, Topics, alert_decoder
+from nids_common.contract import UNSET, Alert, Topics, alert_decoder
 from nids_common.errors import ArtifactError
 from nids_common.kafka import ensure_topics
 from nids_model.artifact import verify
@@ -209,18 +209,28 @@ def view(
             f"{hits / predicted[cls]:.1%}" if predicted.get(cls) else "–",
         )
     recent = Table(title="latest alerts (nids-alerts tails them too)", expand=True)
-    for column in ("attack_cat", "p(attack)", "flow_id", "source"):
+    for column in ("attack_cat", "p(attack)", "who → whom", "flow_id", "source"):
         recent.add_column(column)
     for alert in list(alerts.recent):
         source = alert.source
         recent.add_row(
             alert.attack_cat,
             f"{alert.attack_probability:.3f}",
+            endpoints(alert),
             alert.flow_id,
             f"{source.topic}/{source.partition}@{source.offset}",
         )
     footer = f"metrics: {METRICS_URL}   logs: {LOGS}/   Ctrl-C stops everything"
     return Group(Panel(head, title="nids demo"), classes, recent, footer)
+
+
+def endpoints(alert: Alert) -> str:
+    """srcip:sport → dstip:dsport, from the identity fields the flow carried ('?' where it had none)."""
+
+    def shown(value: object) -> str:
+        return "?" if value is UNSET or value is None else str(value)
+
+    return f"{shown(alert.srcip)}:{shown(alert.sport)} → {shown(alert.dstip)}:{shown(alert.dsport)}"
 
 
 def wait_for_assignment(detector: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
