@@ -52,12 +52,17 @@ def render(alert: Alert) -> str:
     when = dt.datetime.fromtimestamp(alert.detected_at, dt.UTC).strftime("%H:%M:%S")
     where = ""
     if alert.srcip is not UNSET or alert.dstip is not UNSET:
-        where = f"  {_shown(alert.srcip)}:{_shown(alert.sport)} → {_shown(alert.dstip)}:{_shown(alert.dsport)}"
+        where = f"  {endpoints(alert)}"
     source = alert.source
     return (
         f"{when}  {alert.attack_cat:<15} p={alert.attack_probability:.3f}  "
         f"flow {alert.flow_id}{where}  [{source.topic}/{source.partition}@{source.offset}]"
     )
+
+
+def endpoints(alert: Alert) -> str:
+    """srcip:sport → dstip:dsport from the identity fields the flow carried ('?' where it had none)."""
+    return f"{_shown(alert.srcip)}:{_shown(alert.sport)} → {_shown(alert.dstip)}:{_shown(alert.dsport)}"
 
 
 def _shown(value: object) -> str:

@@ -176,28 +176,29 @@ class Detector:
         if scores is None:
             return np.empty(0, dtype=np.intp), []
         alert_rows = np.flatnonzero(scores.is_attack)
-        alerted = batch.valid_messages(alert_rows)
-        records, classes, version = batch.decoded.records, batch.live.model.classes, batch.live.version
-        produce_all(
-            self.producer,
-            topics.alerts,
-            verdict_payloads(alert_rows, records, scores, classes, origin(alerted), version),
-            report,
-            on_refused=lambda index, error: self._refused(Output.ALERTS, _where(alerted[index]), error),
-            running=running,
-        )
+        alerted = self._produce_verdicts(topics.alerts, Output.ALERTS, batch, scores, alert_rows)
         if self.config.detector.emit_verdicts:
             every_row = np.arange(len(batch.decoded.valid))
-            scored = batch.valid_messages(every_row)
-            produce_all(
-                self.producer,
-                topics.verdicts,
-                verdict_payloads(every_row, records, scores, classes, origin(scored), version),
-                report,
-                on_refused=lambda index, error: self._refused(Output.VERDICTS, _where(scored[index]), error),
-                running=running,
-            )
+            self._produce_verdicts(topics.verdicts, Output.VERDICTS, batch, scores, every_row)
         return alert_rows, alerted
+
+    def _produce_verdicts(
+        self, topic: str, output: str, batch: Batch, scores: Scores, rows: np.ndarray
+    ) -> list[Message]:
+        """The verdicts of `rows` (positions among the valid records) to `topic`; returns their messages."""
+        messages = batch.valid_messages(rows)
+        payloads = verdict_payloads(
+            rows, batch.decoded.records, scores, batch.live.model.classes, origin(messages), batch.live.version
+        )
+        produce_all(
+            self.producer,
+            topic,
+            payloads,
+            self.checkpoint.on_delivery,
+            on_refused=lambda index, error: self._refused(output, _where(messages[index]), error),
+            running=self._healthy,
+        )
+        return messages
 
     def _refused(self, output: str, record: str, error: KafkaError) -> None:
         """An output the producer refuses outright (no retry can help) is counted, logged and skipped:

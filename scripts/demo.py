@@ -28,7 +28,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from nids_common.contract import UNSET, Alert, Topics, alert_decoder
+from detector.alerts_cli import endpoints
+from nids_common.contract import Alert, Topics, alert_decoder
 from nids_common.errors import ArtifactError
 from nids_common.kafka import ensure_topics
 from nids_model.artifact import verify
@@ -222,15 +223,6 @@ def view(
         )
     footer = f"metrics: {METRICS_URL}   logs: {LOGS}/   Ctrl-C stops everything"
     return Group(Panel(head, title="nids demo"), classes, recent, footer)
-
-
-def endpoints(alert: Alert) -> str:
-    """srcip:sport → dstip:dsport, from the identity fields the flow carried ('?' where it had none)."""
-
-    def shown(value: object) -> str:
-        return "?" if value is UNSET or value is None else str(value)
-
-    return f"{shown(alert.srcip)}:{shown(alert.sport)} → {shown(alert.dstip)}:{shown(alert.dsport)}"
 
 
 def wait_for_assignment(detector: subprocess.Popen[bytes], timeout: float = 60.0) -> None:

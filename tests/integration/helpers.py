@@ -3,7 +3,6 @@ topics, replaying flows, a detector running in a thread, reading topics back as 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -116,7 +115,3 @@ def read_topic(bootstrap: str, topic: str, expected: int | None = None, idle_sec
     finally:
         consumer.close()
     return out
-
-
-def with_settings(config: DetectorConfig, **settings: Any) -> DetectorConfig:
-    return dataclasses.replace(config, detector=dataclasses.replace(config.detector, **settings))
