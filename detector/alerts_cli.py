@@ -16,8 +16,9 @@ from confluent_kafka import Consumer
 
 from detector.config import DEFAULT_PATH, load
 from nids_common.cli import EXIT_CODES_HELP, run
-from nids_common.contract import UNSET, Alert, alert_decoder
+from nids_common.contract import ALERTS_GROUP_PREFIX, UNSET, Alert, alert_decoder
 from nids_common.errors import EXIT_OK, UsageError
+from nids_common.kafka import Refusals
 
 log = logging.getLogger("nids.alerts")
 
@@ -74,17 +75,20 @@ def tail_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         raise UsageError("--min-probability must be within 0..1")
     config = load(args.config)
     classes = {c.lower() for c in args.attack_cat}
+    # A throwaway group: tailing must never move the offsets of a real consumer.
+    group = f"{ALERTS_GROUP_PREFIX}{uuid.uuid4().hex[:8]}"
+    refusals = Refusals(config.kafka.librdkafka, {"topic": config.topics.alerts, "group": group})
     consumer = Consumer(
         config.kafka.client_config(
+            error_cb=lambda err: refusals.note(err, "READ"),
             **{
-                # A throwaway group: tailing must never move the offsets of a real consumer.
-                "group.id": f"nids-alerts-{uuid.uuid4().hex[:8]}",
+                "group.id": group,
                 "enable.auto.commit": False,
                 # Only alerts of committed detector transactions (exactly-once mode); the same as
                 # read_uncommitted for a detector that writes no transactions.
                 "isolation.level": "read_committed",
                 "auto.offset.reset": "earliest" if args.from_beginning else "latest",
-            }
+            },
         )
     )
     consumer.subscribe([config.topics.alerts])
@@ -96,6 +100,7 @@ def tail_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         while running["on"] and not (args.limit and printed >= args.limit):
             for message in consumer.consume(500, timeout=0.5):
                 if message.error() is not None:
+                    refusals.note(message.error(), "READ", message.topic())
                     continue
                 try:
                     alert = alert_decoder.decode(message.value() or b"")
@@ -111,6 +116,7 @@ def tail_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 if args.limit and printed >= args.limit:
                     break
             out.flush()
+            refusals.raise_first()
     finally:
         consumer.close()
     return EXIT_OK

@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from detector.batch import origin, position
 from detector.metrics import DetectorMetrics
 from nids_common.errors import EXIT_FAILURE, NidsError
+from nids_common.kafka import Refusals
 
 log = logging.getLogger("nids.detect")
 
@@ -80,9 +81,11 @@ class Checkpoint:
         metrics: DetectorMetrics,
         flush_timeout: float = FLUSH_TIMEOUT_S,
         running: Callable[[], bool] = lambda: True,
+        refusals: Refusals | None = None,
     ) -> None:
         self.consumer, self.producer, self.metrics = consumer, producer, metrics
         self.flush_timeout, self.running = flush_timeout, running
+        self.refusals = refusals
         self._failed_deliveries = 0
 
     def begin(self) -> None:
@@ -123,10 +126,11 @@ class Checkpoint:
         for (topic, partition), offset in first.items():
             self.consumer.seek(TopicPartition(topic, partition, offset))
 
-    def on_delivery(self, err: KafkaError | None, _message: Message) -> None:
+    def on_delivery(self, err: KafkaError | None, message: Message) -> None:
         if err is not None:
             self._failed_deliveries += 1
-            log.warning("delivery failed: %s", err.str())
+            if self.refusals is None or not self.refusals.note(err, "WRITE", message.topic()):
+                log.warning("delivery failed: %s", err.str())
 
     def on_commit(self, err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
         if err is not None:
@@ -160,9 +164,10 @@ class TransactionalCheckpoint(Checkpoint):
         metrics: DetectorMetrics,
         timeout: float = TRANSACTION_TIMEOUT_S,
         running: Callable[[], bool] = lambda: True,
+        refusals: Refusals | None = None,
         on_stuck: Callable[[str, float], None] = exit_stuck,
     ) -> None:
-        super().__init__(consumer, producer, metrics, timeout, running)
+        super().__init__(consumer, producer, metrics, timeout, running, refusals)
         self._watchdog = Watchdog(on_stuck)
         # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
         self._settle(producer.init_transactions, timeout)
@@ -205,6 +210,8 @@ class TransactionalCheckpoint(Checkpoint):
         try:
             self._retrying(operation, *args)
         except KafkaException as exc:
+            if self.refusals is not None and self.refusals.note(exc.args[0], "WRITE"):
+                self.refusals.raise_first()
             raise TransactionFailed(f"{operation.__name__}: {exc.args[0].str()}") from None
 
     def _retrying(self, operation: Callable[..., None], *args: object) -> None:
@@ -216,6 +223,8 @@ class TransactionalCheckpoint(Checkpoint):
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
+                if self.refusals is not None and self.refusals.note(error, "WRITE"):
+                    self.refusals.raise_first()
                 log.warning("%s failed after %.1f s: %s", operation.__name__, time.monotonic() - started, error.str())
                 if error.fatal():
                     raise TransactionFailed(f"{operation.__name__}: {error.str()}") from None

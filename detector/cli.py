@@ -54,17 +54,26 @@ def detect_command(args: argparse.Namespace) -> int:
     config = effective_config(args)
     setup_logging(config.log_level)
     log.info("effective config: %s", describe_json(config))
-    live = load_live(config.detector.model, config.detector.model_threads)
+    live = load_live(config.detector.model, config.detector.model_threads, config.detector.require_signed_model)
     log.info("model %s verified, canary-checked and loaded (%s)", live.version, live.model.describe())
     metrics = DetectorMetrics()
     if config.metrics.port:
         try:
-            start_http_server(config.metrics.port, addr=config.metrics.address, registry=metrics.registry)
+            start_http_server(
+                config.metrics.port,
+                addr=config.metrics.address,
+                registry=metrics.registry,
+                certfile=config.metrics.tls_cert or None,
+                keyfile=config.metrics.tls_key or None,
+                client_cafile=config.metrics.tls_client_ca or None,
+                client_auth_required=bool(config.metrics.tls_client_ca),
+            )
         except OSError as exc:
             raise NidsError(
                 f"cannot serve metrics on {config.metrics.address}:{config.metrics.port}: {exc.strerror}"
             ) from None
-        log.info("metrics on http://%s:%d/metrics", config.metrics.address, config.metrics.port)
+        scheme = "https" if config.metrics.tls_cert else "http"
+        log.info("metrics on %s://%s:%d/metrics", scheme, config.metrics.address, config.metrics.port)
     detector = Detector(config, live, metrics)
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -33,6 +33,8 @@ class DetectorSettings:
     model_poll_s: float = 5.0
     # Drift and health metrics against the live model's reference profile (a few ms per batch).
     drift_metrics: bool = True
+    # Load only models signed with NIDS_MODEL_KEY (docs/security.md): without the key nothing loads.
+    require_signed_model: bool = False
     # This detector's identity in its group: its transactional.id (exactly_once) and, with
     # static_membership, its group.instance.id. Empty: "<hostname>-<metrics port>", stable across
     # restarts and distinct per replica (compose replicas have their own hostnames; processes on one
@@ -77,10 +79,23 @@ class DetectorSettings:
 class MetricsSettings:
     address: str = "0.0.0.0"
     port: int = 9108
+    # HTTPS with this certificate and key (PEM files); empty: plain HTTP.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # With a CA (PEM), only clients holding a certificate it signed may scrape.
+    tls_client_ca: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError("port: must be within 0..65535")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert, tls_key: give both or neither")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("tls_client_ca: needs tls_cert and tls_key (client certificates only work over TLS)")
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            value = getattr(self, name)
+            if value and not Path(value).is_file():
+                raise ValueError(f"{name}: {value} is not a file")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +117,12 @@ class DetectorConfig:
     @property
     def transactional_id(self) -> str:
         """Stable per group and instance: a restarted detector fences its previous incarnation."""
-        return f"nids-detect.{self.detector.group_id}.{self.instance_id}"
+        return f"{self.transactional_id_prefix}{self.instance_id}"
+
+    @property
+    def transactional_id_prefix(self) -> str:
+        """What every transactional.id of this group starts with: the detector role's ACL covers it."""
+        return f"nids-detect.{self.detector.group_id}."
 
 
 def load(path: str | Path = DEFAULT_PATH) -> DetectorConfig:

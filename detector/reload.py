@@ -36,9 +36,10 @@ class LiveModel:
     profile: Mapping[str, Any] | None = None  # the manifest's reference_profile, for drift metrics
 
 
-def load_live(path: Path, threads: int) -> LiveModel:
-    """A verified, canary-checked model, compiled and warmed up for `threads` scoring threads."""
-    model, manifest, folder = load_checked(path)
+def load_live(path: Path, threads: int, require_signature: bool = False) -> LiveModel:
+    """A verified, canary-checked model, compiled and warmed up for `threads` scoring threads;
+    signed with NIDS_MODEL_KEY when `require_signature`."""
+    model, manifest, folder = load_checked(path, require_signature=require_signature)
     model.use_threads(threads)
     model.warm_up()
     return LiveModel(model, str(manifest["version"]), folder, manifest.get("reference_profile"))

@@ -30,7 +30,7 @@ from detector.messages import dead_letter, verdict_payloads
 from detector.metrics import DetectorMetrics, Output
 from detector.reload import LiveModel, ModelReloader, load_live
 from detector.status import Counts, StatusLine
-from nids_common.kafka import FatalKafkaError, ProduceStalled, produce_all
+from nids_common.kafka import FatalKafkaError, ProduceStalled, Refusals, produce_all
 from nids_model.detection import DetectionModel, Features, Scores
 
 log = logging.getLogger("nids.detect")
@@ -43,6 +43,14 @@ class Detector:
         self.counts = Counts()
         self.running = True
         self._fatal: KafkaError | None = None
+        self.refusals = Refusals(
+            config.kafka.librdkafka,
+            {
+                "topic": config.topics.flows,
+                "group": config.detector.group_id,
+                "transactional id": config.transactional_id,
+            },
+        )
         self._logged_errors: dict[int, float] = {}
         self._status = StatusLine(config.detector.group_id) if sys.stderr.isatty() else None
         self.consumer = make_consumer(
@@ -54,12 +62,16 @@ class Detector:
         self.producer = make_producer(config, self._on_kafka_error)
         exactly_once = config.detector.delivery == EXACTLY_ONCE
         self.checkpoint = (TransactionalCheckpoint if exactly_once else Checkpoint)(
-            self.consumer, self.producer, metrics, running=self._healthy
+            self.consumer, self.producer, metrics, running=self._healthy, refusals=self.refusals
         )
         metrics.set_model(live.version)
         threads = config.detector.model_threads
         self.reloader = ModelReloader(
-            config.detector.model, live, config.detector.model_poll_s, metrics, lambda path: load_live(path, threads)
+            config.detector.model,
+            live,
+            config.detector.model_poll_s,
+            metrics,
+            lambda path: load_live(path, threads, config.detector.require_signed_model),
         )
         # One scorer thread: the compiled model walks its trees without the GIL, so a batch scores
         # while the loop reads, decodes and produces around it.
@@ -92,9 +104,12 @@ class Detector:
         try:
             consumed = self.consumer.consume(num_messages=settings.max_records, timeout=settings.max_wait_ms / 1000)
         except KafkaException as exc:
+            if self.refusals.note(exc.args[0], "READ"):
+                self.refusals.raise_first()
             if not exc.args[0].fatal():
                 raise
             self._fatal = exc.args[0]
+        self.refusals.raise_first()
         if self._fatal is not None:
             # Nothing is committed after a fatal error; a supervisor's restart resumes from the last commit.
             raise FatalKafkaError(f"fatal Kafka error: {self._fatal.str()}")
@@ -230,8 +245,9 @@ class Detector:
             log.error("batch in flight not committed: this group reads it again")
 
     def _healthy(self) -> bool:
-        """Retries go on only while the detector runs and no fatal error ended its clients."""
-        return self.running and self._fatal is None
+        """Retries go on only while the detector runs, no fatal error ended its clients and the
+        broker refused nothing."""
+        return self.running and self._fatal is None and self.refusals.first is None
 
     def stop(self) -> None:
         self.running = False
@@ -270,7 +286,8 @@ class Detector:
         if error is None:
             return False
         self.metrics.kafka_errors.labels(code=error.name()).inc()
-        log.warning("consume error: %s", error.str())
+        if not self.refusals.note(error, "READ", message.topic()):
+            log.warning("consume error: %s", error.str())
         return True
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
@@ -278,6 +295,7 @@ class Detector:
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         self.metrics.kafka_errors.labels(code=err.name()).inc()
+        self.refusals.note(err, "use")
         if err.fatal():
             self._fatal = err
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):

@@ -2,24 +2,36 @@
 
 Names and the partition count come from the detector's config (topics.*, NIDS_TOPICS_PARTITIONS);
 the dead-letter topic's max.message.bytes from detector.dead_letter_max_bytes. Topics that already
-exist are left as they are.
+exist are left as they are. With --acls (as an admin principal) it also grants each role only the
+rights its service needs (nids_common.acls).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
 from detector.config import DEFAULT_PATH, load
+from nids_common.acls import Principals, role_acls
 from nids_common.cli import EXIT_CODES_HELP, run
 from nids_common.errors import EXIT_OK
-from nids_common.kafka import ensure_topics
+from nids_common.kafka import create_acls, ensure_topics
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nids-topics", description=__doc__, epilog=EXIT_CODES_HELP)
     p.add_argument("--config", default=str(DEFAULT_PATH), help=f"detector config (default: {DEFAULT_PATH})")
+    p.add_argument("--acls", action="store_true", help="also create the ACLs of the replay, detector and alerts roles")
+    defaults = Principals()
+    for role in ("replay", "detector", "alerts"):
+        p.add_argument(
+            f"--{role}-principal",
+            default=getattr(defaults, role),
+            metavar="USER",
+            help=f"SASL user of the {role} role (default: {getattr(defaults, role)})",
+        )
     return p
 
 
@@ -38,6 +50,11 @@ def create_command(args: argparse.Namespace) -> int:
     )
     counts = ", ".join(f"{name} ({count})" for name, count in topics.partition_counts().items())
     print(f"nids-topics: present on {config.kafka.bootstrap}: {counts}")
+    if args.acls:
+        principals = Principals(args.replay_principal, args.detector_principal, args.alerts_principal)
+        bindings = role_acls(topics, config.detector.group_id, config.transactional_id_prefix, principals)
+        create_acls(config.kafka.client_config(), bindings)
+        print(f"nids-topics: {len(bindings)} ACLs granted to {', '.join(dataclasses.astuple(principals))}")
     return EXIT_OK
 
 

@@ -31,3 +31,8 @@ class ArtifactError(NidsError):
     """A model artifact is missing, tampered with, or built for other library versions."""
 
     exit_code = EXIT_USAGE
+
+
+class AccessDenied(UsageError):
+    """The broker refused this principal an operation (no ACL grants it) or its credentials: trying
+    again cannot help, so the service stops and names who was refused what."""

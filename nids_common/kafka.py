@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AclBinding, AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from nids_common.errors import NidsError
+from nids_common.errors import AccessDenied, NidsError
 
 Key = str | bytes | None
 Value = bytes | None  # None: a tombstone, which the detector dead-letters as it came
@@ -36,6 +36,62 @@ class ProduceStalled(NidsError):
 class FatalKafkaError(NidsError):
     """librdkafka reported a fatal error (for example a static consumer or a transactional producer
     fenced by a newer instance): the client cannot go on, the service stops without committing."""
+
+
+# Broker refusals that no retry can cure, and the kind of resource each is about.
+_AUTHORIZATION_FAILURES = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "topic",
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "group",
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "transactional id",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "cluster",
+}
+_AUTHENTICATION_FAILURES = (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED)
+
+
+def principal(client_config: Mapping[str, Any]) -> str:
+    """The principal a client's settings authenticate as (as Kafka's ACLs name it)."""
+    username = client_config.get("sasl.username")
+    return f"User:{username}" if username else "User:ANONYMOUS"
+
+
+def access_denied(err: KafkaError, who: str, operation: str, resources: Mapping[str, str]) -> AccessDenied | None:
+    """An AccessDenied naming `who` was refused `operation` on which resource, when `err` is an
+    authorization or authentication failure; else None. `resources`: kind ("topic", "group",
+    "transactional id") → the name the client used."""
+    if err.code() in _AUTHENTICATION_FAILURES:
+        return AccessDenied(f"{who}: the broker refused the credentials ({err.str()})")
+    kind = _AUTHORIZATION_FAILURES.get(err.code())
+    if kind is None:
+        return None
+    name = resources.get(kind, "")
+    return AccessDenied(
+        f"{who} may not {operation} {kind} {name!r} ({err.name()}): grant the ACL or run with the role's "
+        "credentials (docs/security.md)"
+    )
+
+
+class Refusals:
+    """The first refusal a client met (a missing ACL, refused credentials). Services stop on it with
+    its line instead of retrying: no retry can cure it."""
+
+    def __init__(self, client_config: Mapping[str, Any], resources: Mapping[str, str]) -> None:
+        self.who = principal(client_config)
+        self.resources = dict(resources)  # kind ("topic", "group", "transactional id") → name
+        self.first: AccessDenied | None = None
+
+    def note(self, err: KafkaError | None, operation: str, topic: str | None = None) -> bool:
+        """True when `err` is a refusal (the first one is kept); `topic`: the one the operation was on."""
+        if err is None:
+            return False
+        resources = self.resources if topic is None else {**self.resources, "topic": topic}
+        denied = access_denied(err, self.who, operation, resources)
+        if denied is not None and self.first is None:
+            self.first = denied
+        return denied is not None
+
+    def raise_first(self) -> None:
+        if self.first is not None:
+            raise self.first
 
 
 def produce_all(
@@ -129,3 +185,13 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise NidsError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+
+
+def create_acls(client_config: Mapping[str, Any], bindings: Sequence[AclBinding], timeout: float = 30.0) -> None:
+    """Create ACL bindings (existing ones are kept: creating one twice is a no-op in Kafka)."""
+    admin = AdminClient(dict(client_config))
+    for binding, future in admin.create_acls(list(bindings), request_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise NidsError(f"cannot create ACL {binding}: {exc.args[0].str()}") from None

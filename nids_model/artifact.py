@@ -179,9 +179,15 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ArtifactError(f"{folder / MANIFEST_FILE}: not valid JSON: {exc.msg}") from None
 
 
-def verify(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> tuple[Path, dict[str, Any]]:
-    """Check checksum, signature and library versions; return the model file and manifest. Unpickles nothing."""
+def verify(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, require_signature: bool = False
+) -> tuple[Path, dict[str, Any]]:
+    """Check checksum, signature and library versions; return the model file and manifest. Unpickles
+    nothing. With `require_signature` a model is loaded only when NIDS_MODEL_KEY is set and verifies:
+    the checksum alone guards against a damaged file, not against someone who can write both files."""
     env = os.environ if env is None else env
+    if require_signature and not env.get(KEY_ENV):
+        raise ArtifactError(f"signed models are required but {KEY_ENV} is not set: refusing to load any model")
     folder = resolve(path)
     manifest = read_manifest(folder)
     built_format = manifest.get("artifact_format", 1)
@@ -222,9 +228,9 @@ def verify(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -
 
 
 def load_model(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, require_signature: bool = False
 ) -> tuple[DetectionModel, dict[str, Any]]:
-    model_path, manifest = verify(path, env)
+    model_path, manifest = verify(path, env, require_signature)
     model = joblib.load(model_path)
     if not isinstance(model, DetectionModel):
         raise ArtifactError(f"{model_path}: not a DetectionModel ({type(model).__name__})")
@@ -232,13 +238,13 @@ def load_model(
 
 
 def load_checked(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, require_signature: bool = False
 ) -> tuple[DetectionModel, dict[str, Any], Path]:
     """`load_model`, then the checks a running detector needs before the model sees traffic: its
     features and classes fit the stream contract, and its canary scores exactly as at training time.
     Returns the model, its manifest and its version folder."""
     folder = resolve(path)
-    model, manifest = load_model(folder, env)
+    model, manifest = load_model(folder, env, require_signature)
     unknown = sorted(set(manifest.get("features", [])) - set(FEATURES))
     if unknown or not manifest.get("features"):
         raise ArtifactError(f"{folder}: features {unknown or '(none)'} are not in the stream contract")

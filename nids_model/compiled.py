@@ -20,6 +20,7 @@ import numba
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from nids_model.attack_only import AttackOnlyClassifier
 from nids_model.reweighting import ClassScaledClassifier
 
 ProbabilityFunction = Callable[[np.ndarray], np.ndarray]
@@ -150,10 +151,14 @@ class NotCompilable(ValueError):
 
 def probability_function(estimator: Any, threads: int = 1) -> ProbabilityFunction:
     """The fastest exact `predict_proba` for a pipeline's final estimator: compiled for gradient
-    boosting (also inside ClassScaledClassifier), the estimator's own method otherwise."""
+    boosting (also inside ClassScaledClassifier and AttackOnlyClassifier), the estimator's own method
+    otherwise."""
     if isinstance(estimator, ClassScaledClassifier):
-        inner = probability_function(estimator.estimator_, threads)
-        return lambda matrix: estimator.rescale(inner(matrix))
+        scaled = probability_function(estimator.estimator_, threads)
+        return lambda matrix: estimator.rescale(scaled(matrix))
+    if isinstance(estimator, AttackOnlyClassifier):
+        attacks = probability_function(estimator.estimator_, threads)
+        return lambda matrix: estimator.expand(attacks(matrix))
     if isinstance(estimator, HistGradientBoostingClassifier):
         try:
             return CompiledBoosting(estimator, threads).predict_proba

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from nids_common.kafka import Refusals
 from nids_common.progress import progress
 from producer.config import DEFAULT_PATH, ProducerConfig, load
 from producer.replay import ReplaySummary, file_chunks, make_producer, read_ahead, replay, synthetic_chunks
@@ -70,7 +71,8 @@ def replay_command(args: argparse.Namespace) -> int:
             raise UsageError("--synthetic is endless: give --limit, --rate or --loop")
     else:
         chunks = read_ahead(file_chunks(args.data, settings.chunk_rows, settings.loop, settings.shuffle, settings.seed))
-    producer = make_producer(config)
+    refusals = Refusals(config.kafka.librdkafka, {"topic": config.topics.flows})
+    producer = make_producer(config, refusals)
     state = {"running": True}
 
     def stop(signum: int, _frame: object) -> None:
@@ -95,7 +97,9 @@ def replay_command(args: argparse.Namespace) -> int:
             speedup=settings.speedup,
             running=lambda: state["running"],
             on_progress=show,
+            refusals=refusals,
         )
+    refusals.raise_first()
     print(
         f"nids-replay: produced {summary.produced:,} flows to {config.topics.flows} in {summary.seconds:.1f} s "
         f"({summary.rate:,.0f} flows/s) after {summary.startup_seconds:.1f} s reading; "

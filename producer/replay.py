@@ -17,7 +17,7 @@ import pandas as pd
 from confluent_kafka import KafkaError, Producer
 
 from nids_common.errors import NidsError
-from nids_common.kafka import ProduceStalled, produce_all
+from nids_common.kafka import ProduceStalled, Refusals, produce_all
 from nids_dataset.synthetic import MEAN_GAP_S, START_TIME, synthetic_frame
 from nids_dataset.unsw import iter_flows
 from producer.config import ProducerConfig
@@ -155,10 +155,17 @@ def replay(
     running: Callable[[], bool] = lambda: True,
     on_progress: Callable[[ReplaySummary], None] | None = None,
     run_id: str | None = None,
+    refusals: Refusals | None = None,
 ) -> ReplaySummary:
-    """Produce every flow of `chunks` to `topic`; flush; count deliveries. Never raises for one bad delivery."""
+    """Produce every flow of `chunks` to `topic`; flush; count deliveries. Never raises for one bad
+    delivery; stops early (and returns) when the broker refuses access, noted in `refusals`."""
     run_id = run_id or uuid.uuid4().hex[:8]
     summary = ReplaySummary()
+    refusals = refusals or Refusals({}, {"topic": topic})
+
+    def go_on() -> bool:
+        return running() and refusals.first is None
+
     pacer = Pacer(rate, speedup)
     started = time.monotonic()
 
@@ -169,6 +176,7 @@ def replay(
         if err is not None:
             summary.failed += 1
             summary.first_error = summary.first_error or err.str()
+            refusals.note(err, "WRITE")
 
     try:
         for chunk in chunks:
@@ -176,7 +184,7 @@ def replay(
                 # The rate is the stream's: the clock restarts once the first chunk is parsed.
                 summary.startup_seconds = time.monotonic() - started
                 started = time.monotonic()
-            if not running() or (limit and summary.produced >= limit):
+            if not go_on() or (limit and summary.produced >= limit):
                 break
             if limit:
                 chunk = chunk.iloc[: limit - summary.produced]
@@ -196,13 +204,13 @@ def replay(
                 )
                 keys = ids[start:stop].tolist()
                 for offset in range(0, stop - start, PACING_STEP):
-                    if not running():
+                    if not go_on():
                         return summary
                     pacer.wait(summary.produced, float(times[offset]) if has_event_time else None)
                     end = min(offset + PACING_STEP, stop - start)
                     try:
                         summary.produced += produce_all(
-                            producer, topic, zip(keys[offset:end], payloads[offset:end]), on_delivery, running=running
+                            producer, topic, zip(keys[offset:end], payloads[offset:end]), on_delivery, running=go_on
                         )
                     except ProduceStalled as stalled:
                         summary.produced += stalled.sent
@@ -223,12 +231,14 @@ def replay(
     return summary
 
 
-def make_producer(config: ProducerConfig) -> Producer:
+def make_producer(config: ProducerConfig, refusals: Refusals | None = None) -> Producer:
+    """The replay's producer; errors are logged, and refusals (bad credentials) noted in `refusals`."""
+
+    def on_error(err: KafkaError) -> None:
+        if refusals is None or not refusals.note(err, "WRITE"):
+            log.warning("kafka: %s", err.str())
+
     try:
-        return Producer(config.kafka.client_config(**{"error_cb": _log_error, "delivery.report.only.error": True}))
+        return Producer(config.kafka.client_config(**{"error_cb": on_error, "delivery.report.only.error": True}))
     except Exception as exc:
         raise NidsError(f"cannot create Kafka producer: {exc}") from None
-
-
-def _log_error(err: KafkaError) -> None:
-    log.warning("kafka: %s", err.str())

@@ -19,12 +19,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_selection import RFE, mutual_info_classif
-from sklearn.metrics import f1_score
-from sklearn.model_selection import train_test_split
+from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, FEATURES, LABEL
+from nids_model.folds import grouped_holdout, vector_groups
 from nids_model.preprocess import FlowPreprocessor
-from training.evaluation import stratify_or_none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,9 +57,7 @@ def analyse(
         index=list(FEATURES),
     ).sort_values("mi_attack_cat", ascending=False)
 
-    inner_train, inner_test = train_test_split(
-        np.arange(len(sample)), test_size=0.25, stratify=stratify_or_none(y_cat), random_state=seed
-    )
+    inner_train, inner_test = grouped_holdout(vector_groups(matrix), y_cat, 0.25, seed)
     ranker = RFE(RandomForestClassifier(n_estimators=30, n_jobs=-1, random_state=seed), n_features_to_select=1, step=2)
     ranker.fit(matrix[inner_train], y_cat[inner_train])
     rfe_ranking = pd.Series(ranker.ranking_, index=list(FEATURES), name="rfe_rank").sort_values(kind="stable")
@@ -141,6 +138,43 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], title: str, path:
     ax.set_ylabel("actual")
     ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_operating_point(
+    is_attack: np.ndarray, attack_probability: np.ndarray, threshold: float, folder: Path
+) -> dict[str, str]:
+    """ROC and precision-recall curves of the label model (is_attack, attack_probability: rows),
+    the deployed threshold marked on both."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = np.asarray(is_attack).astype(bool)
+    alert = attack_probability >= threshold
+    fpr_point = (alert & ~truth).sum() / max(1, (~truth).sum())
+    recall_point = (alert & truth).sum() / max(1, truth.sum())
+    precision_point = (alert & truth).sum() / max(1, alert.sum())
+    label = f"threshold {threshold:.3f}"
+    names = {}
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    fpr, tpr, _ = roc_curve(truth, attack_probability)
+    ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(truth, attack_probability):.4f}")
+    ax.plot([fpr_point], [recall_point], "o", color="red", label=label)
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("false-positive rate (share of Normal flows alerted)")
+    ax.set_ylabel("recall (share of attacks alerted)")
+    ax.set_title("Label model ROC (validation)")
+    ax.legend(loc="lower right")
+    names["roc"] = _save(fig, folder / "roc_curve.png")
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    precision, recall, _ = precision_recall_curve(truth, attack_probability)
+    ax.plot(recall, precision, label=f"average precision {average_precision_score(truth, attack_probability):.4f}")
+    ax.plot([recall_point], [precision_point], "o", color="red", label=label)
+    ax.set_xlabel("recall (share of attacks alerted)")
+    ax.set_ylabel("precision (share of alerts that are attacks)")
+    ax.set_title("Label model precision-recall (validation)")
+    ax.legend(loc="lower left")
+    names["precision_recall"] = _save(fig, folder / "precision_recall_curve.png")
+    return names
 
 
 def _save(fig: Figure, path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -36,6 +37,13 @@ def parser() -> argparse.ArgumentParser:
         "--synthetic", type=int, metavar="ROWS", help="train on this many synthetic flows (no dataset needed)"
     )
     p.add_argument(
+        "--max-false-positive-rate",
+        type=float,
+        metavar="RATE",
+        help="choose the label threshold with the highest recall that calls at most RATE of Normal flows attacks "
+        "(e.g. 0.01); overrides max_false_positive_rate in the config",
+    )
+    p.add_argument(
         "--if-missing",
         action="store_true",
         help="do nothing when OUT/latest exists; else train on data/*.csv, or synthetic flows when there are none",
@@ -50,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def train_command(args: argparse.Namespace) -> int:
     config = load(args.config)
+    if args.max_false_positive_rate is not None:
+        config = dataclasses.replace(config, max_false_positive_rate=args.max_false_positive_rate)
     setup_logging(config.log_level)
     log.info("effective config: %s", describe_json(config))
     if args.if_missing:

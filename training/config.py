@@ -29,6 +29,9 @@ class TrainingConfig:
     chunk_rows: int = 200_000
     # P(attack) at or above which a flow is an attack; the attack_cat pipeline then names the class.
     decision_threshold: float = 0.5
+    # An operator's budget: when set, the threshold becomes the lowest (highest recall) that calls at
+    # most this share of Normal flows attacks, and decision_threshold is not used.
+    max_false_positive_rate: float | None = None
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -41,6 +44,8 @@ class TrainingConfig:
             raise ValueError("search_iterations: must be >= 1")
         if not 0 < self.decision_threshold < 1:
             raise ValueError("decision_threshold: must be within (0, 1)")
+        if self.max_false_positive_rate is not None and not 0 <= self.max_false_positive_rate < 1:
+            raise ValueError("max_false_positive_rate: must be within [0, 1)")
         if self.min_rows_per_second <= 0:
             raise ValueError("min_rows_per_second: must be > 0")
 

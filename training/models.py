@@ -6,14 +6,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from nids_common.schema import CATEGORICAL_FEATURES
+from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES
+from nids_model.attack_only import AttackOnlyClassifier
+from nids_model.boosting import UnweightedBinsBoostingClassifier
 from nids_model.preprocess import FlowPreprocessor
 from nids_model.reweighting import ClassScaledClassifier
 
+WRAPPER_PARAMS = ("weight_exponent", "class_scaling", "attack_only")
+ATTACK_CAT_ONLY_PARAMS = ("class_scaling", "attack_only")
 FAMILY_NAMES = {"rf": "RandomForest", "knn": "KNN", "hgb": "HistGradientBoosting"}
 
 # Defaults found by the bounded search on the development split (nids-train --compare); the search
@@ -26,6 +30,7 @@ DEFAULT_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
         "min_samples_leaf": 1,
         "weight_exponent": 0.5,
         "class_scaling": True,
+        "attack_only": True,
     },
     ("hgb", "label"): {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "weight_exponent": 0.0},
     ("hgb", "attack_cat"): {
@@ -34,6 +39,7 @@ DEFAULT_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
         "max_leaf_nodes": 15,
         "weight_exponent": 0.75,
         "class_scaling": True,
+        "attack_only": True,
     },
     ("knn", "label"): {"n_neighbors": 5, "weights": "distance"},
     ("knn", "attack_cat"): {"n_neighbors": 5, "weights": "distance"},
@@ -46,6 +52,7 @@ SEARCH_SPACES: dict[str, dict[str, Sequence[Any]]] = {
         "min_samples_leaf": (1, 2, 3),
         "weight_exponent": (0.0, 0.5, 0.75, 1.0),
         "class_scaling": (True, False),
+        "attack_only": (True,),
     },
     "hgb": {
         "max_iter": (40, 50, 60),
@@ -53,25 +60,30 @@ SEARCH_SPACES: dict[str, dict[str, Sequence[Any]]] = {
         "max_leaf_nodes": (15, 31),
         "weight_exponent": (0.0, 0.5, 0.75, 1.0),
         "class_scaling": (True, False),
+        "attack_only": (True,),
     },
     "knn": {"n_neighbors": (1, 3, 5, 9, 15), "weights": ("uniform", "distance")},
 }
 
 
 def build_pipeline(family: str, features: Sequence[str], params: Mapping[str, Any], seed: int) -> Pipeline:
-    """Preprocessing and classifier as one Pipeline; `weight_exponent` is consumed by `class_sample_weight`."""
-    model_params = {k: v for k, v in params.items() if k not in ("weight_exponent", "class_scaling")}
+    """Preprocessing and classifier as one Pipeline. Three params shape the classifier rather than
+    configure it: `weight_exponent` (consumed by `class_sample_weight`), `class_scaling` (tuned class
+    scales, `ClassScaledClassifier`) and `attack_only` (fitted on attack rows, `AttackOnlyClassifier`)."""
+    model_params = {k: v for k, v in params.items() if k not in WRAPPER_PARAMS}
     categorical = tuple(c for c in CATEGORICAL_FEATURES if c in features)
     if family == "rf":
         model = RandomForestClassifier(n_jobs=-1, random_state=seed, **model_params)
     elif family == "hgb":
-        model = HistGradientBoostingClassifier(early_stopping=False, random_state=seed, **model_params)
+        model = UnweightedBinsBoostingClassifier(early_stopping=False, random_state=seed, **model_params)
     elif family == "knn":
         model = KNeighborsClassifier(n_jobs=-1, **model_params)
     else:
         raise ValueError(f"unknown model family {family!r}")
     if params.get("class_scaling"):
-        model = ClassScaledClassifier(model)
+        model = ClassScaledClassifier(model, random_state=seed)
+    if params.get("attack_only"):
+        model = AttackOnlyClassifier(model)
     preprocess = FlowPreprocessor(features=tuple(features), categorical=categorical, scale=family == "knn")
     return Pipeline([("preprocess", preprocess), ("model", model)])
 
@@ -95,7 +107,11 @@ def supports_sample_weight(family: str) -> bool:
 
 def sample_params(family: str, rng: np.random.Generator, count: int, target: str) -> list[dict[str, Any]]:
     """The default setting first, then `count - 1` distinct random draws from the family's space."""
-    space = SEARCH_SPACES[family]
+    space = {
+        name: values
+        for name, values in SEARCH_SPACES[family].items()
+        if target == ATTACK_CAT or name not in ATTACK_CAT_ONLY_PARAMS
+    }
     draws = [dict(DEFAULT_PARAMS[(family, target)])]
     seen = {tuple(sorted(draws[0].items(), key=lambda kv: kv[0]))}
     attempts = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,27 +11,44 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.analysis import FeatureAnalysis, plot_confusion, write_figures
+from nids_common.schema import ATTACK_CAT, LABEL
+from nids_model.folds import flow_groups
+from training.analysis import FeatureAnalysis, plot_confusion, plot_operating_point, write_figures
 
 TOP = 15
 
 
-def write(
-    folder: Path,
-    analysis: FeatureAnalysis,
-    candidates: Sequence[Any],
-    pairs: Sequence[dict[str, Any]],
-    chosen: dict[str, Any],
-    measured_rows_per_second: float,
-    manifest: dict[str, Any],
-    compare: bool,
-    searches: dict[str, Any],
-    train: pd.DataFrame,
-    val: pd.DataFrame,
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    analysis: FeatureAnalysis
+    candidates: Sequence[Any]
+    pairs: Sequence[dict[str, Any]]
+    chosen: dict[str, Any]
+    validation: dict[str, Any]  # the deployed model's metrics at its threshold
+    attack_probability: np.ndarray  # validation rows, P(label = 1) from the deployed label pipeline
+    manifest: dict[str, Any]
+    compare: bool
+
+
+def write(folder: Path, inputs: Inputs, searches: dict[str, Any], train: pd.DataFrame, val: pd.DataFrame) -> None:
+    analysis, candidates, pairs, chosen, manifest = (
+        inputs.analysis,
+        inputs.candidates,
+        inputs.pairs,
+        inputs.chosen,
+        inputs.manifest,
+    )
+    measured_rows_per_second = manifest["rows_per_second"]
     figures = folder / "figures"
     names = write_figures(analysis, figures)
-    metrics = chosen["metrics"]
+    names.update(
+        plot_operating_point(
+            val[LABEL].to_numpy(), inputs.attack_probability, manifest["operating_point"]["threshold"], figures
+        )
+    )
+    flows = pd.concat([train, val], ignore_index=True)
+    shared = shared_vectors(flows)
+    metrics = inputs.validation
     deployed_cm = plot_confusion(
         _array(metrics["confusion_matrix"]),
         metrics["classes"],
@@ -67,6 +85,9 @@ def write(
         "",
         f"![confusion matrix](figures/{deployed_cm})",
         "",
+        *_grouped_and_plain(metrics, manifest.get("plain_split_metrics"), flows, shared),
+        *_operating_point(manifest["operating_point"], names),
+        *_low_precision(metrics, shared),
         "### Candidate pairs",
         "",
         _table(
@@ -123,9 +144,119 @@ def write(
         f"{len(analysis.selected)} features: `{', '.join(analysis.selected)}` — {analysis.reason}.",
         "",
     ]
-    if compare:
+    if inputs.compare:
         lines += _comparison(folder, candidates, searches)
     (folder / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def shared_vectors(flows: pd.DataFrame) -> pd.DataFrame:
+    """Per class: its rows, the share repeating an earlier feature vector, the share whose vector also
+    occurs with another class, and the class it shares vectors with most."""
+    table = pd.DataFrame({"group": flow_groups(flows), "cls": flows[ATTACK_CAT].astype(str).to_numpy()})
+    repeated = table.duplicated("group")
+    classes_of_group = table.groupby("group")["cls"].nunique()
+    conflicting = table["group"].map(classes_of_group).to_numpy() > 1
+    rows = []
+    for cls, part in table.groupby("cls"):
+        mask = (table["cls"] == cls).to_numpy()
+        others = table[table["group"].isin(part["group"][conflicting[mask]]) & ~mask]["cls"]
+        rows.append(
+            {
+                "class": cls,
+                "rows": int(mask.sum()),
+                "repeats": float(repeated[mask].mean()),
+                "shares a vector with another class": float(conflicting[mask].mean()),
+                "mostly with": others.value_counts().index[0] if len(others) else "",
+            }
+        )
+    return pd.DataFrame(rows).set_index("class")
+
+
+def _grouped_and_plain(
+    grouped: dict[str, Any], plain: dict[str, Any] | None, flows: pd.DataFrame, shared: pd.DataFrame
+) -> list[str]:
+    conflicting_groups = int((flows.assign(group=flow_groups(flows)).groupby("group")[ATTACK_CAT].nunique() > 1).sum())
+    lines = [
+        "### Grouped and plain validation",
+        "",
+        f"{shared['repeats'].mul(shared['rows']).sum() / len(flows):.0%} of the rows repeat an earlier feature "
+        f"vector, and {conflicting_groups:,} groups of identical vectors carry more than one attack_cat. "
+        "A plain random split puts copies of one vector on both sides, so the model is partly scored on vectors "
+        "it was trained on. The validation split above, every cross-validation fold and the class-scale tuning "
+        "keep identical vectors on one side (grouped); the plain column refits the same settings on a plain "
+        "stratified split of the same rows, for comparison only.",
+        "",
+    ]
+    if plain is None:
+        return [*lines, "(no plain split: validation rows came from --test files)", ""]
+    summary = pd.DataFrame(
+        {
+            "grouped": [grouped[k] for k in ("label_accuracy", "attack_cat_macro_f1", "attack_cat_accuracy")],
+            "plain": [plain[k] for k in ("label_accuracy", "attack_cat_macro_f1", "attack_cat_accuracy")],
+        },
+        index=["label accuracy", "attack_cat macro-F1", "attack_cat accuracy"],
+    )
+    per_class = pd.DataFrame(
+        {
+            "F1 grouped": {c: m["f1"] for c, m in grouped["per_class"].items()},
+            "F1 plain": {c: m["f1"] for c, m in plain["per_class"].items()},
+        }
+    ).join(shared[["repeats", "shares a vector with another class", "mostly with"]])
+    return [
+        *lines,
+        _table(summary.rename_axis("validation").reset_index(), floats=4),
+        "",
+        _table(per_class.rename_axis("class").reset_index(), floats=3),
+        "",
+    ]
+
+
+def _operating_point(point: dict[str, Any], names: dict[str, str]) -> list[str]:
+    def describe(rates: dict[str, Any]) -> str:
+        return (
+            f"false-positive rate {rates['false_positive_rate']:.4f} of {rates['normal_flows']:,} Normal flows, "
+            f"recall {rates['recall']:.4f} of {rates['attack_flows']:,} attacks, precision {rates['precision']:.4f}"
+        )
+
+    if point["max_false_positive_rate"] is None:
+        rule = "the configured decision_threshold (no false-positive budget set)"
+    else:
+        rule = (
+            f"the lowest threshold calling at most {point['max_false_positive_rate']} of Normal flows attacks, "
+            f"chosen on {point['expected_from']}"
+        )
+    lines = [
+        "### Operating point",
+        "",
+        f"- threshold **{point['threshold']:.4f}**: {rule}",
+    ]
+    if point["expected"] is not None:
+        lines.append(f"- expected (out-of-fold, training rows): {describe(point['expected'])}")
+    return [
+        *lines,
+        f"- on the validation split: {describe(point['validation'])}",
+        "",
+        f"![ROC curve](figures/{names['roc']}) ![precision-recall curve](figures/{names['precision_recall']})",
+        "",
+    ]
+
+
+def _low_precision(metrics: dict[str, Any], shared: pd.DataFrame) -> list[str]:
+    """Classes whose precision is below a third of their recall, with the reason the data gives."""
+    lines = []
+    for cls, m in metrics["per_class"].items():
+        if m["support"] and m["precision"] < m["recall"] / 3:
+            reason = (
+                f"{shared.loc[cls, 'shares a vector with another class']:.0%} of its rows share their exact "
+                f"feature vector with another class, mostly {shared.loc[cls, 'mostly with']}, so no model can "
+                "tell those rows apart; its class scale trades precision for the recall that macro-F1 rewards"
+                if cls in shared.index
+                else "no duplicate statistics for this class"
+            )
+            lines.append(f"- {cls}: precision {m['precision']:.3f} at recall {m['recall']:.3f}: {reason}.")
+    if not lines:
+        return ["No class has a precision below a third of its recall.", ""]
+    return ["### Classes with precision below a third of their recall", "", *lines, ""]
 
 
 def _candidate_row(c: Any) -> dict[str, Any]:

@@ -22,11 +22,12 @@ from nids_dataset.unsw import load_flows
 from nids_model import artifact
 from nids_model.canary import CANARY_FILE, make_canary
 from nids_model.detection import DetectionModel
+from nids_model.folds import flow_groups, grouped_holdout
 from nids_model.profile import make_profile
 from training import report
 from training.analysis import analyse
 from training.config import TrainingConfig
-from training.evaluation import class_metrics, evaluate, rows_per_second, stratify_or_none
+from training.evaluation import class_metrics, evaluate, rows_per_second
 from training.models import (
     DEFAULT_PARAMS,
     FAMILY_NAMES,
@@ -35,6 +36,7 @@ from training.models import (
     sample_params,
     supports_sample_weight,
 )
+from training.operating_point import HELD_OUT_FOLDS, held_out_attack_probability, rates, threshold_for_budget
 
 log = logging.getLogger("nids.train")
 TARGETS = (LABEL, ATTACK_CAT)
@@ -66,6 +68,7 @@ class TrainingResult:
 
 
 def split(frame: pd.DataFrame, config: TrainingConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validation split: identical feature vectors never on both sides (`nids_model.folds`)."""
     counts = frame[ATTACK_CAT].value_counts()
     rare = counts[counts < MIN_ROWS_PER_CLASS]
     if len(rare):
@@ -73,13 +76,48 @@ def split(frame: pd.DataFrame, config: TrainingConfig) -> tuple[pd.DataFrame, pd
             f"column attack_cat: class {rare.index[0]!r} has {int(rare.iloc[0])} row(s); "
             f"a stratified split needs {MIN_ROWS_PER_CLASS}"
         )
-    train_idx, val_idx = train_test_split(
+    train_idx, val_idx = grouped_holdout(
+        flow_groups(frame), frame[ATTACK_CAT].to_numpy(), config.validation_fraction, config.seed
+    )
+    return frame.iloc[train_idx].reset_index(drop=True), frame.iloc[val_idx].reset_index(drop=True)
+
+
+def plain_split_metrics(
+    chosen: Mapping[str, Candidate], threshold: float, frame: pd.DataFrame, config: TrainingConfig
+) -> dict[str, Any]:
+    """Validation figures of the deployed settings refitted on a plain stratified split, which lets
+    copies of one feature vector fall on both sides: what a duplicate-blind evaluation reports."""
+    train_rows, val_rows = train_test_split(
         np.arange(len(frame)),
         test_size=config.validation_fraction,
         stratify=frame[ATTACK_CAT],
         random_state=config.seed,
     )
-    return frame.iloc[train_idx].reset_index(drop=True), frame.iloc[val_idx].reset_index(drop=True)
+    train, val = frame.iloc[train_rows], frame.iloc[val_rows]
+    label, attack_cat = (
+        fit_pipeline(c.family, c.target, c.pipeline[0].features, c.params, train, config.seed)[0]
+        for c in (chosen[LABEL], chosen[ATTACK_CAT])
+    )
+    scores = DetectionModel(label, attack_cat, threshold).score(val)
+    metrics = evaluate(
+        val[LABEL].to_numpy(), val[ATTACK_CAT].to_numpy(), scores.is_attack.astype(int), scores.attack_cat
+    )
+    return {k: v for k, v in metrics.items() if k != "confusion_matrix"}
+
+
+def fit_pipeline(
+    family: str, target: str, features: Sequence[str], params: dict[str, Any], train: pd.DataFrame, seed: int
+) -> tuple[Pipeline, float]:
+    """One target's pipeline fitted on `train`, with its class weights; and the seconds it took."""
+    pipeline = build_pipeline(family, features, params, seed)
+    y = train[target].to_numpy()
+    fit_kwargs = {}
+    weights = class_sample_weight(y, params.get("weight_exponent", 0.0)) if supports_sample_weight(family) else None
+    if weights is not None:
+        fit_kwargs["model__sample_weight"] = weights
+    started = time.perf_counter()
+    pipeline.fit(train, y, **fit_kwargs)
+    return pipeline, time.perf_counter() - started
 
 
 def target_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
@@ -97,15 +135,7 @@ def fit_candidate(
     val: pd.DataFrame,
     config: TrainingConfig,
 ) -> Candidate:
-    pipeline = build_pipeline(family, features, params, config.seed)
-    y = train[target].to_numpy()
-    fit_kwargs = {}
-    weights = class_sample_weight(y, params.get("weight_exponent", 0.0)) if supports_sample_weight(family) else None
-    if weights is not None:
-        fit_kwargs["model__sample_weight"] = weights
-    started = time.perf_counter()
-    pipeline.fit(train, y, **fit_kwargs)
-    fit_seconds = time.perf_counter() - started
+    pipeline, fit_seconds = fit_pipeline(family, target, features, params, train, config.seed)
     probabilities = pipeline.predict_proba(val)
     predicted = pipeline.classes_[probabilities.argmax(axis=1)]
     batch = val.iloc[: config.throughput_batch_rows]
@@ -128,11 +158,8 @@ def search_params(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Bounded random search scored on an inner hold-out of the training split (validation stays unseen)."""
     rng = np.random.default_rng(config.seed)
-    inner_train_rows, inner_test_rows = train_test_split(
-        np.arange(len(train)),
-        test_size=0.2,
-        stratify=stratify_or_none(train[ATTACK_CAT].to_numpy()),
-        random_state=config.seed,
+    inner_train_rows, inner_test_rows = grouped_holdout(
+        flow_groups(train), train[ATTACK_CAT].to_numpy(), 0.2, config.seed
     )
     inner_train, inner_test = train.iloc[inner_train_rows], train.iloc[inner_test_rows]
     trials = []
@@ -196,6 +223,7 @@ def run_training(
 ) -> TrainingResult:
     """Train and write an artifact. `frame` replaces reading `data` (synthetic training)."""
     started = time.perf_counter()
+    timings: dict[str, float] = {}  # phase → seconds, for the manifest
     if frame is None:
         frame = load_flows(data, config.chunk_rows)
     if test:
@@ -203,6 +231,7 @@ def run_training(
     else:
         train, val = split(frame, config)
     log.info("training on %d rows, validating on %d", len(train), len(val))
+    timings["load and split"] = time.perf_counter() - started
 
     families = ("rf", "knn", "hgb") if compare else config.deploy_candidates
     with progress() as bar:
@@ -211,6 +240,7 @@ def run_training(
             train, config.rfe_feature_counts, config.analysis_rows, config.selection_tolerance, config.seed
         )
         bar.advance(task)
+        timings["feature analysis"] = time.perf_counter() - started - sum(timings.values())
         feature_sets = {"all": FEATURES, "selected": analysis.selected} if compare else {"all": FEATURES}
         jobs = [(f, t, s) for f in families for t in TARGETS for s in feature_sets]
         task = bar.add_task("models", total=len(jobs), info="")
@@ -231,10 +261,26 @@ def run_training(
     model, chosen, pairs = choose_deployed(
         [c for c in deployable if c.target == LABEL], [c for c in deployable if c.target == ATTACK_CAT], val, config
     )
+    timings["models"] = time.perf_counter() - started - sum(timings.values())
+    label_probability = chosen["label"].probabilities[:, list(chosen["label"].pipeline.classes_).index(1)]
+    expected = None
+    if config.max_false_positive_rate is not None:
+        expected = threshold_for_budget(
+            train[LABEL].to_numpy(),
+            held_out_attack_probability(model.label_pipeline, train, config.seed),
+            config.max_false_positive_rate,
+        )
+        model = dataclasses.replace(model, threshold=expected.threshold)
+        log.info("label threshold %.4f for a false-positive budget of %s", expected.threshold, expected)
+    verdicts = model.decide(label_probability, chosen["attack_cat"].probabilities)
+    validation = evaluate(
+        val[LABEL].to_numpy(), val[ATTACK_CAT].to_numpy(), verdicts.is_attack.astype(int), verdicts.attack_cat
+    )
+    timings["operating point"] = time.perf_counter() - started - sum(timings.values())
+    plain = None if test else plain_split_metrics(chosen, model.threshold, frame, config)
+    timings["plain split"] = time.perf_counter() - started - sum(timings.values())
     batch = val.iloc[: config.throughput_batch_rows]
     measured = rows_per_second(model.score, batch, len(batch))
-    worst_case = chosen["worst_case_rows_per_second"]
-    validation = chosen["metrics"]
     manifest = {
         "features": list(FEATURES),
         "feature_dtypes": {
@@ -243,6 +289,15 @@ def run_training(
         "category_vocabularies": {k: list(v) for k, v in model.label_pipeline[0].vocabularies_.items()},
         "classes": list(model.classes),
         "decision_threshold": model.threshold,
+        "operating_point": {
+            "threshold": model.threshold,
+            "max_false_positive_rate": config.max_false_positive_rate,
+            "expected": None if expected is None else dataclasses.asdict(expected),
+            "expected_from": None
+            if expected is None
+            else f"grouped {HELD_OUT_FOLDS}-fold out-of-fold P(attack) of the training rows",
+            "validation": dataclasses.asdict(rates(val[LABEL].to_numpy(), label_probability, model.threshold)),
+        },
         "models": {
             LABEL: {
                 "family": chosen["label"].family,
@@ -261,38 +316,43 @@ def run_training(
         if data_description
         else [{"path": str(p), "sha256": artifact.file_sha256(p)} for p in data],
         "validation_data": [{"path": str(p), "sha256": artifact.file_sha256(p)} for p in test]
-        or {"split": "stratified by attack_cat", "fraction": config.validation_fraction, "seed": config.seed},
+        or {
+            "split": "grouped: identical feature vectors on one side, stratified by attack_cat",
+            "fraction": config.validation_fraction,
+            "seed": config.seed,
+        },
         "rows": {"train": len(train), "validation": len(val)},
         "validation_metrics": {k: v for k, v in validation.items() if k not in ("confusion_matrix",)},
+        "plain_split_metrics": plain,
         "rows_per_second": measured,
-        "worst_case_rows_per_second": worst_case,
+        "worst_case_rows_per_second": worst_case_rows_per_second(model, batch),
         "throughput_batch_rows": len(batch),
         "selected_features": list(analysis.selected),
-        "training_seconds": round(time.perf_counter() - started, 1),
     }
     canary, manifest["canary"] = make_canary(model, val, seed=config.seed)
-    validation_verdicts = model.decide(
-        chosen["label"].probabilities[:, list(chosen["label"].pipeline.classes_).index(1)],
-        chosen["attack_cat"].probabilities,
-    )
     preprocess = model.label_pipeline[0]
     manifest["reference_profile"] = make_profile(
         preprocess.transform(train),
         preprocess.features,
         preprocess.vocabularies_,
-        validation_verdicts.attack_cat,
+        verdicts.attack_cat,
         model.classes,
     )
+    timings["measure, canary, profile"] = time.perf_counter() - started - sum(timings.values())
 
     def extras(folder: Path) -> None:
         (folder / CANARY_FILE).write_bytes(canary)
-        report.write(folder, analysis, candidates, pairs, chosen, measured, manifest, compare, searches, train, val)
+        report.write(
+            folder,
+            report.Inputs(analysis, candidates, pairs, chosen, validation, label_probability, manifest, compare),
+            searches,
+            train,
+            val,
+        )
 
+    manifest["training_seconds"] = round(time.perf_counter() - started, 1)
+    manifest["training_seconds_by_phase"] = {phase: round(seconds, 1) for phase, seconds in timings.items()}
     path = artifact.write_artifact(out_dir, model, manifest, extras)
     log.info("wrote %s in %.0f s", path, time.perf_counter() - started)
-    predictions = model.decide(
-        chosen["label"].probabilities[:, list(chosen["label"].pipeline.classes_).index(1)],
-        chosen["attack_cat"].probabilities,
-    )
-    validation_frame = val.assign(pred_label=predictions.is_attack.astype(int), pred_attack_cat=predictions.attack_cat)
+    validation_frame = val.assign(pred_label=verdicts.is_attack.astype(int), pred_attack_cat=verdicts.attack_cat)
     return TrainingResult(path, artifact.read_manifest(path), validation_frame)
