@@ -6,13 +6,14 @@ import argparse
 import dataclasses
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
-from detector.config import DEFAULT_PATH, DetectorConfig, load
+from detector.config import DEFAULT_PATH, DetectorConfig, MetricsSettings, load
 from detector.metrics import DetectorMetrics
 from detector.reload import load_live
 from detector.service import Detector
@@ -50,6 +51,27 @@ def effective_config(args: argparse.Namespace) -> DetectorConfig:
     return dataclasses.replace(config, detector=settings, metrics=metrics)
 
 
+def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> None:
+    """Serve /metrics as `settings` say: off (port 0), HTTP, HTTPS, or HTTPS for holders of a client
+    certificate signed by `tls_client_ca` only."""
+    if not settings.port:
+        return
+    try:
+        start_http_server(
+            settings.port,
+            addr=settings.address,
+            registry=registry,
+            certfile=settings.tls_cert or None,
+            keyfile=settings.tls_key or None,
+            client_cafile=settings.tls_client_ca or None,
+            client_auth_required=bool(settings.tls_client_ca),
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise NidsError(f"cannot serve metrics on {settings.address}:{settings.port}: {exc}") from None
+    scheme = "https" if settings.tls_cert else "http"
+    log.info("metrics on %s://%s:%d/metrics", scheme, settings.address, settings.port)
+
+
 def detect_command(args: argparse.Namespace) -> int:
     config = effective_config(args)
     setup_logging(config.log_level)
@@ -57,23 +79,7 @@ def detect_command(args: argparse.Namespace) -> int:
     live = load_live(config.detector.model, config.detector.model_threads, config.detector.require_signed_model)
     log.info("model %s verified, canary-checked and loaded (%s)", live.version, live.model.describe())
     metrics = DetectorMetrics()
-    if config.metrics.port:
-        try:
-            start_http_server(
-                config.metrics.port,
-                addr=config.metrics.address,
-                registry=metrics.registry,
-                certfile=config.metrics.tls_cert or None,
-                keyfile=config.metrics.tls_key or None,
-                client_cafile=config.metrics.tls_client_ca or None,
-                client_auth_required=bool(config.metrics.tls_client_ca),
-            )
-        except OSError as exc:
-            raise NidsError(
-                f"cannot serve metrics on {config.metrics.address}:{config.metrics.port}: {exc.strerror}"
-            ) from None
-        scheme = "https" if config.metrics.tls_cert else "http"
-        log.info("metrics on %s://%s:%d/metrics", scheme, config.metrics.address, config.metrics.port)
+    serve_metrics(config.metrics, metrics.registry)
     detector = Detector(config, live, metrics)
 
     def on_signal(signum: int, _frame: object) -> None:

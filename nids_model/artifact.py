@@ -30,9 +30,11 @@ from nids_model.canary import check_canary
 from nids_model.detection import DetectionModel
 
 # 2: the runtime classes live in nids_model (0.2.0); a format-1 pickle names training.* modules that
-# no longer exist. 3: a canary batch with its expected outputs (nids_model.canary). An older format is
-# refused before unpickling, with a message that says to retrain.
-ARTIFACT_FORMAT = 3
+# no longer exist. 3: a canary batch with its expected outputs (nids_model.canary). 4: attack_cat
+# models fitted on attack rows (AttackOnlyClassifier), class scales tuned on grouped folds (a new
+# ClassScaledClassifier parameter), an operating point. An older format is refused before
+# unpickling, with a message that says to retrain.
+ARTIFACT_FORMAT = 4
 MODEL_FILE = "model.joblib"
 HISTORY_FILE = "history.jsonl"
 MANIFEST_FILE = "manifest.json"

@@ -114,9 +114,11 @@ class DetectionModel:
         self._threads = threads
         self._compiled = None
         for pipeline in (self.label_pipeline, self.attack_cat_pipeline):
-            for estimator in (pipeline[-1], getattr(pipeline[-1], "estimator_", None)):
-                if estimator is not None and "n_jobs" in estimator.get_params(deep=False):
+            estimator = pipeline[-1]
+            while estimator is not None:  # through the wrappers (class scaling, attack only)
+                if "n_jobs" in estimator.get_params(deep=False):
                     estimator.set_params(n_jobs=threads)
+                estimator = getattr(estimator, "estimator_", None)
 
     def warm_up(self) -> None:
         """Build and run the compiled scoring once, so the first real batch pays no start-up cost."""

@@ -222,7 +222,8 @@ def replay(
                     summary.seconds = time.monotonic() - started
                     on_progress(summary)
     finally:
-        remaining = producer.flush(30)
+        # Refused access: what is still queued can never be delivered, so no 30 s wait for it.
+        remaining = producer.flush(0 if refusals.first else 30)
         summary.seconds = time.monotonic() - started
         if remaining:
             summary.failed += remaining

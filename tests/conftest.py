@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.integration.helpers import KAFKA_LOCAL, unavailable
+from tests.integration.helpers import KAFKA_LOCAL, SecureBroker, unavailable
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -19,11 +21,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def _broker_answers(bootstrap: str, timeout: float = 10.0) -> str | None:
+def _broker_answers(bootstrap: str, timeout: float = 10.0, config: dict[str, Any] | None = None) -> str | None:
     from confluent_kafka.admin import AdminClient
 
     try:
-        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=timeout)
+        AdminClient(config or {"bootstrap.servers": bootstrap}).list_topics(timeout=timeout)
     except Exception as exc:  # KafkaException carries the librdkafka reason
         return str(exc)
     return None
@@ -59,12 +61,39 @@ def kafka_bootstrap() -> Iterator[str]:
         subprocess.run([KAFKA_LOCAL, "stop"], capture_output=True)
 
 
+@pytest.fixture(scope="session")
+def secure_broker() -> Iterator[SecureBroker]:
+    """The secure local broker (SASL_SSL, ACLs, a role per service), started for this session.
+    Under CI=true a broker that does not start fails the test; elsewhere it skips with the reason."""
+    port = os.environ.get("KAFKA_LOCAL_SECURE_PORT", "9094")
+    result = subprocess.run([KAFKA_LOCAL, "start", "--secure"], capture_output=True, text=True)
+    if result.returncode != 0:
+        unavailable(f"scripts/kafka-local start --secure failed: {result.stderr.strip()[-2000:]}")
+    started_here = "already running" not in result.stdout
+    broker = SecureBroker(f"127.0.0.1:{port}")
+    problem = _broker_answers(broker.bootstrap, config=broker.client_config("admin"))
+    if problem:
+        unavailable(f"secure Kafka broker at {broker.bootstrap} does not answer: {problem}")
+    yield broker
+    if started_here:
+        subprocess.run([KAFKA_LOCAL, "stop", "--secure"], capture_output=True)
+
+
 @pytest.fixture
 def own_broker(kafka_bootstrap: str) -> str:
     """The suite's local broker, for a test that kills it: only a broker this session started."""
     if not _BROKER["started_here"]:
         unavailable("needs the suite's own local broker to kill and restart; unset KAFKA_BOOTSTRAP and stop yours")
     return kafka_bootstrap
+
+
+@pytest.fixture
+def prometheus_binary() -> str:
+    """Debian's real Prometheus (scripts/ensure-system-deps installs it)."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        unavailable("prometheus not installed (scripts/ensure-system-deps installs it)")
+    return binary
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from nids_common.errors import InputError
 from nids_common.progress import progress
-from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
+from nids_common.schema import ATTACK_CAT, FEATURES, LABEL, NORMAL
 from nids_dataset.unsw import load_flows
 from nids_model import artifact
 from nids_model.canary import CANARY_FILE, make_canary
@@ -54,6 +54,10 @@ class Candidate:
     rows_per_second: float
     probabilities: np.ndarray  # validation rows × classes
     metrics: dict[str, Any]
+    # Its score on held-out predictions of the training rows (grouped folds): label accuracy, or the
+    # attack_cat macro-F1 that tuned the class scales. None without such predictions.
+    held_out_score: float | None = None
+    held_out_attack_probability: np.ndarray | None = None  # label: training rows
 
     @property
     def name(self) -> str:
@@ -120,9 +124,29 @@ def fit_pipeline(
     return pipeline, time.perf_counter() - started
 
 
-def target_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+def target_metrics(target: str, y_true: np.ndarray, probabilities: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
+    """One pipeline's own validation metrics. An attack_cat model is asked only about attacks in the
+    cascade, so it is scored on the attack rows, naming the most probable attack class."""
+    if target == ATTACK_CAT:
+        attacks = y_true.astype(str) != NORMAL
+        y_true, probabilities = y_true[attacks], probabilities[attacks].copy()
+        probabilities[:, list(classes.astype(str)).index(NORMAL)] = -1.0
     # As text, so the label target's 0/1 and attack_cat's names are reported alike.
-    return class_metrics(y_true.astype(str), y_pred.astype(str))
+    return class_metrics(y_true.astype(str), classes[probabilities.argmax(axis=1)].astype(str))
+
+
+def held_out_scores(candidate: Candidate, train: pd.DataFrame, config: TrainingConfig) -> Candidate:
+    """The candidate with its grouped-fold score: deployment is chosen on these, never on the
+    validation split, which stays the honest estimate of the chosen pair."""
+    if candidate.target == LABEL:
+        probability = held_out_attack_probability(candidate.pipeline, train, config.seed)
+        truth = train[LABEL].to_numpy()
+        score = float(np.mean((probability >= config.decision_threshold) == (truth == 1)))
+        return dataclasses.replace(candidate, held_out_score=score, held_out_attack_probability=probability)
+    estimator = candidate.pipeline[-1]
+    while not hasattr(estimator, "held_out_macro_f1_") and hasattr(estimator, "estimator_"):
+        estimator = estimator.estimator_
+    return dataclasses.replace(candidate, held_out_score=getattr(estimator, "held_out_macro_f1_", None))
 
 
 def fit_candidate(
@@ -137,7 +161,6 @@ def fit_candidate(
 ) -> Candidate:
     pipeline, fit_seconds = fit_pipeline(family, target, features, params, train, config.seed)
     probabilities = pipeline.predict_proba(val)
-    predicted = pipeline.classes_[probabilities.argmax(axis=1)]
     batch = val.iloc[: config.throughput_batch_rows]
     speed = rows_per_second(pipeline.predict_proba, batch, len(batch))
     return Candidate(
@@ -149,7 +172,7 @@ def fit_candidate(
         fit_seconds,
         speed,
         probabilities,
-        target_metrics(val[target].to_numpy(), predicted),
+        target_metrics(target, val[target].to_numpy(), probabilities, pipeline.classes_),
     )
 
 
@@ -178,7 +201,8 @@ def choose_deployed(
     val: pd.DataFrame,
     config: TrainingConfig,
 ) -> tuple[DetectionModel, dict[str, Any], list[dict[str, Any]]]:
-    """Best validation (attack_cat macro-F1, label accuracy) among pairs fast enough to deploy."""
+    """The best pair (attack_cat, then label held-out score; the validation figures where a
+    candidate has none) among the pairs fast enough to deploy."""
     rows: list[dict[str, Any]] = []
     batch = val.iloc[: config.throughput_batch_rows]
     for lab in label_candidates:
@@ -202,7 +226,15 @@ def choose_deployed(
     pool = fast or [max(rows, key=lambda r: r["worst_case_rows_per_second"])]
     if not fast:
         log.warning("no candidate pair predicts at %.0f rows/s; deploying the fastest", config.min_rows_per_second)
-    best = max(pool, key=lambda r: (round(r["metrics"]["attack_cat_macro_f1"], 4), r["metrics"]["label_accuracy"]))
+
+    def merit(row: dict[str, Any]) -> tuple[float, float]:
+        cat, lab = row["attack_cat"].held_out_score, row["label"].held_out_score
+        return (
+            round(row["metrics"]["attack_cat_macro_f1"] if cat is None else cat, 4),
+            row["metrics"]["label_accuracy"] if lab is None else lab,
+        )
+
+    best = max(pool, key=merit)
     return best["model"], best, rows
 
 
@@ -257,6 +289,7 @@ def run_training(
             )
             bar.advance(task)
 
+    candidates = [held_out_scores(c, train, config) if c.family in config.deploy_candidates else c for c in candidates]
     deployable = [c for c in candidates if c.family in config.deploy_candidates]
     model, chosen, pairs = choose_deployed(
         [c for c in deployable if c.target == LABEL], [c for c in deployable if c.target == ATTACK_CAT], val, config
@@ -265,11 +298,8 @@ def run_training(
     label_probability = chosen["label"].probabilities[:, list(chosen["label"].pipeline.classes_).index(1)]
     expected = None
     if config.max_false_positive_rate is not None:
-        expected = threshold_for_budget(
-            train[LABEL].to_numpy(),
-            held_out_attack_probability(model.label_pipeline, train, config.seed),
-            config.max_false_positive_rate,
-        )
+        held_out = chosen["label"].held_out_attack_probability
+        expected = threshold_for_budget(train[LABEL].to_numpy(), held_out, config.max_false_positive_rate)
         model = dataclasses.replace(model, threshold=expected.threshold)
         log.info("label threshold %.4f for a false-positive budget of %s", expected.threshold, expected)
     verdicts = model.decide(label_probability, chosen["attack_cat"].probabilities)

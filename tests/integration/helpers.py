@@ -3,9 +3,15 @@ topics, replaying flows, a detector running in a thread, reading topics back as 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +27,10 @@ from detector.config import DetectorConfig, DetectorSettings, MetricsSettings
 from detector.metrics import DetectorMetrics
 from detector.reload import load_live
 from detector.service import Detector
+from nids_common.acls import role_acls
 from nids_common.config import KafkaSettings
 from nids_common.contract import DEFAULT_PARTITIONS, Topics
-from nids_common.kafka import ensure_topics
+from nids_common.kafka import create_acls, ensure_topics
 from nids_dataset.synthetic import synthetic_frame
 from producer.replay import replay
 
@@ -115,3 +122,112 @@ def read_topic(bootstrap: str, topic: str, expected: int | None = None, idle_sec
     finally:
         consumer.close()
     return out
+
+
+# -- Prometheus ----------------------------------------------------------------------------------
+def start_prometheus(binary: str, config: Path, workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """A real Prometheus with `config`, its data under `workdir`, its API on 127.0.0.1:`port`."""
+    return subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def query(base: str, expr: str) -> list[dict[str, Any]]:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def prometheus_ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def scraped_total(base: str, expr: str = "sum(nids_flows_consumed_total)") -> float:
+    try:
+        result = query(base, expr)
+    except OSError:
+        return 0.0
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+# -- the secure broker (scripts/kafka-local start --secure) ----------------------------------------
+SECURE_HOME = REPO / ".kafka-local" / "secure"
+
+
+@dataclasses.dataclass(frozen=True)
+class SecureBroker:
+    """The secure local broker: SASL_SSL on `bootstrap`, its CA and certificates under `tls`, and
+    per role (admin, replay, detector, alerts) the environment file the script wrote."""
+
+    bootstrap: str
+    home: Path = SECURE_HOME
+
+    @property
+    def tls(self) -> Path:
+        return self.home / "tls"
+
+    def env(self, role: str) -> dict[str, str]:
+        """The role's NIDS_KAFKA_* variables, as `set -a; . credentials/<role>.env` exports them."""
+        lines = (self.home / "credentials" / f"{role}.env").read_text().splitlines()
+        return {name: value.strip("'") for name, _, value in (line.partition("=") for line in lines if line)}
+
+    def client_config(self, role: str, **overrides: Any) -> dict[str, Any]:
+        env = self.env(role)
+        return {
+            "bootstrap.servers": env["NIDS_KAFKA_BOOTSTRAP"],
+            **json.loads(env["NIDS_KAFKA_LIBRDKAFKA"]),
+            **overrides,
+        }
+
+    def grant(self, name: str, partitions: int = 2) -> tuple[Topics, str]:
+        """Topics and a detector group of the test's own, created as admin, with every role's ACLs on
+        them: the test then runs each service with only its role's rights."""
+        topics = Topics.named(name, partitions)
+        admin = self.client_config("admin")
+        ensure_topics(admin, topics.partition_counts(), configs=topics.configs())
+        group = f"{name}-detector"
+        prefix = DetectorConfig(topics=topics, detector=DetectorSettings(group_id=group)).transactional_id_prefix
+        create_acls(admin, role_acls(topics, group, prefix))
+        return topics, group
+
+
+def service_env(broker: SecureBroker, role: str, topics: Topics, **settings: str) -> dict[str, str]:
+    """The environment a service runs in as `role`: the role's credentials, the test's topics and
+    `settings` (NIDS_* names without the prefix, e.g. DETECTOR_GROUP_ID)."""
+    return {
+        **os.environ,
+        **broker.env(role),
+        "NIDS_TOPICS_FLOWS": topics.flows,
+        "NIDS_TOPICS_ALERTS": topics.alerts,
+        "NIDS_TOPICS_DEAD_LETTER": topics.dead_letter,
+        "NIDS_TOPICS_VERDICTS": topics.verdicts,
+        **{f"NIDS_{name}": value for name, value in settings.items()},
+    }
+
+
+def tool(name: str) -> str:
+    """A console script of this project's environment (nids-replay, nids-detect, …)."""
+    return str(Path(sys.executable).parent / name)

@@ -4,11 +4,7 @@ per-class detection rates Prometheus computes agree with the replayed labels."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,27 +20,15 @@ from tests.integration.helpers import (
     RunningDetector,
     detector_config,
     make_topics,
+    prometheus_ready,
+    query,
     replay_synthetic,
-    unavailable,
+    scraped_total,
+    start_prometheus,
+    wait_until,
 )
 
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "nids-detector.json"
-
-
-def query(base: str, expr: str) -> list[dict]:
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body = json.load(response)
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
-@pytest.fixture
-def prometheus_binary() -> str:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        unavailable("prometheus not installed (scripts/ensure-system-deps installs it)")
-    return binary
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
@@ -65,20 +49,13 @@ def test_every_dashboard_query_answers_from_a_real_scrape(
         "scrape_configs:\n  - job_name: nids-detector\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{metrics_port}']\n"
     )
-    prometheus = subprocess.Popen(
-        [
-            prometheus_binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prometheus_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    prometheus = start_prometheus(prometheus_binary, config, tmp_path, prometheus_port)
     base = f"http://127.0.0.1:{prometheus_port}"
     try:
-        assert _wait(lambda: _ready(base), 30), "prometheus did not become ready"
-        assert _wait(lambda: _scraped_total(base, "sum(up{job='nids-detector'})") == 1, 30), "no scrape of the detector"
+        assert wait_until(lambda: prometheus_ready(base), 30), "prometheus did not become ready"
+        assert wait_until(lambda: scraped_total(base, "sum(up{job='nids-detector'})") == 1, 30), (
+            "no scrape of the detector"
+        )
         # Two waves a few scrapes apart, so rate() windows see the counters move.
         first = replay_synthetic(kafka_bootstrap, topics.flows, 2000, seed=61, run_id="p1")
         assert running.wait_for(lambda: running.value("nids_flows_scored_total") >= 2000, 60)
@@ -91,7 +68,7 @@ def test_every_dashboard_query_answers_from_a_real_scrape(
         assert producer.flush(10) == 0
         assert running.wait_for(lambda: running.value("nids_flows_consumed_total") >= 4010, 90)
         # Let a few scrapes see the final counters.
-        assert _wait(lambda: _scraped_total(base) >= 4010, 30)
+        assert wait_until(lambda: scraped_total(base) >= 4010, 30)
         time.sleep(2)
         empty = []
         for title, expr in dashboard_queries():
@@ -118,28 +95,3 @@ def test_every_dashboard_query_answers_from_a_real_scrape(
     assert set(from_prometheus) == set(expected)
     for cls, rate in expected.items():
         assert from_prometheus[cls] == pytest.approx(rate, abs=1e-9), cls
-
-
-def _ready(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _scraped_total(base: str, expr: str = "sum(nids_flows_consumed_total)") -> float:
-    try:
-        result = query(base, expr)
-    except OSError:
-        return 0.0
-    return float(result[0]["value"][1]) if result else 0.0
-
-
-def _wait(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False

@@ -85,5 +85,5 @@ def test_an_artifact_of_the_old_layout_is_refused_with_retrain(trained_model: Pa
     manifest = json.loads((copy / "manifest.json").read_text())
     del manifest["artifact_format"]
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match=r"artifact format 1, .* reads format 3: retrain the model with nids-train"):
+    with pytest.raises(ArtifactError, match=r"artifact format 1, .* reads format 4: retrain the model with nids-train"):
         load_model(copy)
