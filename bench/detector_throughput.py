@@ -1,6 +1,10 @@
 """Detector throughput, side by side with a naive per-message detector, in one run.
 
-    .venv/bin/python -m bench.detector_throughput [--flows 300000] [--naive-seconds 20]
+    .venv/bin/python -m bench.detector_throughput [--flows 300000] [--naive-seconds 20] [--secure]
+
+With --secure the same flows are also pre-filled on the secure local broker (scripts/kafka-local
+start --secure) and the at_least_once detector takes turns between the two brokers: the cost of
+SASL_SSL (TLS, SCRAM, the authorizer) side by side.
 
 1. Pre-fill a 6-partition topic with --flows flows (the dev file repeated, or synthetic).
 2. Micro-batch detector (this project's Detector): time to consume, score, alert and commit them all.
@@ -40,6 +44,8 @@ from detector.metrics import DetectorMetrics
 from detector.reload import load_live
 from detector.service import Detector
 from nids_common.config import Topics
+from nids_common.contract import DEFAULT_PARTITIONS
+from nids_common.kafka import ensure_topics
 from nids_model.artifact import load_model
 from producer.replay import replay
 
@@ -52,12 +58,38 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def detector_for(bootstrap: str, topics: Topics, group: str, **settings: Any) -> Detector:
+SASL_SSL = "at_least_once, SASL_SSL"
+
+
+def secure_broker_topics() -> tuple[str, Topics, dict[str, Any]]:
+    """The secure local broker (started if need be), fresh topics on it, and the admin's settings
+    (a super user: the authorizer still runs, every ACL check passes)."""
+    subprocess.run([str(REPO / "scripts" / "kafka-local"), "start", "--secure"], check=True, stdout=subprocess.DEVNULL)
+    env = dict(
+        line.split("=", 1)
+        for line in (REPO / ".kafka-local" / "secure" / "credentials" / "admin.env").read_text().splitlines()
+        if line
+    )
+    credentials: dict[str, Any] = json.loads(env["NIDS_KAFKA_LIBRDKAFKA"].strip("'"))
+    topics = Topics.named(f"bench.secure.{time.monotonic_ns()}", DEFAULT_PARTITIONS)
+    ensure_topics(
+        {**credentials, "bootstrap.servers": env["NIDS_KAFKA_BOOTSTRAP"]},
+        topics.partition_counts(),
+        configs=topics.configs(),
+    )
+    return env["NIDS_KAFKA_BOOTSTRAP"], topics, credentials
+
+
+def detector_for(
+    bootstrap: str, topics: Topics, group: str, librdkafka: dict[str, Any] | None = None, **settings: Any
+) -> Detector:
     """config/detector.yaml with its NIDS_* overrides, as nids-detect would run, on the bench's topics."""
     base = load_detector_config(REPO / "config" / "detector.yaml")
     config = dataclasses.replace(
         base,
-        kafka=dataclasses.replace(base.kafka, bootstrap=bootstrap),
+        kafka=dataclasses.replace(
+            base.kafka, bootstrap=bootstrap, librdkafka={**base.kafka.librdkafka, **(librdkafka or {})}
+        ),
         topics=topics,
         detector=dataclasses.replace(
             base.detector, group_id=group, model=model_path(), instance_id=f"{group}-1", **settings
@@ -68,8 +100,10 @@ def detector_for(bootstrap: str, topics: Topics, group: str, **settings: Any) ->
     return Detector(config, live, DetectorMetrics(CollectorRegistry()))
 
 
-def run_batch_detector(bootstrap: str, topics: Topics, target: int, **settings: Any) -> float:
-    detector = detector_for(bootstrap, topics, f"bench-batch-{time.monotonic_ns()}", **settings)
+def run_batch_detector(
+    bootstrap: str, topics: Topics, target: int, librdkafka: dict[str, Any] | None = None, **settings: Any
+) -> float:
+    detector = detector_for(bootstrap, topics, f"bench-batch-{time.monotonic_ns()}", librdkafka, **settings)
     started: list[float] = []
 
     def keep_going() -> bool:
@@ -153,6 +187,7 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="micro-batch runs over the pre-filled topic (median shown)"
     )
+    parser.add_argument("--secure", action="store_true", help="also the at_least_once detector over SASL_SSL")
     parser.add_argument(
         "--variants-only",
         action="store_true",
@@ -171,15 +206,26 @@ def main() -> None:
             "batch.size": 1_000_000,
         }
     )
-    summary = replay([frame.iloc[i : i + 50_000] for i in range(0, len(frame), 50_000)], producer, topics.flows)
+    chunks = [frame.iloc[i : i + 50_000] for i in range(0, len(frame), 50_000)]
+    summary = replay(chunks, producer, topics.flows)
     print(f"source: {source}; pre-filled {summary.delivered:,} flows ({summary.rate:,.0f} flows/s produced)")
+    # name → (bootstrap, topics, librdkafka settings, detector settings)
+    variants: dict[str, tuple[str, Topics, dict[str, Any], dict[str, Any]]] = {
+        name: (bootstrap, topics, {}, settings) for name, settings in VARIANTS.items()
+    }
+    if args.secure:
+        secure_bootstrap, secure_topics, credentials = secure_broker_topics()
+        summary = replay(chunks, Producer({**credentials, "bootstrap.servers": secure_bootstrap}), secure_topics.flows)
+        assert summary.delivered == args.flows, summary
+        variants[SASL_SSL] = (secure_bootstrap, secure_topics, credentials, {})
 
     # This machine is shared and noisy: several runs, each in a fresh group over the same flows, the
     # variants taking turns so that a slow spell hits them alike.
-    runs: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    runs: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.repeats):
         for name, rates in runs.items():
-            rates.append(run_batch_detector(bootstrap, topics, args.flows, **VARIANTS[name]))
+            where, on, librdkafka, settings = variants[name]
+            rates.append(run_batch_detector(where, on, args.flows, librdkafka, **settings))
     rate = {name: float(np.median(rates)) for name, rates in runs.items()}
     for name, rates in runs.items():
         print(
@@ -188,6 +234,8 @@ def main() -> None:
         )
     print(f"exactly_once / at_least_once                      : {rate[EXACTLY_ONCE] / rate[AT_LEAST_ONCE]:10.1%}")
     print(f"with drift metrics / without (both at_least_once) : {rate[AT_LEAST_ONCE] / rate[NO_DRIFT]:10.1%}")
+    if args.secure:
+        print(f"SASL_SSL / plaintext (both at_least_once)         : {rate[SASL_SSL] / rate[AT_LEAST_ONCE]:10.1%}")
     if args.variants_only:
         return
     batch_rate = rate[AT_LEAST_ONCE]

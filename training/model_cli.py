@@ -70,14 +70,19 @@ def current(models: Path) -> str | None:
 
 def list_versions(models: Path) -> str:
     latest = current(models)
-    lines = [f"  {'version':<26} {'label acc':>9} {'macro-F1':>9} {'train rows':>10}  created"]
+    header = f"{'label acc':>9} {'macro-F1':>9} {'threshold':>9} {'FP rate':>8} {'train rows':>10}"
+    lines = [f"  {'version':<26} {header}  created"]
+    nan = float("nan")
     for version in artifact.versions(models):
         manifest = _manifest(models, version)
         figures = manifest.get("validation_metrics", {})
+        # The threshold and the share of validation Normal flows it alerts on (operating_point).
+        point = manifest.get("operating_point", {})
         lines.append(
-            f"{'*' if version == latest else ' '} {version:<26} {figures.get('label_accuracy', float('nan')):9.4f} "
-            f"{figures.get('attack_cat_macro_f1', float('nan')):9.4f} {manifest.get('rows', {}).get('train', 0):10,}  "
-            f"{manifest.get('created', '?')}"
+            f"{'*' if version == latest else ' '} {version:<26} {figures.get('label_accuracy', nan):9.4f} "
+            f"{figures.get('attack_cat_macro_f1', nan):9.4f} {manifest.get('decision_threshold', nan):9.4f} "
+            f"{point.get('validation', {}).get('false_positive_rate', nan):8.4f} "
+            f"{manifest.get('rows', {}).get('train', 0):10,}  {manifest.get('created', '?')}"
         )
     return "\n".join(lines)
 

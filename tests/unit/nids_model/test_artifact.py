@@ -36,6 +36,20 @@ def test_signature_checked_when_key_set(trained_model: Path, tmp_path: Path) -> 
         load_model(trained_model, env={"NIDS_MODEL_KEY": "k1"})
 
 
+def test_the_secure_profile_loads_only_signed_models(trained_model: Path, tmp_path: Path) -> None:
+    model, manifest = load_model(trained_model)
+    keep = {
+        k: v for k, v in manifest.items() if k not in ("version", "created", "libraries", "model_sha256", "model_file")
+    }
+    signed = write_artifact(tmp_path / "m", model, keep, env={"NIDS_MODEL_KEY": "k1"})
+    with pytest.raises(ArtifactError, match="signed models are required but NIDS_MODEL_KEY is not set"):
+        load_model(signed, env={}, require_signature=True)
+    with pytest.raises(ArtifactError, match="is unsigned"):
+        load_model(trained_model, env={"NIDS_MODEL_KEY": "k1"}, require_signature=True)
+    loaded, _ = load_model(signed, env={"NIDS_MODEL_KEY": "k1"}, require_signature=True)
+    assert loaded.classes == model.classes
+
+
 def test_library_version_mismatch_refused(trained_model: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(trained_model, tmp_path / "v")
     manifest = json.loads((copy / "manifest.json").read_text())
