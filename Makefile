@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?=
 
-.PHONY: demo test test-unit test-integration lint format install broker broker-stop bench clean
+.PHONY: demo test test-unit test-integration lint format install broker broker-secure broker-stop bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,12 @@ broker:
 
 broker-stop:
 	scripts/kafka-local stop
+	scripts/kafka-local stop --secure
+
+# The secure broker (SASL_SSL, ACLs, a principal per role; docs/security.md). Needs `make install`:
+# it grants the roles with nids-topics --acls.
+broker-secure: install
+	scripts/kafka-local start --secure
 
 demo: install
 	$(BIN)/python scripts/demo.py $(if $(DATA),--data $(DATA))
@@ -61,4 +67,5 @@ bench: install broker
 
 clean:
 	-scripts/kafka-local stop
+	-scripts/kafka-local stop --secure
 	rm -rf $(VENV) .cache .kafka-local build *.egg-info

@@ -30,7 +30,7 @@ from bench.common import free_port
 from detector.cli import serve_metrics
 from detector.config import MetricsSettings
 from detector.metrics import DetectorMetrics
-from nids_common.contract import alert_decoder
+from nids_common.contract import Topics, alert_decoder
 from nids_common.kafka import create_acls
 from nids_model.artifact import load_model
 from tests.fixtures import flows_with_identity, write_partitioned
@@ -72,13 +72,29 @@ def read_all(broker: SecureBroker, topic: str, expected: int, timeout: float = 6
     return values
 
 
-def error_lines(stderr: str, program: str) -> list[str]:
-    """The CLI's own error lines (librdkafka's log lines around them aside), without the prefix."""
-    prefix = f"{program}: error: "
-    return [line.removeprefix(prefix) for line in stderr.splitlines() if line.startswith(prefix)]
+def refused(argv: list[str], env: dict[str, str]) -> str:
+    """Run one of the CLIs, which must stop with exit code 2, printing nothing on stdout and exactly one
+    error line of its own (librdkafka's log lines around it aside); that line, without its prefix."""
+    result = run_tool([tool(argv[0]), *argv[1:]], env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stdout == ""  # nothing done, nothing reported as done
+    prefix = f"{argv[0]}: error: "
+    (error,) = [line.removeprefix(prefix) for line in result.stderr.splitlines() if line.startswith(prefix)]
+    return error
 
 
-def start_detector(env: dict[str, str], tmp_path: Path) -> subprocess.Popen[str]:
+def run_tool(argv: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """One of the project's CLIs to its end, its output captured."""
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def start_detector(
+    broker: SecureBroker, topics: Topics, group: str, model: Path, tmp_path: Path, **settings: str
+) -> subprocess.Popen[str]:
+    """nids-detect as the detector principal on the test's topics; its output in tmp_path/detector.log."""
+    env = service_env(
+        broker, "detector", topics, DETECTOR_GROUP_ID=group, DETECTOR_MODEL=str(model), METRICS_PORT="0", **settings
+    )
     log = (tmp_path / "detector.log").open("w")
     return subprocess.Popen([tool("nids-detect")], env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
@@ -98,28 +114,13 @@ def test_replay_detector_and_alerts_end_to_end_each_with_only_its_rights(
     attacks = int(model.score(flows).is_attack.sum())
     assert attacks > 0
 
-    replay = subprocess.run(
-        [tool("nids-replay"), "--data", str(data)],
-        env=service_env(secure_broker, "replay", topics),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    replay = run_tool(
+        [tool("nids-replay"), "--data", str(data)], service_env(secure_broker, "replay", topics), timeout=120
     )
     assert replay.returncode == 0, replay.stderr
     assert "delivered 1,500, failed 0" in replay.stdout
 
-    detector = start_detector(
-        service_env(
-            secure_broker,
-            "detector",
-            topics,
-            DETECTOR_GROUP_ID=group,
-            DETECTOR_MODEL=str(trained_model),
-            DETECTOR_DELIVERY="exactly_once",
-            METRICS_PORT="0",
-        ),
-        tmp_path,
-    )
+    detector = start_detector(secure_broker, topics, group, trained_model, tmp_path, DETECTOR_DELIVERY="exactly_once")
     try:
         alerts = read_all(secure_broker, topics.alerts, attacks, timeout=90)
     finally:
@@ -128,11 +129,9 @@ def test_replay_detector_and_alerts_end_to_end_each_with_only_its_rights(
     assert len(alerts) == attacks
     assert {alert_decoder.decode(value).attack_cat for value in alerts} - {"Normal"}
 
-    tail = subprocess.run(
+    tail = run_tool(
         [tool("nids-alerts"), "--json", "--from-beginning", "--limit", "20"],
-        env=service_env(secure_broker, "alerts", topics),
-        capture_output=True,
-        text=True,
+        service_env(secure_broker, "alerts", topics),
         timeout=90,
     )
     assert tail.returncode == 0, tail.stderr
@@ -157,11 +156,7 @@ def test_a_client_without_credentials_is_refused(secure_broker: SecureBroker, un
     env = service_env(secure_broker, "replay", topics)
     settings = json.loads(env["NIDS_KAFKA_LIBRDKAFKA"])
     env["NIDS_KAFKA_LIBRDKAFKA"] = json.dumps({**settings, "sasl.password": "not-the-password"})
-    replay = subprocess.run(
-        [tool("nids-replay"), "--synthetic", "--limit", "100"], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert replay.returncode == 2
-    (error,) = error_lines(replay.stderr, "nids-replay")
+    error = refused(["nids-replay", "--synthetic", "--limit", "100"], env)
     assert error.startswith("User:replay: the broker refused the credentials"), error
     assert read_all(secure_broker, topics.flows, 1, timeout=3) == []
 
@@ -169,41 +164,21 @@ def test_a_client_without_credentials_is_refused(secure_broker: SecureBroker, un
 def test_the_detectors_principal_cannot_write_the_flow_topic(secure_broker: SecureBroker, unique_name: str) -> None:
     topics, _ = secure_broker.grant(unique_name)
     started = time.monotonic()
-    replay = subprocess.run(
-        [tool("nids-replay"), "--synthetic", "--limit", "100"],
-        env=service_env(secure_broker, "detector", topics),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert replay.returncode == 2
-    (error,) = error_lines(replay.stderr, "nids-replay")
+    error = refused(["nids-replay", "--synthetic", "--limit", "100"], service_env(secure_broker, "detector", topics))
     assert error.startswith(f"User:detector may not WRITE topic '{topics.flows}' (TOPIC_AUTHORIZATION_FAILED)"), error
     assert time.monotonic() - started < 30  # refused, not retried
     assert read_all(secure_broker, topics.flows, 1, timeout=3) == []
 
 
 def test_a_detector_missing_an_acl_stops_with_one_line(
-    secure_broker: SecureBroker, unique_name: str, trained_model: Path, tmp_path: Path
+    secure_broker: SecureBroker, unique_name: str, trained_model: Path
 ) -> None:
     """Given the replay's credentials, the detector may not read its group: it stops at once, exit 2."""
     topics, group = secure_broker.grant(unique_name)
-    detector = subprocess.run(
-        [tool("nids-detect")],
-        env=service_env(
-            secure_broker,
-            "replay",
-            topics,
-            DETECTOR_GROUP_ID=group,
-            DETECTOR_MODEL=str(trained_model),
-            METRICS_PORT="0",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    env = service_env(
+        secure_broker, "replay", topics, DETECTOR_GROUP_ID=group, DETECTOR_MODEL=str(trained_model), METRICS_PORT="0"
     )
-    assert detector.returncode == 2, detector.stderr[-2000:]
-    (error,) = error_lines(detector.stderr, "nids-detect")
+    error = refused(["nids-detect"], env)
     assert error.startswith(f"User:replay may not READ group '{group}' (GROUP_AUTHORIZATION_FAILED)"), error
 
 
@@ -236,17 +211,8 @@ def test_the_replays_principal_cannot_read_alerts(secure_broker: SecureBroker, u
     assert seen and all(m.error() is not None for m in seen)
     assert {m.error().name() for m in seen} == {"TOPIC_AUTHORIZATION_FAILED"}
 
-    tail = subprocess.run(
-        [tool("nids-alerts"), "--from-beginning", "--limit", "1"],
-        env=service_env(secure_broker, "replay", topics),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert tail.returncode == 2
-    (error,) = error_lines(tail.stderr, "nids-alerts")
+    error = refused(["nids-alerts", "--from-beginning", "--limit", "1"], service_env(secure_broker, "replay", topics))
     assert error.startswith("User:replay may not READ"), error
-    assert tail.stdout == ""
 
 
 def test_prometheus_scrapes_the_metrics_endpoint_over_tls_with_a_client_certificate(
@@ -320,17 +286,7 @@ def test_a_flood_of_malformed_records_goes_to_the_dead_letter_topic_in_flat_memo
     flows = flows_with_identity(1000, seed=44)
     data = write_partitioned(flows, tmp_path / "valid.csv")
 
-    detector = start_detector(
-        service_env(
-            secure_broker,
-            "detector",
-            topics,
-            DETECTOR_GROUP_ID=group,
-            DETECTOR_MODEL=str(trained_model),
-            METRICS_PORT="0",
-        ),
-        tmp_path,
-    )
+    detector = start_detector(secure_broker, topics, group, trained_model, tmp_path)
     rss: list[int] = []
     try:
         deadline = time.monotonic() + 180
@@ -340,12 +296,8 @@ def test_a_flood_of_malformed_records_goes_to_the_dead_letter_topic_in_flat_memo
             dead_letters += sum(1 for m in reader.consume(5000, timeout=0.5) if m.error() is None)
             rss.append(_rss_kib(detector.pid))
         reader.close()
-        replay = subprocess.run(
-            [tool("nids-replay"), "--data", str(data)],
-            env=service_env(secure_broker, "replay", topics),
-            capture_output=True,
-            text=True,
-            timeout=120,
+        replay = run_tool(
+            [tool("nids-replay"), "--data", str(data)], service_env(secure_broker, "replay", topics), timeout=120
         )
         assert replay.returncode == 0, replay.stderr
         model, _ = load_model(trained_model)
