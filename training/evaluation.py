@@ -18,12 +18,6 @@ def class_order(labels: Sequence[str]) -> list[str]:
     return [c for c in ATTACK_CLASSES if c in present] + sorted(present - set(ATTACK_CLASSES))
 
 
-def stratify_or_none(y: np.ndarray) -> np.ndarray | None:
-    """Stratify an inner split only when every class has two rows; tiny data falls back to a plain split."""
-    _, counts = np.unique(y, return_counts=True)
-    return y if counts.min() >= 2 else None
-
-
 def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix of one target."""
     classes = class_order(list(np.unique(truth)) + list(np.unique(predicted)))
