@@ -107,6 +107,21 @@ def scrape_value(port: int, sample: str) -> float:
     return 0.0
 
 
+def wait_assigned(port: int, timeout: float = 60.0) -> bool:
+    """Until the detector serving /metrics on `port` has loaded its model and been assigned partitions
+    (its nids_consumer_lag has a partition label), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
+                if any(line.startswith("nids_consumer_lag{") for line in response.read().decode().splitlines()):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def downstream_consumer(bootstrap: str, name: str) -> Consumer:
     """A consumer as a downstream reader of the outputs runs one: a group of its own, from the start,
     committed transactions only."""

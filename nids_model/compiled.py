@@ -1,12 +1,15 @@
-"""Compiled scoring: a fitted HistGradientBoosting model's trees walked in one native, GIL-free call.
+"""Compiled scoring: a fitted HistGradientBoosting model's or RandomForest's trees walked in one
+native, GIL-free call.
 
-scikit-learn predicts a boosted ensemble one tree at a time from Python (a call, an allocation and a
-pass over the batch per tree: 500 of them for the deployed pair), after copying the float32 matrix to
-float64, taking the GIL back between trees. Here all trees are flattened into a few arrays and walked
-in one numba-compiled call that never holds the GIL, so another thread decodes and produces meanwhile.
+scikit-learn predicts an ensemble one tree at a time from Python (a call, an allocation and a pass
+over the batch per tree: hundreds of them for the deployed pair), taking the GIL back between trees.
+Here all trees are flattened into a few arrays and walked in one numba-compiled call that never
+holds the GIL, so another thread decodes and produces meanwhile.
 
-The result is bit-identical to `predict_proba`: each class's raw score starts at the same baseline
-and adds the same leaf values in the same order, and the link function is the model's own.
+The results are bit-identical to `predict_proba`: a boosted class score starts at the same baseline
+and adds the same leaf values in the same order, and the link function is the model's own; a forest
+adds each tree's leaf class fractions in the order of its trees and divides by their count, as
+scikit-learn does with one job.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, cast
 
 import numba
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from nids_model.attack_only import AttackOnlyClassifier
 from nids_model.reweighting import ClassScaledClassifier
@@ -73,6 +76,111 @@ def _raw_scores(
             out[row, k] += threshold[node]
 
 
+@_compiled
+def _forest_sums(
+    matrix: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    missing_left: np.ndarray,
+    leaf_values: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    # matrix: rows × features (float32); leaf_values: nodes × classes (float64); out: rows × classes.
+    for tree in range(roots.shape[0]):
+        root = roots[tree]
+        for row in range(matrix.shape[0]):
+            node = root
+            while True:
+                f = feature[node]
+                if f < 0:
+                    break
+                value = matrix[row, f]
+                if value <= threshold[node]:
+                    node = left[node]
+                elif np.isnan(value):
+                    node = left[node] if missing_left[node] else right[node]
+                else:
+                    node = right[node]
+            for k in range(out.shape[1]):
+                out[row, k] += leaf_values[node, k]
+
+
+class _RowSplitter:
+    """Runs a walk over a batch on up to `threads` threads, each on its own rows."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nids-score") if self.threads > 1 else None
+
+    def run(self, walk: Callable[[np.ndarray, np.ndarray], None], matrix: np.ndarray, out: np.ndarray) -> None:
+        parts = min(self.threads, matrix.shape[0] // _MIN_ROWS_PER_THREAD)
+        if self._pool is None or parts < 2:
+            walk(matrix, out)
+            return
+        bounds = np.linspace(0, matrix.shape[0], parts + 1).astype(int)
+        slices = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+        for done in [self._pool.submit(walk, matrix[s], out[s]) for s in slices]:
+            done.result()
+
+
+class CompiledForest:
+    """The trees of a fitted RandomForestClassifier as flat arrays; `predict_proba` as the forest's."""
+
+    def __init__(self, model: RandomForestClassifier, threads: int = 1) -> None:
+        if getattr(model, "n_outputs_", 1) != 1:
+            raise NotCompilable("multi-output forests are not compiled")
+        features, thresholds, lefts, rights, missing, values, roots = [], [], [], [], [], [], []
+        offset = 0
+        for estimator in model.estimators_:
+            tree = estimator.tree_
+            leaf = tree.children_left < 0
+            features.append(np.where(leaf, -1, tree.feature).astype(np.intp))
+            thresholds.append(tree.threshold.astype(np.float64))
+            lefts.append(np.where(leaf, -1, tree.children_left + offset).astype(np.intp))
+            rights.append(np.where(leaf, -1, tree.children_right + offset).astype(np.intp))
+            missing.append(np.asarray(getattr(tree, "missing_go_to_left", np.zeros(tree.node_count)), dtype=np.bool_))
+            values.append(np.asarray(tree.value[:, 0, :], dtype=np.float64))
+            roots.append(offset)
+            offset += tree.node_count
+        self.n_features = int(model.n_features_in_)
+        self.n_trees = len(model.estimators_)
+        self.roots = np.asarray(roots, dtype=np.intp)
+        self.feature = np.concatenate(features)
+        self.threshold = np.concatenate(thresholds)
+        self.left = np.concatenate(lefts)
+        self.right = np.concatenate(rights)
+        self.missing_left = np.concatenate(missing)
+        self.leaf_values = np.ascontiguousarray(np.concatenate(values))
+        self._rows = _RowSplitter(threads)
+        probe = np.zeros((2, self.n_features), dtype=np.float32)
+        self.predict_proba(probe)
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
+            raise ValueError(f"expected a matrix of {self.n_features} features, got shape {matrix.shape}")
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        out = np.zeros((matrix.shape[0], self.leaf_values.shape[1]), dtype=np.float64)
+        self._rows.run(self._walk, matrix, out)
+        out /= self.n_trees
+        return out
+
+    def _walk(self, matrix: np.ndarray, out: np.ndarray) -> None:
+        _forest_sums(
+            matrix,
+            self.roots,
+            self.feature,
+            self.threshold,
+            self.left,
+            self.right,
+            self.missing_left,
+            self.leaf_values,
+            out,
+        )
+
+
 class CompiledBoosting:
     """The trees of a fitted HistGradientBoostingClassifier as flat arrays; `predict_proba` as the model's."""
 
@@ -104,8 +212,7 @@ class CompiledBoosting:
         self.right = np.concatenate(rights)
         self.missing_left = np.concatenate(missing)
         self.link = model._loss.predict_proba
-        self.threads = max(1, threads)
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nids-score") if self.threads > 1 else None
+        self._rows = _RowSplitter(threads)
         # Compile (or load from numba's cache) both array layouts the walk sees now, not on a live batch.
         probe = np.zeros((2, self.n_features), dtype=np.float32)
         self._walk(probe, np.zeros((2, len(self.baseline)), order="F"))
@@ -118,14 +225,7 @@ class CompiledBoosting:
         # Column-major like sklearn's: the link's row sums then add in the same order, bit for bit.
         out = np.empty((matrix.shape[0], self.baseline.shape[0]), dtype=np.float64, order="F")
         out[:] = self.baseline
-        parts = min(self.threads, matrix.shape[0] // _MIN_ROWS_PER_THREAD)
-        if self._pool is None or parts < 2:
-            self._walk(matrix, out)
-        else:
-            bounds = np.linspace(0, matrix.shape[0], parts + 1).astype(int)
-            slices = [slice(a, b) for a, b in itertools.pairwise(bounds)]
-            for done in [self._pool.submit(self._walk, matrix[s], out[s]) for s in slices]:
-                done.result()
+        self._rows.run(self._walk, matrix, out)
         return out
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
@@ -151,8 +251,8 @@ class NotCompilable(ValueError):
 
 def probability_function(estimator: Any, threads: int = 1) -> ProbabilityFunction:
     """The fastest exact `predict_proba` for a pipeline's final estimator: compiled for gradient
-    boosting (also inside ClassScaledClassifier and AttackOnlyClassifier), the estimator's own method
-    otherwise."""
+    boosting and random forests (also inside ClassScaledClassifier and AttackOnlyClassifier), the
+    estimator's own method otherwise."""
     if isinstance(estimator, ClassScaledClassifier):
         scaled = probability_function(estimator.estimator_, threads)
         return lambda matrix: estimator.rescale(scaled(matrix))
@@ -162,6 +262,11 @@ def probability_function(estimator: Any, threads: int = 1) -> ProbabilityFunctio
     if isinstance(estimator, HistGradientBoostingClassifier):
         try:
             return CompiledBoosting(estimator, threads).predict_proba
+        except NotCompilable:
+            pass
+    if isinstance(estimator, RandomForestClassifier):
+        try:
+            return CompiledForest(estimator, threads).predict_proba
         except NotCompilable:
             pass
     return cast(ProbabilityFunction, estimator.predict_proba)
@@ -233,4 +338,5 @@ def precompile() -> None:
     # Two classes give a one-column output (numba types it C-contiguous), three a Fortran-ordered one.
     for labels in ((rows[:, 0] > 0).astype(int), np.digitize(rows[:, 0], [-0.5, 0.5])):
         CompiledBoosting(HistGradientBoostingClassifier(max_iter=2).fit(rows, labels))
+        CompiledForest(RandomForestClassifier(n_estimators=2).fit(rows, labels))
     distinct_rows(rows)

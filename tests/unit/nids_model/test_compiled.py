@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.neighbors import KNeighborsClassifier
 
 from nids_model.artifact import load_model
-from nids_model.compiled import CompiledBoosting, distinct_rows, probability_function
+from nids_model.attack_only import AttackOnlyClassifier
+from nids_model.compiled import CompiledBoosting, CompiledForest, distinct_rows, probability_function
 from nids_model.reweighting import ClassScaledClassifier
 
 
@@ -37,13 +39,29 @@ def test_compiled_probabilities_are_sklearns_bit_for_bit(classes: int) -> None:
     assert np.array_equal(CompiledBoosting(model, threads=2).predict_proba(test), expected)
 
 
-def test_class_scaling_is_kept_and_other_models_use_their_own_predict() -> None:
+@pytest.mark.parametrize("classes", [2, 5])
+def test_compiled_forest_probabilities_are_sklearns_bit_for_bit(classes: int) -> None:
+    X, y = _data(3000, classes, seed=classes)
+    forest = RandomForestClassifier(n_estimators=25, min_samples_leaf=2, n_jobs=1, random_state=0).fit(X, y)
+    test, _ = _data(5000, classes, seed=98)
+    expected = forest.predict_proba(test)  # one job: its trees are summed in order
+    assert np.isnan(test).any()
+    assert np.array_equal(CompiledForest(forest).predict_proba(test), expected)
+    assert np.array_equal(CompiledForest(forest, threads=2).predict_proba(test), expected)
+
+
+def test_wrappers_are_kept_and_other_models_use_their_own_predict() -> None:
     X, y = _data(1500, 4, seed=4)
     X = np.nan_to_num(X)
     scaled = ClassScaledClassifier(HistGradientBoostingClassifier(max_iter=10, random_state=0), cv=3).fit(X, y)
     assert np.array_equal(probability_function(scaled)(X), scaled.predict_proba(X))
-    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
-    assert probability_function(forest) == forest.predict_proba
+    y_named = np.asarray(["Normal", "DoS", "Exploits", "Worms"])[y]
+    forest = RandomForestClassifier(n_estimators=5, n_jobs=1, random_state=0)
+    attacks = AttackOnlyClassifier(ClassScaledClassifier(forest, cv=3)).fit(X, y_named)
+    assert np.array_equal(probability_function(attacks)(X), attacks.predict_proba(X))
+    assert (probability_function(attacks)(X)[:, list(attacks.classes_).index("Normal")] == 0).all()
+    knn = KNeighborsClassifier().fit(X, y)
+    assert probability_function(knn) == knn.predict_proba
 
 
 def test_a_matrix_of_the_wrong_width_is_refused() -> None:
