@@ -42,6 +42,33 @@ def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
 _MIN_ROWS_PER_THREAD = 2_000
 
 
+@numba.njit(nogil=True, inline="always")
+def _leaf(
+    matrix: np.ndarray,
+    row: int,
+    node: int,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    missing_left: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """The leaf `matrix[row]` reaches from `node`, the tree's root (inlined into each kernel).
+    Branchy on purpose: a predicted branch lets the CPU run ahead into the next row; a select chains
+    every level's loads."""
+    while True:
+        f = feature[node]
+        if f < 0:
+            return node
+        value = matrix[row, f]
+        if value <= threshold[node]:
+            node = left[node]
+        elif np.isnan(value):  # the side the tree learned for missing values
+            node = left[node] if missing_left[node] else right[node]
+        else:
+            node = right[node]
+
+
 @_compiled
 def _raw_scores(
     matrix: np.ndarray,
@@ -55,24 +82,12 @@ def _raw_scores(
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     # Tree by tree, as sklearn does: one tree's nodes stay in L1 while the rows stream past, and
-    # each class's sum takes its leaf values in sklearn's order. Branchy on purpose: a predicted
-    # branch lets the CPU run ahead into the next row; a select chains every level's loads.
+    # each class's sum takes its leaf values in sklearn's order.
     for tree in range(roots.shape[0]):
         k = tree_class[tree]
         root = roots[tree]
         for row in range(matrix.shape[0]):
-            node = root
-            while True:
-                f = feature[node]
-                if f < 0:
-                    break
-                value = matrix[row, f]
-                if value <= threshold[node]:
-                    node = left[node]
-                elif np.isnan(value):  # the side the tree learned for missing values
-                    node = left[node] if missing_left[node] else right[node]
-                else:
-                    node = right[node]
+            node = _leaf(matrix, row, root, feature, threshold, left, right, missing_left)
             out[row, k] += threshold[node]
 
 
@@ -92,18 +107,7 @@ def _forest_sums(
     for tree in range(roots.shape[0]):
         root = roots[tree]
         for row in range(matrix.shape[0]):
-            node = root
-            while True:
-                f = feature[node]
-                if f < 0:
-                    break
-                value = matrix[row, f]
-                if value <= threshold[node]:
-                    node = left[node]
-                elif np.isnan(value):
-                    node = left[node] if missing_left[node] else right[node]
-                else:
-                    node = right[node]
+            node = _leaf(matrix, row, root, feature, threshold, left, right, missing_left)
             for k in range(out.shape[1]):
                 out[row, k] += leaf_values[node, k]
 
