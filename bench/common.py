@@ -26,6 +26,9 @@ DEV_DATA = REPO.parent / "shared" / "data" / "unsw-nb15" / "unsw_nb15_dev.csv"
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 
 
+SECURE_CREDENTIALS = REPO / ".kafka-local" / "secure" / "credentials"
+
+
 def ensure_broker() -> str:
     if "KAFKA_BOOTSTRAP" not in os.environ:
         subprocess.run([str(REPO / "scripts" / "kafka-local"), "start"], check=True, stdout=subprocess.DEVNULL)
@@ -82,10 +85,7 @@ def start_detector(
     env = {
         **os.environ,
         "NIDS_KAFKA_BOOTSTRAP": bootstrap,
-        "NIDS_TOPICS_FLOWS": topics.flows,
-        "NIDS_TOPICS_ALERTS": topics.alerts,
-        "NIDS_TOPICS_DEAD_LETTER": topics.dead_letter,
-        "NIDS_TOPICS_VERDICTS": topics.verdicts,
+        **topics_env(topics),
         **{f"NIDS_DETECTOR_{name.upper()}": str(value) for name, value in settings.items()},
     }
     command = [sys.executable, "-m", "detector.cli", "--model", str(model or model_path()), "--group", group]
@@ -95,15 +95,55 @@ def start_detector(
         )
 
 
-def scrape_value(port: int, sample: str) -> float:
-    """One unlabelled sample of a detector's /metrics on 127.0.0.1:`port`; 0 while it does not answer."""
+def start_ready_detector(
+    bootstrap: str,
+    topics: Topics,
+    group: str,
+    port: int,
+    model: Path | None = None,
+    log: Path | None = None,
+    **settings: object,
+) -> subprocess.Popen[bytes]:
+    """`start_detector`, returning once it has loaded its model and been assigned partitions: traffic
+    sent before would measure its start-up, not the stream (a larger model takes longer to load)."""
+    detector = start_detector(bootstrap, topics, group, port, model=model, log=log, **settings)
+    if not wait_assigned(port):
+        detector.kill()
+        raise SystemExit(f"the detector of group {group} did not join it within 60 s")
+    return detector
+
+
+def topics_env(topics: Topics) -> dict[str, str]:
+    """The environment that points a service at `topics` (NIDS_TOPICS_*)."""
+    return {
+        "NIDS_TOPICS_FLOWS": topics.flows,
+        "NIDS_TOPICS_ALERTS": topics.alerts,
+        "NIDS_TOPICS_DEAD_LETTER": topics.dead_letter,
+        "NIDS_TOPICS_VERDICTS": topics.verdicts,
+    }
+
+
+def secure_role_env(role: str) -> dict[str, str]:
+    """A role's NIDS_KAFKA_* settings for the secure local broker, as `set -a; . FILE` exports them
+    from the file `scripts/kafka-local start --secure` writes."""
+    lines = (SECURE_CREDENTIALS / f"{role}.env").read_text().splitlines()
+    return {name: value.strip("'") for name, _, value in (line.partition("=") for line in lines if line)}
+
+
+def metrics_lines(port: int) -> list[str]:
+    """The lines of a detector's /metrics on 127.0.0.1:`port`; none while it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith(sample + " "):
-                    return float(line.split()[1])
+            return list(response.read().decode().splitlines())
     except OSError:
-        pass
+        return []
+
+
+def scrape_value(port: int, sample: str) -> float:
+    """One unlabelled sample of a detector's /metrics on 127.0.0.1:`port`; 0 while it does not answer."""
+    for line in metrics_lines(port):
+        if line.startswith(sample + " "):
+            return float(line.split()[1])
     return 0.0
 
 
@@ -112,12 +152,8 @@ def wait_assigned(port: int, timeout: float = 60.0) -> bool:
     (its nids_consumer_lag has a partition label), at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
-                if any(line.startswith("nids_consumer_lag{") for line in response.read().decode().splitlines()):
-                    return True
-        except OSError:
-            pass
+        if any(line.startswith("nids_consumer_lag{") for line in metrics_lines(port)):
+            return True
         time.sleep(0.2)
     return False
 

@@ -36,6 +36,7 @@ from bench.common import (
     model_path,
     replay_command,
     scrape_value,
+    secure_role_env,
     start_detector,
 )
 from detector.config import AT_LEAST_ONCE, EXACTLY_ONCE
@@ -65,12 +66,8 @@ def secure_broker_topics() -> tuple[str, Topics, dict[str, Any]]:
     """The secure local broker (started if need be), fresh topics on it, and the admin's settings
     (a super user: the authorizer still runs, every ACL check passes)."""
     subprocess.run([str(REPO / "scripts" / "kafka-local"), "start", "--secure"], check=True, stdout=subprocess.DEVNULL)
-    env = dict(
-        line.split("=", 1)
-        for line in (REPO / ".kafka-local" / "secure" / "credentials" / "admin.env").read_text().splitlines()
-        if line
-    )
-    credentials: dict[str, Any] = json.loads(env["NIDS_KAFKA_LIBRDKAFKA"].strip("'"))
+    env = secure_role_env("admin")
+    credentials: dict[str, Any] = json.loads(env["NIDS_KAFKA_LIBRDKAFKA"])
     topics = Topics.named(f"bench.secure.{time.monotonic_ns()}", DEFAULT_PARTITIONS)
     ensure_topics(
         {**credentials, "bootstrap.servers": env["NIDS_KAFKA_BOOTSTRAP"]},

@@ -27,8 +27,7 @@ from bench.common import (
     fresh_topics,
     read_all,
     replay_command,
-    start_detector,
-    wait_assigned,
+    start_ready_detector,
 )
 from detector.config import AT_LEAST_ONCE, EXACTLY_ONCE
 from nids_common.contract import alert_decoder
@@ -45,12 +44,7 @@ def measure(bootstrap: str, rate: float, seconds: float, delivery: str) -> None:
     reader = LiveReader(bootstrap, topics.alerts, arrived)
     reader.start()
     group = f"bench-latency-{time.monotonic_ns()}"
-    port = free_port()
-    detector = start_detector(bootstrap, topics, group, port, delivery=delivery, instance_id=f"{group}-1")
-    # Traffic starts once the detector has its model loaded and its partitions, not after a guess: a
-    # larger model takes longer to load, and flows sent before would measure start-up, not the stream.
-    if not wait_assigned(port):
-        raise SystemExit("the detector did not join its group within 60 s")
+    detector = start_ready_detector(bootstrap, topics, group, free_port(), delivery=delivery, instance_id=f"{group}-1")
     reader.wait_assigned()
     flows = int(rate * seconds)
     replay = subprocess.run(

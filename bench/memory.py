@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from bench.common import REPO, ensure_broker, fresh_topics, replay_command, rss_bytes, start_detector
+from bench.common import REPO, ensure_broker, fresh_topics, replay_command, rss_bytes, start_ready_detector
 
 
 def main() -> None:
@@ -25,8 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     bootstrap = ensure_broker()
     topics = fresh_topics("memory")
-    detector = start_detector(bootstrap, topics, f"bench-memory-{time.monotonic_ns()}", 9192)
-    time.sleep(4)
+    detector = start_ready_detector(bootstrap, topics, f"bench-memory-{time.monotonic_ns()}", 9192)
     replay = subprocess.Popen(
         replay_command(topics.flows, "--rate", str(args.rate), "--limit", str(int(args.rate * args.seconds))),
         cwd=REPO,

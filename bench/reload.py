@@ -35,7 +35,7 @@ from bench.common import (
     fresh_topics,
     read_all,
     replay_command,
-    start_detector,
+    start_ready_detector,
 )
 from nids_common.contract import verdict_decoder
 from nids_model import artifact
@@ -74,10 +74,15 @@ def main() -> None:
     reader = LiveReader(bootstrap, topics.verdicts, on_verdict)
     reader.start()
     group = f"bench-reload-{time.monotonic_ns()}"
-    detector = start_detector(
-        bootstrap, topics, group, free_port(), model=store / "latest", emit_verdicts="true", model_poll_s=args.poll
+    detector = start_ready_detector(
+        bootstrap,
+        topics,
+        group,
+        free_port(),
+        model=store / "latest",
+        emit_verdicts="true",
+        model_poll_s=args.poll,
     )
-    time.sleep(4)  # model load and group join before traffic starts
     reader.wait_assigned()
     flows = int(args.rate * args.seconds)
     replay = subprocess.Popen(

@@ -7,7 +7,7 @@ validation split stays untouched for the final figures.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -141,17 +141,14 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], title: str, path:
 
 
 def plot_operating_point(
-    is_attack: np.ndarray, attack_probability: np.ndarray, threshold: float, folder: Path
+    is_attack: np.ndarray, attack_probability: np.ndarray, point: Mapping[str, float], folder: Path
 ) -> dict[str, str]:
     """ROC and precision-recall curves of the label model (is_attack, attack_probability: rows),
-    the deployed threshold marked on both."""
+    the deployed operating point (`training.operating_point.rates` as a dict) marked on both."""
     folder.mkdir(parents=True, exist_ok=True)
     truth = np.asarray(is_attack).astype(bool)
-    alert = attack_probability >= threshold
-    fpr_point = (alert & ~truth).sum() / max(1, (~truth).sum())
-    recall_point = (alert & truth).sum() / max(1, truth.sum())
-    precision_point = (alert & truth).sum() / max(1, alert.sum())
-    label = f"threshold {threshold:.3f}"
+    fpr_point, recall_point, precision_point = point["false_positive_rate"], point["recall"], point["precision"]
+    label = f"threshold {point['threshold']:.3f}"
     names = {}
 
     fig, ax = plt.subplots(figsize=(6, 5))

@@ -43,11 +43,11 @@ def write(folder: Path, inputs: Inputs, searches: dict[str, Any], train: pd.Data
     names = write_figures(analysis, figures)
     names.update(
         plot_operating_point(
-            val[LABEL].to_numpy(), inputs.attack_probability, manifest["operating_point"]["threshold"], figures
+            val[LABEL].to_numpy(), inputs.attack_probability, manifest["operating_point"]["validation"], figures
         )
     )
     flows = pd.concat([train, val], ignore_index=True)
-    shared = shared_vectors(flows)
+    shared, conflicting_groups = shared_vectors(flows)
     metrics = inputs.validation
     deployed_cm = plot_confusion(
         _array(metrics["confusion_matrix"]),
@@ -86,7 +86,7 @@ def write(folder: Path, inputs: Inputs, searches: dict[str, Any], train: pd.Data
         "",
         f"![confusion matrix](figures/{deployed_cm})",
         "",
-        *_grouped_and_plain(metrics, manifest.get("plain_split_metrics"), flows, shared),
+        *_grouped_and_plain(metrics, manifest.get("plain_split_metrics"), len(flows), shared, conflicting_groups),
         *_operating_point(manifest["operating_point"], names),
         *_low_precision(metrics, shared),
         "### Candidate pairs",
@@ -150,9 +150,10 @@ def write(folder: Path, inputs: Inputs, searches: dict[str, Any], train: pd.Data
     (folder / "report.md").write_text("\n".join(lines) + "\n")
 
 
-def shared_vectors(flows: pd.DataFrame) -> pd.DataFrame:
+def shared_vectors(flows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Per class: its rows, the share repeating an earlier feature vector, the share whose vector also
-    occurs with another class, and the class it shares vectors with most."""
+    occurs with another class, and the class it shares vectors with most; and how many groups of
+    identical vectors carry more than one class."""
     table = pd.DataFrame({"group": flow_groups(flows), "cls": flows[ATTACK_CAT].astype(str).to_numpy()})
     repeated = table.duplicated("group")
     classes_of_group = table.groupby("group")["cls"].nunique()
@@ -170,17 +171,16 @@ def shared_vectors(flows: pd.DataFrame) -> pd.DataFrame:
                 "mostly with": others.value_counts().index[0] if len(others) else "",
             }
         )
-    return pd.DataFrame(rows).set_index("class")
+    return pd.DataFrame(rows).set_index("class"), int((classes_of_group > 1).sum())
 
 
 def _grouped_and_plain(
-    grouped: dict[str, Any], plain: dict[str, Any] | None, flows: pd.DataFrame, shared: pd.DataFrame
+    grouped: dict[str, Any], plain: dict[str, Any] | None, rows: int, shared: pd.DataFrame, conflicting_groups: int
 ) -> list[str]:
-    conflicting_groups = int((flows.assign(group=flow_groups(flows)).groupby("group")[ATTACK_CAT].nunique() > 1).sum())
     lines = [
         "### Grouped and plain validation",
         "",
-        f"{shared['repeats'].mul(shared['rows']).sum() / len(flows):.0%} of the rows repeat an earlier feature "
+        f"{shared['repeats'].mul(shared['rows']).sum() / rows:.0%} of the rows repeat an earlier feature "
         f"vector, and {conflicting_groups:,} groups of identical vectors carry more than one attack_cat. "
         "A plain random split puts copies of one vector on both sides, so the model is partly scored on vectors "
         "it was trained on. The validation split above, every cross-validation fold and the class-scale tuning "

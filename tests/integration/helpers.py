@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Message, Producer
 from prometheus_client import CollectorRegistry
 
-from bench.common import downstream_consumer
+from bench.common import SECURE_CREDENTIALS, downstream_consumer, secure_role_env, topics_env
 from detector.config import DetectorConfig, DetectorSettings, MetricsSettings
 from detector.metrics import DetectorMetrics
 from detector.reload import load_live
@@ -174,25 +174,20 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 # -- the secure broker (scripts/kafka-local start --secure) ----------------------------------------
-SECURE_HOME = REPO / ".kafka-local" / "secure"
-
-
 @dataclasses.dataclass(frozen=True)
 class SecureBroker:
     """The secure local broker: SASL_SSL on `bootstrap`, its CA and certificates under `tls`, and
     per role (admin, replay, detector, alerts) the environment file the script wrote."""
 
     bootstrap: str
-    home: Path = SECURE_HOME
 
     @property
     def tls(self) -> Path:
-        return self.home / "tls"
+        return SECURE_CREDENTIALS.parent / "tls"
 
     def env(self, role: str) -> dict[str, str]:
         """The role's NIDS_KAFKA_* variables, as `set -a; . credentials/<role>.env` exports them."""
-        lines = (self.home / "credentials" / f"{role}.env").read_text().splitlines()
-        return {name: value.strip("'") for name, _, value in (line.partition("=") for line in lines if line)}
+        return secure_role_env(role)
 
     def client_config(self, role: str, **overrides: Any) -> dict[str, Any]:
         env = self.env(role)
@@ -220,10 +215,7 @@ def service_env(broker: SecureBroker, role: str, topics: Topics, **settings: str
     return {
         **os.environ,
         **broker.env(role),
-        "NIDS_TOPICS_FLOWS": topics.flows,
-        "NIDS_TOPICS_ALERTS": topics.alerts,
-        "NIDS_TOPICS_DEAD_LETTER": topics.dead_letter,
-        "NIDS_TOPICS_VERDICTS": topics.verdicts,
+        **topics_env(topics),
         **{f"NIDS_{name}": value for name, value in settings.items()},
     }
 
