@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from detector.config import DEFAULT_PATH, DetectorConfig, MetricsSettings, load
 from detector.metrics import DetectorMetrics
-from detector.reload import load_live
+from detector.reload import LiveModel, load_live
 from detector.service import Detector
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
@@ -72,6 +72,11 @@ def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> Non
     log.info("metrics on %s://%s:%d/metrics", scheme, settings.address, settings.port)
 
 
+def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMetrics) -> Detector:
+    """A detector with its Kafka clients, reloader and scorer built from `config`."""
+    return Detector(config, live, metrics)
+
+
 def detect_command(args: argparse.Namespace) -> int:
     config = effective_config(args)
     setup_logging(config.log_level)
@@ -80,7 +85,7 @@ def detect_command(args: argparse.Namespace) -> int:
     log.info("model %s verified, canary-checked and loaded (%s)", live.version, live.model.describe())
     metrics = DetectorMetrics()
     serve_metrics(config.metrics, metrics.registry)
-    detector = Detector(config, live, metrics)
+    detector = build_detector(config, live, metrics)
 
     def on_signal(signum: int, _frame: object) -> None:
         # The first signal lets the current batch finish, flush and commit; a second exits at once.
