@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterator, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from detector.batch import origin, position
 from detector.metrics import DetectorMetrics
+from detector.values import origin, position
 from nids_common.errors import EXIT_FAILURE, NidsError
 from nids_common.kafka import Refusals
 
-log = logging.getLogger("nids.detect")
+log = logging.getLogger("nids.detect.checkpoint")
 
 FLUSH_TIMEOUT_S = 30.0
 TRANSACTION_TIMEOUT_S = 10.0
@@ -79,12 +79,14 @@ class Checkpoint:
         consumer: Consumer,
         producer: Producer,
         metrics: DetectorMetrics,
-        flush_timeout: float = FLUSH_TIMEOUT_S,
-        running: Callable[[], bool] = lambda: True,
+        timeout: float = FLUSH_TIMEOUT_S,
+        may_retry: Callable[[], bool] = lambda: True,
         refusals: Refusals | None = None,
     ) -> None:
+        """`timeout`: seconds a flush (or a transaction call) may take; `may_retry`: whether a
+        failed call is worth another try (false once the service stops or its clients broke)."""
         self.consumer, self.producer, self.metrics = consumer, producer, metrics
-        self.flush_timeout, self.running = flush_timeout, running
+        self.timeout, self.may_retry = timeout, may_retry
         self.refusals = refusals
         self._failed_deliveries = 0
 
@@ -96,22 +98,24 @@ class Checkpoint:
         """The batch's outputs will not all be produced; it will be rewound. Those already produced
         may still be delivered: at-least-once repeats them."""
 
-    def commit(self, messages: Sequence[Message], *, wait: bool = False) -> bool:
+    def commit(self, messages: Sequence[Message], *, handover: bool = False) -> bool:
         """Flush the batch's outputs, then commit its offsets. False, committing nothing, if any output
         was not acknowledged: the caller rewinds.
 
         The offsets are the batch's own, never the consumer's position(): with a batch in flight the
-        consumer has already read past this one. Asynchronous unless `wait`: the outputs are already
-        acknowledged, and waiting for the coordinator would only idle the loop; a failed commit is
-        logged and counted, and the next batch's commit covers the same partitions again.
+        consumer has already read past this one. Asynchronous, unless this is the last commit before
+        the partitions change hands (`handover`: a revoke or shutdown), when the next owner must
+        start after it: the outputs are already acknowledged, and waiting for the coordinator would
+        only idle the loop; a failed commit is logged and counted, and the next batch's commit
+        covers the same partitions again.
         """
-        remaining = self.producer.flush(self.flush_timeout)
+        remaining = self.producer.flush(self.timeout)
         failed = remaining + self._failed_deliveries
         if failed:
             self.metrics.delivery_failures.inc(failed)
             log.error("%d output message(s) not delivered; rewinding the batch to process it again", failed)
             return False
-        if wait:
+        if handover:
             self.consumer.commit(offsets=next_offsets(messages), asynchronous=False)
         else:
             self.consumer.commit(offsets=next_offsets(messages), asynchronous=True)
@@ -132,14 +136,9 @@ class Checkpoint:
             if self.refusals is None or not self.refusals.note(err, "WRITE", message.topic()):
                 log.warning("delivery failed: %s", err.str())
 
-    def on_commit(self, err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
-        if err is not None:
-            self.metrics.kafka_errors.labels(code=err.name()).inc()
-            log.warning("offset commit failed: %s", err.str())
-
     def close(self) -> None:
         """Deliver what is still queued; a batch whose outputs are lost here was never committed."""
-        remaining = self.producer.flush(self.flush_timeout)
+        remaining = self.producer.flush(self.timeout)
         if remaining:
             log.error("%d message(s) undelivered at shutdown; their batch was not committed", remaining)
 
@@ -163,11 +162,11 @@ class TransactionalCheckpoint(Checkpoint):
         producer: Producer,
         metrics: DetectorMetrics,
         timeout: float = TRANSACTION_TIMEOUT_S,
-        running: Callable[[], bool] = lambda: True,
+        may_retry: Callable[[], bool] = lambda: True,
         refusals: Refusals | None = None,
         on_stuck: Callable[[str, float], None] = exit_stuck,
     ) -> None:
-        super().__init__(consumer, producer, metrics, timeout, running, refusals)
+        super().__init__(consumer, producer, metrics, timeout, may_retry, refusals)
         self._watchdog = Watchdog(on_stuck)
         # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
         self._settle(producer.init_transactions, timeout)
@@ -177,11 +176,13 @@ class TransactionalCheckpoint(Checkpoint):
         self._settle(self.producer.begin_transaction)
 
     def abort(self) -> None:
-        self._settle(self.producer.abort_transaction, self.flush_timeout)
+        self._settle(self.producer.abort_transaction, self.timeout)
 
-    def commit(self, messages: Sequence[Message], *, wait: bool = True) -> bool:
-        """Add the batch's offsets to its transaction and commit it (always synchronous). False,
-        after aborting it, when the transaction must be aborted: the caller rewinds."""
+    def commit(self, messages: Sequence[Message], *, handover: bool = False) -> bool:
+        """Add the batch's offsets to its transaction and commit it. False, after aborting it, when
+        the transaction must be aborted: the caller rewinds.
+
+        A committed transaction has stored the offsets, so a `handover` needs nothing more."""
         if self._failed_deliveries:
             self.metrics.delivery_failures.inc(self._failed_deliveries)
             log.error("%d output message(s) not delivered; aborting the batch's transaction", self._failed_deliveries)
@@ -192,14 +193,16 @@ class TransactionalCheckpoint(Checkpoint):
                 self.producer.send_offsets_to_transaction,
                 next_offsets(messages),
                 self.consumer.consumer_group_metadata(),
-                self.flush_timeout,
+                self.timeout,
             )
-            self._retrying(self.producer.commit_transaction, self.flush_timeout)
+            self._retrying(self.producer.commit_transaction, self.timeout)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if not error.txn_requires_abort():
                 raise TransactionFailed(f"transaction not committed: {error.str()}") from None
             self.metrics.kafka_errors.labels(code=error.name()).inc()
+            # commit_transaction flushes: deliveries that fail there are reported during the call.
+            self.metrics.delivery_failures.inc(self._failed_deliveries)
             log.error("transaction aborted (%s); rewinding the batch to process it again", error.str())
             self.abort()
             return False
@@ -218,7 +221,7 @@ class TransactionalCheckpoint(Checkpoint):
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             started = time.monotonic()
             try:
-                with self._watchdog.guard(operation.__name__, self.flush_timeout + STUCK_GRACE_S):
+                with self._watchdog.guard(operation.__name__, self.timeout + STUCK_GRACE_S):
                     operation(*args)
                 return
             except KafkaException as exc:
@@ -228,7 +231,7 @@ class TransactionalCheckpoint(Checkpoint):
                 log.warning("%s failed after %.1f s: %s", operation.__name__, time.monotonic() - started, error.str())
                 if error.fatal():
                     raise TransactionFailed(f"{operation.__name__}: {error.str()}") from None
-                if not error.retriable() or attempt == TRANSACTION_ATTEMPTS or not self.running():
+                if not error.retriable() or attempt == TRANSACTION_ATTEMPTS or not self.may_retry():
                     raise
                 log.warning(
                     "%s: %s; retrying (%d of %d)", operation.__name__, error.str(), attempt, TRANSACTION_ATTEMPTS

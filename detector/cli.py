@@ -9,14 +9,20 @@ import signal
 import ssl
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
+from threadpoolctl import threadpool_limits
 
-from detector.config import DEFAULT_PATH, DetectorConfig, MetricsSettings, load
+from detector.checkpoint import Checkpoint, TransactionalCheckpoint
+from detector.clients import make_consumer, make_producer
+from detector.config import DEFAULT_PATH, EXACTLY_ONCE, DetectorConfig, MetricsSettings, load
+from detector.health import ClientHealth
 from detector.metrics import DetectorMetrics
-from detector.reload import LiveModel, load_live
+from detector.reload import ModelReloader, load_live
 from detector.service import Detector
+from detector.values import LiveModel
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_OK, NidsError
@@ -73,8 +79,26 @@ def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> Non
 
 
 def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMetrics) -> Detector:
-    """A detector with its Kafka clients, reloader and scorer built from `config`."""
-    return Detector(config, live, metrics)
+    """A detector with its Kafka clients, checkpoint, reloader and scorer thread built from `config`."""
+    settings = config.detector
+    health = ClientHealth(config, metrics)
+    consumer = make_consumer(
+        config, health.on_error, lambda stats: metrics.record_statistics(stats, config.topics.flows), health.on_commit
+    )
+    producer = make_producer(config, health.on_error)
+    checkpoint_class = TransactionalCheckpoint if settings.delivery == EXACTLY_ONCE else Checkpoint
+    checkpoint = checkpoint_class(consumer, producer, metrics, refusals=health.refusals)
+    reloader = ModelReloader(
+        settings.model,
+        live,
+        settings.model_poll_s,
+        lambda path: load_live(path, settings.model_threads, settings.require_signed_model),
+        on_result=metrics.record_reload,
+    )
+    scorer = ThreadPoolExecutor(
+        1, thread_name_prefix="nids-scorer", initializer=threadpool_limits, initargs=(settings.model_threads, "openmp")
+    )
+    return Detector(config, live, metrics, consumer, checkpoint, health, reloader, scorer)
 
 
 def detect_command(args: argparse.Namespace) -> int:

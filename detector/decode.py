@@ -20,7 +20,7 @@ from typing import Any, cast
 import msgspec
 import numpy as np
 
-from nids_common.contract import FLOW_ID, Flow, Reason
+from nids_common.contract import FLOW_ID, Flow, Reason, Source
 from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, LABEL, NORMAL, NUMERIC_FEATURES
 
 _decoder = msgspec.json.Decoder(Flow)
@@ -46,7 +46,7 @@ class InvalidRecord:
 
     def __str__(self) -> str:
         field = f" in field {self.field}" if self.field else ""
-        return f"{self.topic}[{self.partition}]@{self.offset}: {self.reason}{field}: {self.detail}"
+        return f"{Source(self.topic, self.partition, self.offset)}: {self.reason}{field}: {self.detail}"
 
 
 @dataclasses.dataclass

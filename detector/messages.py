@@ -13,14 +13,12 @@ import numpy as np
 import orjson
 
 from detector.decode import InvalidRecord
+from detector.values import Origin
 from nids_common.contract import UNSET, Header
 from nids_common.json_columns import json_each, json_numbers, json_objects
 from nids_common.kafka import Headers
 from nids_common.schema import IDENTITY_FIELDS
 from nids_model.detection import Scores
-
-# Where each row's flow was read: topics, partitions and offsets, one entry per row.
-Origin = tuple[Sequence[str], Sequence[int], Sequence[int]]
 
 
 def verdict_payloads(

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from operator import itemgetter
-from typing import TYPE_CHECKING
 
 import numpy as np
-from confluent_kafka import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 
-from detector.decode import ground_truth
+from detector.values import RELOAD_RESULTS, BatchOutcome
 from nids_common.contract import DEAD_LETTER_REASONS
 from nids_common.schema import ATTACK_CLASSES, CATEGORICAL_FEATURES, NORMAL, NUMERIC_FEATURES
-from nids_model.detection import Scores
-
-if TYPE_CHECKING:
-    from detector.batch import Batch
 
 BATCH_RECORD_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000)
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -32,6 +26,17 @@ class Output:
     VERDICTS = "verdicts"
     DEAD_LETTERS = "dead_letters"
     ALL = (ALERTS, VERDICTS, DEAD_LETTERS)
+
+
+@dataclasses.dataclass
+class Totals:
+    """Running totals of the counters the status line and the shutdown log show (the counters
+    themselves only export)."""
+
+    consumed: int = 0
+    scored: int = 0
+    alerts: int = 0
+    invalid: int = 0
 
 
 class DetectorMetrics:
@@ -131,13 +136,14 @@ class DetectorMetrics:
         for cat in self.classes:
             self.predicted_share.labels(attack_cat=cat)
             self.reference_share.labels(attack_cat=cat)
-        for result in ("loaded", "refused"):
+        for result in RELOAD_RESULTS:
             self.model_reloads.labels(result=result)
         for output in Output.ALL:
             self.refused.labels(output=output)
         for reason in DEAD_LETTER_REASONS:
             self.invalid.labels(reason=reason)
         self.broker_up.set(1)
+        self.totals = Totals()
 
     def set_model(self, version: str) -> None:
         self.model_info.clear()
@@ -164,26 +170,29 @@ class DetectorMetrics:
     def total_lag(self) -> float:
         return float(sum(sample.value for metric in self.lag.collect() for sample in metric.samples))
 
-    def record_batch(self, batch: Batch, scores: Scores | None, alert_rows: np.ndarray, alerted: list[Message]) -> None:
+    def record_batch(self, outcome: BatchOutcome, seconds: float) -> None:
         """Everything one completed batch adds: counts, dead-letter reasons, alerts by class, the
         confusion counts of flows with ground truth, end-to-end latency of the alerts, batch size and time."""
-        decoded = batch.decoded
-        self.consumed.inc(len(batch.messages))
-        self.scored.inc(len(decoded.valid))
-        for reason, n in collections.Counter(error.reason for _, error in decoded.invalid).items():
+        self.consumed.inc(outcome.messages)
+        self.scored.inc(outcome.scored)
+        for reason, n in outcome.invalid_by_reason.items():
             self.invalid.labels(reason=reason).inc(n)
-        if scores is not None:
-            self.count_alerts(scores.attack_cat[alert_rows])
-            actual, known = ground_truth(decoded.records)
-            self.count_classifications(actual[known], scores.attack_cat[known])
-            if alerted:
-                created_ms = np.fromiter(
-                    map(itemgetter(1), map(Message.timestamp, alerted)), dtype=np.float64, count=len(alerted)
-                )
-                observe_many(self.latency, np.maximum(time.time() - created_ms / 1000.0, 0.0))
-        self.batch_records.observe(len(batch.consumed))
-        self.batch_duration.observe(time.perf_counter() - batch.started)
+        self.count_alerts(outcome.alert_classes)
+        self.count_classifications(outcome.actual, outcome.predicted)
+        if len(outcome.alert_created_ms):
+            observe_many(self.latency, np.maximum(time.time() - outcome.alert_created_ms / 1000.0, 0.0))
+        self.batch_records.observe(outcome.consumed_records)
+        self.batch_duration.observe(seconds)
         self.broker_up.set(1)
+        totals = self.totals
+        totals.consumed += outcome.messages
+        totals.scored += outcome.scored
+        totals.invalid += outcome.invalid
+        totals.alerts += outcome.alerts
+
+    def record_reload(self, result: str) -> None:
+        """A new model version went live (`loaded`) or failed its checks (`refused`)."""
+        self.model_reloads.labels(result=result).inc()
 
     def count_classifications(self, actual: np.ndarray, predicted: np.ndarray) -> None:
         # Counter hashes the (actual, predicted) pairs in C; np.unique would sort object arrays.

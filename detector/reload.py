@@ -11,29 +11,18 @@ once the path points somewhere else.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from detector.metrics import DetectorMetrics
+from detector.values import LOADED, REFUSED, LiveModel
 from nids_common.errors import ArtifactError
 from nids_model.artifact import load_checked, resolve
-from nids_model.detection import DetectionModel
 
-log = logging.getLogger("nids.detect")
+log = logging.getLogger("nids.detect.reload")
 RELOAD_NICENESS = 10
-
-
-@dataclasses.dataclass(frozen=True)
-class LiveModel:
-    model: DetectionModel
-    version: str
-    folder: Path
-    profile: Mapping[str, Any] | None = None  # the manifest's reference_profile, for drift metrics
 
 
 def load_live(path: Path, threads: int, require_signature: bool = False) -> LiveModel:
@@ -51,10 +40,12 @@ class ModelReloader:
         path: Path,
         current: LiveModel,
         poll_seconds: float,
-        metrics: DetectorMetrics,
         load: Callable[[Path], LiveModel],
+        on_result: Callable[[str], None] = lambda _result: None,
     ) -> None:
-        self.path, self.poll_seconds, self.metrics, self.load = path, poll_seconds, metrics, load
+        """`on_result(LOADED)` when the loop takes a new model, `on_result(REFUSED)` when one fails
+        its checks (on this reloader's thread)."""
+        self.path, self.poll_seconds, self.load, self.on_result = path, poll_seconds, load, on_result
         self._seen = current.folder  # the folder the path pointed at when last looked at
         self._ready: LiveModel | None = None
         self._wake = threading.Event()
@@ -69,6 +60,8 @@ class ModelReloader:
     def take(self) -> LiveModel | None:
         """The new model, once, if one is ready; the loop calls it between batches."""
         ready, self._ready = self._ready, None
+        if ready is not None:
+            self.on_result(LOADED)
         return ready
 
     def stop(self) -> None:
@@ -99,11 +92,11 @@ class ModelReloader:
         try:
             live = self.load(folder)
         except ArtifactError as exc:
-            self.metrics.model_reloads.labels(result="refused").inc()
+            self.on_result(REFUSED)
             log.error("model reload refused, the running model stays: %s", exc)
             return
         except Exception:
-            self.metrics.model_reloads.labels(result="refused").inc()
+            self.on_result(REFUSED)
             log.exception("model reload of %s failed, the running model stays", folder)
             return
         log.info("model %s loaded and checked; it goes live after the current batch", live.version)

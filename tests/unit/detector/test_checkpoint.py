@@ -1,12 +1,19 @@
-"""The checkpoint's pure parts: which offsets a commit names, and the watchdog over transaction calls."""
+"""The checkpoint: which offsets a commit names, the watchdog over transaction calls, and how the
+transactional checkpoint sorts errors into retriable, abortable and fatal (on a stand-in producer)."""
 
 from __future__ import annotations
 
 import time
 
-from confluent_kafka import Message
+import pytest
+from confluent_kafka import KafkaError, Message
+from prometheus_client import CollectorRegistry
 
-from detector.checkpoint import Watchdog, next_offsets
+from detector.checkpoint import TRANSACTION_ATTEMPTS, TransactionalCheckpoint, TransactionFailed, Watchdog, next_offsets
+from detector.metrics import DetectorMetrics
+from nids_common.errors import AccessDenied
+from nids_common.kafka import Refusals
+from tests.unit.detector.standins import StandInConsumer, StandInProducer, kafka_error
 
 
 def test_a_commit_names_the_offset_after_each_partitions_last_message() -> None:
@@ -32,3 +39,85 @@ def test_the_watchdog_stays_quiet_for_calls_that_return_in_time() -> None:
             time.sleep(0.05)
     time.sleep(1.5)
     assert fired == []
+
+
+# -- the transactional checkpoint's error classes (librdkafka's examples/transactions.c) -----------
+def transactional(
+    errors: dict[str, list[KafkaError]], may_retry: bool = True
+) -> tuple[TransactionalCheckpoint, StandInProducer, DetectorMetrics]:
+    consumer = StandInConsumer("f", {0: [b"x"] * 3}, batch=3)
+    producer = StandInProducer(transactional=True, group=consumer)
+    producer.errors = errors
+    metrics = DetectorMetrics(CollectorRegistry())
+    checkpoint = TransactionalCheckpoint(
+        consumer,  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        metrics,
+        timeout=1.0,
+        may_retry=lambda: may_retry,
+        refusals=Refusals({}, {"topic": "f"}),
+    )
+    checkpoint.begin()
+    return checkpoint, producer, metrics
+
+
+BATCH = [Message(topic="f", partition=0, offset=o) for o in range(3)]
+RETRIABLE = kafka_error(KafkaError._TIMED_OUT, retriable=True)
+ABORTABLE = kafka_error(KafkaError._INCONSISTENT, txn_requires_abort=True)
+
+
+def test_a_retriable_error_is_retried_and_the_transaction_commits() -> None:
+    checkpoint, producer, _ = transactional({"commit_transaction": [RETRIABLE, RETRIABLE]})
+    assert checkpoint.commit(BATCH)
+    assert producer.calls.count("commit_transaction") == 3
+    assert producer.group is not None and producer.group.committed == {0: 3}
+
+
+def test_retries_are_bounded() -> None:
+    checkpoint, producer, _ = transactional({"commit_transaction": [RETRIABLE] * TRANSACTION_ATTEMPTS})
+    with pytest.raises(TransactionFailed):
+        checkpoint.commit(BATCH)
+    assert producer.calls.count("commit_transaction") == TRANSACTION_ATTEMPTS
+
+
+def test_no_retry_once_the_service_stops() -> None:
+    checkpoint, producer, _ = transactional({"commit_transaction": [RETRIABLE]}, may_retry=False)
+    with pytest.raises(TransactionFailed):
+        checkpoint.commit(BATCH)
+    assert producer.calls.count("commit_transaction") == 1
+
+
+def test_an_abortable_error_aborts_and_asks_for_a_rewind() -> None:
+    checkpoint, producer, metrics = transactional({"send_offsets_to_transaction": [ABORTABLE]})
+    assert checkpoint.commit(BATCH) is False
+    assert producer.calls[-1] == "abort_transaction"
+    assert "commit_transaction" not in producer.calls
+    assert metrics.registry.get_sample_value("nids_kafka_errors_total", {"code": "_INCONSISTENT"}) == 1
+
+
+def test_a_fatal_error_ends_the_detector_without_committing() -> None:
+    checkpoint, producer, _ = transactional({"commit_transaction": [kafka_error(KafkaError._FENCED, fatal=True)]})
+    with pytest.raises(TransactionFailed, match="commit_transaction"):
+        checkpoint.commit(BATCH)
+    assert "abort_transaction" not in producer.calls
+    assert producer.group is not None and producer.group.committed == {}
+
+
+def test_an_error_neither_retriable_nor_abortable_ends_the_detector() -> None:
+    checkpoint, _, _ = transactional({"send_offsets_to_transaction": [kafka_error(KafkaError._STATE)]})
+    with pytest.raises(TransactionFailed, match="transaction not committed"):
+        checkpoint.commit(BATCH)
+
+
+def test_a_refused_transaction_stops_with_who_was_refused_what() -> None:
+    refused = KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    with pytest.raises(AccessDenied, match="TRANSACTIONAL_ID_AUTHORIZATION_FAILED"):
+        transactional({"init_transactions": [refused]})
+
+
+def test_failed_deliveries_abort_the_transaction_before_its_offsets_are_sent() -> None:
+    checkpoint, producer, metrics = transactional({})
+    checkpoint.on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), Message(topic="alerts"))
+    assert checkpoint.commit(BATCH) is False
+    assert producer.offsets_sent == [] and producer.calls[-1] == "abort_transaction"
+    assert metrics.registry.get_sample_value("nids_delivery_failures_total") == 1

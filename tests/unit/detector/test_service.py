@@ -1,0 +1,149 @@
+"""The detector loop on stand-in clients: batches held in flight, rewinds, revokes, lost partitions,
+fatal errors and scorer failures, in both delivery modes, without a broker."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from nids_common.errors import NidsError
+from nids_common.kafka import FatalKafkaError
+from tests.unit.detector.standins import TOPICS, Rig, StandInConsumer, StandInModel, kafka_error, partition_logs, rig
+
+SIZES = (10, 7)
+
+
+def expected_alert_keys(consumer: StandInConsumer) -> set[str]:
+    return {f"f{p}-{i}" for p, log in consumer.logs.items() for i in range(len(log)) if i % 2 == 0}
+
+
+def ends(consumer: StandInConsumer) -> dict[int, int]:
+    return {partition: len(log) for partition, log in consumer.logs.items()}
+
+
+def assert_everything_scored_once(run: Rig) -> None:
+    keys = run.alert_keys()
+    assert set(keys) == expected_alert_keys(run.consumer)
+    assert len(keys) == len(set(keys))
+    assert run.consumer.committed == ends(run.consumer)
+
+
+def test_a_backlog_batch_is_held_in_flight_while_the_next_is_read() -> None:
+    run = rig(partition_logs(SIZES), batch=4)
+    seen: dict[str, object] = {}
+
+    def while_second_batch_is_read(consumer: StandInConsumer) -> None:
+        seen["commits"] = list(consumer.commits)
+        seen["in_flight"] = run.detector._in_flight
+        seen["alerts"] = len(run.alert_keys())
+
+    run.consumer.on_consume[2] = while_second_batch_is_read
+    run.run()
+    assert seen["commits"] == [] and seen["alerts"] == 0
+    assert seen["in_flight"] is not None
+    assert_everything_scored_once(run)
+    assert run.metrics.totals.consumed == sum(SIZES)
+
+
+def test_a_batch_that_is_not_full_is_completed_at_once() -> None:
+    run = rig(partition_logs((3,)), batch=4)
+    run.consumer.on_consume[2] = lambda consumer: None
+    run.run(consume_calls=2)
+    assert run.consumer.commits[0] == ({0: 3}, True)  # committed before the second consume()
+    assert_everything_scored_once(run)
+
+
+def test_a_failed_delivery_rewinds_both_batches_and_loses_nothing() -> None:
+    run = rig(partition_logs(SIZES), batch=4)
+    run.producer.failing_deliveries = 1
+    run.run()
+    # Batch 1 (partition 0 offsets 0-3) failed while batch 2 (offsets 4-7) was read: both are re-read from 0.
+    assert run.consumer.seeks[0] == (0, 0)
+    assert run.metrics.registry.get_sample_value("nids_delivery_failures_total") == 1
+    keys = run.alert_keys()
+    assert set(keys) == expected_alert_keys(run.consumer)  # at-least-once: nothing missing …
+    assert run.consumer.committed == ends(run.consumer)
+    assert max(collections.Counter(keys).values()) == 2  # … and the batch whose delivery failed repeats
+
+
+def test_a_revoke_completes_the_batch_in_flight_and_commits_it_before_handing_over() -> None:
+    run = rig(partition_logs(SIZES), batch=4)
+    run.consumer.on_consume[2] = StandInConsumer.revoke
+    run.run()
+    first_commit, asynchronous = run.consumer.commits[0]
+    assert first_commit == {0: 4} and asynchronous is False
+    assert run.consumer.seeks == []
+    assert_everything_scored_once(run)
+
+
+def test_lost_partitions_drop_the_batch_in_flight_uncommitted() -> None:
+    run = rig(partition_logs(SIZES), batch=4)
+    produced_before_loss: list[int] = []
+    run.consumer.on_consume[2] = lambda consumer: (produced_before_loss.append(len(run.alert_keys())), consumer.lose())
+    run.run()
+    assert produced_before_loss == [0]
+    assert run.consumer.commits[0][0] == {0: 4}  # the first commit is the re-read batch's, not the dropped one's
+    assert_everything_scored_once(run)
+
+
+def test_a_fatal_error_stops_the_loop_and_commits_nothing() -> None:
+    run = rig(partition_logs(SIZES), batch=4)
+
+    def fatal(_consumer: StandInConsumer) -> None:
+        raise KafkaException(kafka_error(KafkaError._FENCED, fatal=True))
+
+    run.consumer.on_consume[2] = fatal
+    with pytest.raises(FatalKafkaError, match="fatal Kafka error"):
+        run.run()
+    assert run.consumer.commits == []
+    assert run.alert_keys() == []
+    assert run.consumer.closed
+
+
+def test_a_scoring_error_stops_the_loop_with_that_error_and_commits_nothing_after_it() -> None:
+    run = rig(partition_logs(SIZES), batch=4, model=StandInModel(fail_on_call=2))
+    with pytest.raises(RuntimeError, match="scorer broke"):
+        run.run()
+    assert [offsets for offsets, _ in run.consumer.commits] == [{0: 4}]
+    assert run.consumer.closed
+
+
+def test_exactly_once_shows_each_output_once_through_a_failed_delivery() -> None:
+    run = rig(partition_logs(SIZES), batch=4, delivery="exactly_once")
+    run.producer.failing_deliveries = 1
+    run.run()
+    assert "abort_transaction" in run.producer.calls
+    assert_everything_scored_once(run)  # aborted outputs are never visible: no repeats
+    assert run.metrics.registry.get_sample_value("nids_delivery_failures_total") == 1
+
+
+def test_exactly_once_commits_the_offsets_in_the_transaction_not_the_consumer() -> None:
+    run = rig(partition_logs(SIZES), batch=4, delivery="exactly_once")
+    run.run()
+    assert run.consumer.commits == []
+    assert run.producer.calls.count("commit_transaction") == len(run.producer.offsets_sent)
+    assert_everything_scored_once(run)
+
+
+def test_dead_letters_keep_the_original_bytes_and_count_their_reason() -> None:
+    logs = partition_logs((4,))
+    logs[0][1] = b"not json"
+    run = rig(logs, batch=8)
+    run.run(consume_calls=2)
+    letters = run.topic(TOPICS.dead_letter)
+    assert [letter.value for letter in letters] == [b"not json"]
+    assert run.metrics.registry.get_sample_value("nids_invalid_records_total", {"reason": "not_json"}) == 1
+    assert run.metrics.totals.invalid == 1 and run.metrics.totals.scored == 3
+
+
+def test_a_refused_read_stops_the_loop_with_one_line() -> None:
+    run = rig(partition_logs(SIZES), batch=4)
+
+    def refused(_consumer: StandInConsumer) -> None:
+        raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+    run.consumer.on_consume[1] = refused
+    with pytest.raises(NidsError, match="may not READ"):
+        run.run()
