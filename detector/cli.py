@@ -15,14 +15,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, start_http_server
 from threadpoolctl import threadpool_limits
 
-from detector.checkpoint import Checkpoint, TransactionalCheckpoint
-from detector.clients import make_consumer, make_producer
+from detector.clients import client_health, make_consumer, make_producer
 from detector.config import DEFAULT_PATH, EXACTLY_ONCE, DetectorConfig, MetricsSettings, load
-from detector.health import ClientHealth
 from detector.metrics import DetectorMetrics
 from detector.reload import ModelReloader, load_live
 from detector.service import Detector
 from detector.values import LiveModel
+from nids_common.checkpoint import Checkpoint, TransactionalCheckpoint
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_OK, NidsError
@@ -81,7 +80,7 @@ def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> Non
 def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMetrics) -> Detector:
     """A detector with its Kafka clients, checkpoint, reloader and scorer thread built from `config`."""
     settings = config.detector
-    health = ClientHealth(config, metrics)
+    health = client_health(config, metrics)
     consumer = make_consumer(
         config, health.on_error, lambda stats: metrics.record_statistics(stats, config.topics.flows), health.on_commit
     )

@@ -11,6 +11,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from detector.config import EXACTLY_ONCE, DetectorConfig
+from nids_common.checkpoint import ClientMetrics
+from nids_common.client_health import ClientHealth
 from nids_common.contract import RECORD_OVERHEAD_BYTES
 
 STATISTICS_INTERVAL_MS = 5000
@@ -65,3 +67,13 @@ def make_producer(config: DetectorConfig, on_error: Callable[[KafkaError], None]
         **config.kafka.librdkafka,
     }
     return Producer(settings)
+
+
+def client_health(config: DetectorConfig, metrics: ClientMetrics) -> ClientHealth:
+    """Where the detector's clients report errors; a refusal names the detector's own resources."""
+    resources = {
+        "topic": config.topics.flows,
+        "group": config.detector.group_id,
+        "transactional id": config.transactional_id,
+    }
+    return ClientHealth(config.kafka.librdkafka, resources, metrics)

@@ -18,13 +18,13 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from detector.checkpoint import Checkpoint, TransactionalCheckpoint
+from detector.clients import client_health
 from detector.config import EXACTLY_ONCE, DetectorConfig, DetectorSettings, MetricsSettings
-from detector.health import ClientHealth
 from detector.metrics import DetectorMetrics
 from detector.reload import ModelReloader
 from detector.service import Detector
 from detector.values import LiveModel
+from nids_common.checkpoint import Checkpoint, TransactionalCheckpoint
 from nids_common.config import KafkaSettings
 from nids_common.contract import Topics
 from nids_common.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
@@ -284,7 +284,7 @@ def rig(
     consumer = StandInConsumer(TOPICS.flows, logs, batch)
     exactly_once = config.detector.delivery == EXACTLY_ONCE
     producer = StandInProducer(transactional=exactly_once, group=consumer)
-    health = ClientHealth(config, metrics)
+    health = client_health(config, metrics)
     checkpoint_class = TransactionalCheckpoint if exactly_once else Checkpoint
     checkpoint = checkpoint_class(consumer, producer, metrics, refusals=health.refusals)  # type: ignore[arg-type]
     live = LiveModel(model or StandInModel(), "v1", Path("."))  # type: ignore[arg-type]

@@ -1,37 +1,33 @@
-"""What the detector's Kafka clients report about themselves: errors, refusals, a fatal error.
+"""What a service's Kafka clients report about themselves: errors, refusals, a fatal error.
 
-The clients call in from librdkafka's callbacks (error_cb, a consumed error message); the loop and the
-checkpoint ask whether retrying still makes sense and stop on a refusal or a fatal error.
+The clients call in from librdkafka's callbacks (error_cb, on_commit, a consumed error message); the
+loop and the checkpoint ask whether retrying still makes sense and stop on a refusal or a fatal error.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
-from detector.config import DetectorConfig
-from detector.metrics import DetectorMetrics
+from nids_common.checkpoint import ClientMetrics
 from nids_common.kafka import FatalKafkaError, Refusals
 
-log = logging.getLogger("nids.detect.kafka")
+log = logging.getLogger("nids.kafka")
 # An outage repeats the same error many times a second: the counter has them all, the log one line
 # per error code this often.
 LOG_EVERY_S = 10.0
 
 
 class ClientHealth:
-    def __init__(self, config: DetectorConfig, metrics: DetectorMetrics) -> None:
+    def __init__(self, librdkafka: Mapping[str, Any], resources: Mapping[str, str], metrics: ClientMetrics) -> None:
+        """`librdkafka`: the clients' settings (who they authenticate as); `resources`: what a
+        refusal names (its topic, group, transactional id)."""
         self.metrics = metrics
-        self.refusals = Refusals(
-            config.kafka.librdkafka,
-            {
-                "topic": config.topics.flows,
-                "group": config.detector.group_id,
-                "transactional id": config.transactional_id,
-            },
-        )
+        self.refusals = Refusals(librdkafka, resources)
         self.fatal: KafkaError | None = None
         self._logged: dict[int, float] = {}
 

@@ -9,8 +9,14 @@ import pytest
 from confluent_kafka import KafkaError, Message
 from prometheus_client import CollectorRegistry
 
-from detector.checkpoint import TRANSACTION_ATTEMPTS, TransactionalCheckpoint, TransactionFailed, Watchdog, next_offsets
 from detector.metrics import DetectorMetrics
+from nids_common.checkpoint import (
+    TRANSACTION_ATTEMPTS,
+    TransactionalCheckpoint,
+    TransactionFailed,
+    Watchdog,
+    next_offsets,
+)
 from nids_common.errors import AccessDenied
 from nids_common.kafka import Refusals
 from tests.unit.detector.standins import StandInConsumer, StandInProducer, kafka_error

@@ -1,7 +1,8 @@
-"""Offsets, rewind and commit of the detector's batches, in one object (after Quix Streams' Checkpoint).
+"""Offsets, rewind and commit of a stream service's batches, in one object (after Quix Streams'
+Checkpoint); the detector and nids-incidents both run on it.
 
 at_least_once (`Checkpoint`): a batch's offsets are committed only after every output it produced
-(alerts, verdicts, dead letters) is acknowledged by the broker. A failed delivery rewinds the
+(alerts, verdicts, dead letters, incidents, state) is acknowledged by the broker. A failed delivery rewinds the
 consumer to the batch's first offsets, so its flows are processed again and none goes unscored; a
 crash between the outputs and the commit repeats them.
 
@@ -18,15 +19,15 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import Counter, Gauge
 
-from detector.metrics import DetectorMetrics
-from detector.values import origin, position
 from nids_common.errors import EXIT_FAILURE, NidsError
 from nids_common.kafka import Refusals
 
-log = logging.getLogger("nids.detect.checkpoint")
+log = logging.getLogger("nids.checkpoint")
 
 FLUSH_TIMEOUT_S = 30.0
 TRANSACTION_TIMEOUT_S = 10.0
@@ -45,6 +46,20 @@ def exit_stuck(operation: str, seconds: float) -> None:
     )
     logging.shutdown()
     os._exit(EXIT_FAILURE)
+
+
+class ClientMetrics(Protocol):
+    """The Kafka-client counters every service's metrics declare (`nids_delivery_failures_total`,
+    `nids_kafka_errors_total{code}`, `nids_broker_up`)."""
+
+    @property
+    def delivery_failures(self) -> Counter: ...
+
+    @property
+    def kafka_errors(self) -> Counter: ...
+
+    @property
+    def broker_up(self) -> Gauge: ...
 
 
 class Watchdog:
@@ -78,7 +93,7 @@ class Checkpoint:
         self,
         consumer: Consumer,
         producer: Producer,
-        metrics: DetectorMetrics,
+        metrics: ClientMetrics,
         timeout: float = FLUSH_TIMEOUT_S,
         may_retry: Callable[[], bool] = lambda: True,
         refusals: Refusals | None = None,
@@ -125,8 +140,7 @@ class Checkpoint:
         """Seek each partition back to the first of `messages`: they are consumed again."""
         first: dict[tuple[str, int], int] = {}
         for message in messages:
-            topic, partition, offset = position(message)
-            first.setdefault((topic, partition), offset)
+            first.setdefault((cast(str, message.topic()), cast(int, message.partition())), cast(int, message.offset()))
         for (topic, partition), offset in first.items():
             self.consumer.seek(TopicPartition(topic, partition, offset))
 
@@ -160,7 +174,7 @@ class TransactionalCheckpoint(Checkpoint):
         self,
         consumer: Consumer,
         producer: Producer,
-        metrics: DetectorMetrics,
+        metrics: ClientMetrics,
         timeout: float = TRANSACTION_TIMEOUT_S,
         may_retry: Callable[[], bool] = lambda: True,
         refusals: Refusals | None = None,
@@ -242,6 +256,10 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     """Per partition, the offset after its last message: what a commit of these messages stores."""
     # Offsets only grow within a partition, so each (topic, partition)'s last message is its latest:
     # later positions overwrite earlier ones.
-    topics, partitions, offsets = origin(messages)
+    topics = cast(list[str], list(map(Message.topic, messages)))
+    partitions = cast(list[int], list(map(Message.partition, messages)))
     last = {key: index for index, key in enumerate(zip(topics, partitions, strict=True))}
-    return [TopicPartition(topic, partition, offsets[index] + 1) for (topic, partition), index in last.items()]
+    return [
+        TopicPartition(topic, partition, cast(int, messages[index].offset()) + 1)
+        for (topic, partition), index in last.items()
+    ]
