@@ -14,8 +14,7 @@ from detector.config import EXACTLY_ONCE, DetectorConfig
 from nids_common.checkpoint import ClientMetrics
 from nids_common.client_health import ClientHealth
 from nids_common.contract import RECORD_OVERHEAD_BYTES
-
-STATISTICS_INTERVAL_MS = 5000
+from nids_common.stream_clients import STATISTICS_INTERVAL_MS, consumer_settings, producer_settings
 
 
 def make_consumer(
@@ -24,21 +23,16 @@ def make_consumer(
     on_statistics: Callable[[str], None],
     on_commit: Callable[[KafkaError | None, list[TopicPartition]], None],
 ) -> Consumer:
-    settings: dict[str, Any] = {
-        **config.kafka.client_config(error_cb=on_error),
-        "group.id": config.detector.group_id,
-        **membership(config),
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        # Larger fetches keep a 2-core consumer fed at tens of thousands of flows per second.
-        "fetch.max.bytes": 52_428_800,
-        "max.partition.fetch.bytes": 10_485_760,
-        "statistics.interval.ms": STATISTICS_INTERVAL_MS,
-        "stats_cb": on_statistics,
-        "on_commit": on_commit,
-        **config.kafka.librdkafka,
-    }
-    return Consumer(settings)
+    return Consumer(
+        consumer_settings(
+            config.kafka,
+            config.detector.group_id,
+            on_error,
+            on_commit,
+            **membership(config),
+            **{"statistics.interval.ms": STATISTICS_INTERVAL_MS, "stats_cb": on_statistics},
+        )
+    )
 
 
 def membership(config: DetectorConfig) -> dict[str, Any]:
@@ -56,16 +50,12 @@ def membership(config: DetectorConfig) -> dict[str, Any]:
 
 
 def make_producer(config: DetectorConfig, on_error: Callable[[KafkaError], None]) -> Producer:
-    settings: dict[str, Any] = {
-        **config.kafka.client_config(error_cb=on_error),
-        "enable.idempotence": True,
-        "linger.ms": 5,
-        "compression.type": "lz4",
-        # Room for the largest dead letter (contract.Topics.configs gives the topic the same limit).
-        "message.max.bytes": config.detector.dead_letter_max_bytes + RECORD_OVERHEAD_BYTES,
-        **({"transactional.id": config.transactional_id} if config.detector.delivery == EXACTLY_ONCE else {}),
-        **config.kafka.librdkafka,
-    }
+    exactly_once = config.detector.delivery == EXACTLY_ONCE
+    # Room for the largest dead letter (contract.Topics.configs gives the topic the same limit).
+    room = config.detector.dead_letter_max_bytes + RECORD_OVERHEAD_BYTES
+    settings = producer_settings(
+        config.kafka, on_error, config.transactional_id if exactly_once else None, **{"message.max.bytes": room}
+    )
     return Producer(settings)
 
 

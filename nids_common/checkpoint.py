@@ -130,10 +130,13 @@ class Checkpoint:
             self.metrics.delivery_failures.inc(failed)
             log.error("%d output message(s) not delivered; rewinding the batch to process it again", failed)
             return False
+        offsets = next_offsets(messages)
+        if not offsets:  # outputs of processing time alone (a window closed while nothing came)
+            return True
         if handover:
-            self.consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+            self.consumer.commit(offsets=offsets, asynchronous=False)
         else:
-            self.consumer.commit(offsets=next_offsets(messages), asynchronous=True)
+            self.consumer.commit(offsets=offsets, asynchronous=True)
         return True
 
     def rewind(self, messages: Sequence[Message]) -> None:
@@ -203,12 +206,14 @@ class TransactionalCheckpoint(Checkpoint):
             self.abort()
             return False
         try:
-            self._retrying(
-                self.producer.send_offsets_to_transaction,
-                next_offsets(messages),
-                self.consumer.consumer_group_metadata(),
-                self.timeout,
-            )
+            offsets = next_offsets(messages)
+            if offsets:
+                self._retrying(
+                    self.producer.send_offsets_to_transaction,
+                    offsets,
+                    self.consumer.consumer_group_metadata(),
+                    self.timeout,
+                )
             self._retrying(self.producer.commit_transaction, self.timeout)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]

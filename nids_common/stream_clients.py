@@ -1,0 +1,56 @@
+"""The librdkafka settings every stream service's clients share (the detector, nids-incidents).
+
+A service adds its own on top; `kafka.librdkafka` from its config always comes last, so an operator
+can override any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from nids_common.config import KafkaSettings
+
+STATISTICS_INTERVAL_MS = 5000
+
+
+def consumer_settings(
+    kafka: KafkaSettings,
+    group_id: str,
+    on_error: Callable[[KafkaError], None],
+    on_commit: Callable[[KafkaError | None, list[TopicPartition]], None],
+    **service: Any,
+) -> dict[str, Any]:
+    """A group member that commits only what its checkpoint says, from the start of new partitions."""
+    return {
+        **kafka.client_config(error_cb=on_error),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        # Outputs of the stage before come from transactions: only committed ones are read.
+        "isolation.level": "read_committed",
+        # Larger fetches keep a 2-core consumer fed at tens of thousands of records per second.
+        "fetch.max.bytes": 52_428_800,
+        "max.partition.fetch.bytes": 10_485_760,
+        "on_commit": on_commit,
+        **service,
+        **kafka.librdkafka,
+    }
+
+
+def producer_settings(
+    kafka: KafkaSettings, on_error: Callable[[KafkaError], None], transactional_id: str | None, **service: Any
+) -> dict[str, Any]:
+    """An idempotent producer (no duplicates or reordering from its own retries); transactional
+    when `transactional_id` is given (exactly_once)."""
+    return {
+        **kafka.client_config(error_cb=on_error),
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        **({"transactional.id": transactional_id} if transactional_id else {}),
+        **service,
+        **kafka.librdkafka,
+    }
