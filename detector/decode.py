@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-import math
 import operator
-import re
 from collections.abc import Sequence
 from typing import Any, cast
 
 import msgspec
 import numpy as np
 
-from nids_common.contract import FLOW_ID, Flow, Reason, Source
+from nids_common.contract import FLOW_ID, Flow, Reason
+from nids_common.dead_letters import InvalidRecord, Problem, classify_invalid, classify_unparsable
 from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, LABEL, NORMAL, NUMERIC_FEATURES
 
 _decoder = msgspec.json.Decoder(Flow)
@@ -28,25 +26,6 @@ _strings = operator.attrgetter(FLOW_ID, *CATEGORICAL_FEATURES)
 _numbers = operator.attrgetter(*NUMERIC_FEATURES)
 _truth = operator.attrgetter(ATTACK_CAT, LABEL)
 _attack_cat = operator.attrgetter(ATTACK_CAT)
-_FIELD_AT = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
-_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
-Problem = tuple[str, str | None, str]  # (reason, field, detail)
-
-
-@dataclasses.dataclass(frozen=True)
-class InvalidRecord:
-    """One message that cannot be scored: why, which field, and where it came from."""
-
-    reason: str
-    field: str | None
-    detail: str
-    topic: str
-    partition: int
-    offset: int
-
-    def __str__(self) -> str:
-        field = f" in field {self.field}" if self.field else ""
-        return f"{Source(self.topic, self.partition, self.offset)}: {self.reason}{field}: {self.detail}"
 
 
 @dataclasses.dataclass
@@ -93,9 +72,9 @@ def _decode_one_by_one(
                 positions.append(position)
                 continue
             except msgspec.ValidationError as exc:
-                problem = _classify_invalid(str(exc))
+                problem = classify_invalid(str(exc))
             except msgspec.DecodeError:
-                problem = _classify_unparsable(value)
+                problem = classify_unparsable(value)
         invalid.append((position, InvalidRecord(*problem, *sources[position])))
     return records, np.asarray(positions, dtype=np.int64), invalid
 
@@ -109,37 +88,6 @@ def _columns(records: list[Any]) -> dict[str, np.ndarray]:
     columns = {field: text[:, index] for index, field in enumerate((FLOW_ID, *CATEGORICAL_FEATURES))}
     columns.update({field: numbers[:, index] for index, field in enumerate(NUMERIC_FEATURES)})
     return columns
-
-
-def _classify_invalid(message: str) -> Problem:
-    missing = _MISSING_FIELD.search(message)
-    if missing:
-        return Reason.MISSING_FIELD, missing.group(1), "required field absent"
-    at = _FIELD_AT.search(message)
-    field = at.group(1) if at else None
-    detail = message.split(" - at ", maxsplit=1)[0]
-    if field is None and "Expected `object`" in message:
-        return Reason.NOT_OBJECT, None, detail
-    if "out of range" in message:
-        return Reason.NON_FINITE, field, "number overflows a double"
-    return Reason.BAD_TYPE, field, detail
-
-
-def _classify_unparsable(value: bytes) -> Problem:
-    """Strict JSON has no NaN or Infinity; the stdlib parser accepts them, which tells them from garbage."""
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        return Reason.NOT_JSON, None, "not UTF-8 text"
-    try:
-        record = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        return Reason.NOT_JSON, None, getattr(exc, "msg", "too deeply nested")
-    if isinstance(record, dict):
-        for key, item in record.items():
-            if isinstance(item, float) and not math.isfinite(item):
-                return Reason.NON_FINITE, str(key), f"{item} is not a finite number"
-    return Reason.NOT_JSON, None, "not strict JSON"
 
 
 def ground_truth(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

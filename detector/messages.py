@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import operator
 import time
@@ -12,11 +11,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from detector.decode import InvalidRecord
 from detector.values import Origin
-from nids_common.contract import UNSET, Header
+from nids_common.contract import UNSET
 from nids_common.json_columns import json_each, json_numbers, json_objects
-from nids_common.kafka import Headers
 from nids_common.schema import IDENTITY_FIELDS
 from nids_model.detection import Scores
 
@@ -90,22 +87,3 @@ def _identities(records: list[Any]) -> list[bytes]:
         present = {name: value for name, value in zip(names, row, strict=True) if value is not UNSET}
         out.append(b"," + orjson.dumps(present)[1:] if present else b"}")
     return out
-
-
-def dead_letter(value: bytes | None, error: InvalidRecord, max_bytes: int) -> tuple[bytes | None, Headers]:
-    """The dead letter of one message: its original value, or a prefix when it is longer than
-    `max_bytes`, and headers with the reason (so the value stays the original bytes)."""
-    headers: Headers = [
-        (Header.REASON, error.reason.encode()),
-        (Header.FIELD, (error.field or "").encode()),
-        (Header.DETAIL, error.detail.encode()),
-        (Header.SOURCE, orjson.dumps({"topic": error.topic, "partition": error.partition, "offset": error.offset})),
-    ]
-    if value is None or len(value) <= max_bytes:
-        return value, headers
-    truncated: Headers = [
-        (Header.TRUNCATED, b"true"),
-        (Header.ORIGINAL_SIZE, str(len(value)).encode()),
-        (Header.ORIGINAL_SHA256, hashlib.sha256(value).hexdigest().encode()),
-    ]
-    return value[:max_bytes], [*headers, *truncated]

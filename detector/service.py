@@ -36,13 +36,14 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from detector.config import DetectorConfig
 from detector.decode import decode_batch
 from detector.drift import DriftMonitor
-from detector.messages import dead_letter, verdict_payloads
+from detector.messages import verdict_payloads
 from detector.metrics import DetectorMetrics, Output, Totals
 from detector.reload import ModelReloader
 from detector.status import StatusLine
 from detector.values import Batch, LiveModel, MessageSources, origin, where
 from nids_common.checkpoint import Checkpoint
 from nids_common.client_health import ClientHealth
+from nids_common.dead_letters import dead_letter
 from nids_common.kafka import ProduceStalled, produce_all
 from nids_model.detection import DetectionModel, Features, Scores
 

@@ -9,9 +9,9 @@ import msgspec
 import numpy as np
 import orjson
 
-from detector.decode import InvalidRecord
-from detector.messages import dead_letter, verdict_payloads
+from detector.messages import verdict_payloads
 from nids_common.contract import UNSET, Alert, Flow, Header, Reason, Source, Verdict, alert_decoder, verdict_decoder
+from nids_common.dead_letters import InvalidRecord, dead_letter
 from nids_common.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from nids_model.detection import Scores
 
