@@ -94,6 +94,10 @@ class Refusals:
             raise self.first
 
 
+# librdkafka's "unassigned": the partitioner picks the partition from the key.
+PARTITION_UA = -1
+
+
 def produce_all(
     producer: Producer,
     topic: str,
@@ -104,8 +108,10 @@ def produce_all(
     on_refused: RefusedCallback | None = None,
     running: Callable[[], bool] = lambda: True,
     timeout: float = QUEUE_FULL_TIMEOUT_S,
+    partition: int = PARTITION_UA,
 ) -> int:
-    """Produce each (key, value) of `messages` (with the matching `headers`, when given) to `topic`.
+    """Produce each (key, value) of `messages` (with the matching `headers`, when given) to `topic`,
+    to `partition` when given (else the partitioner chooses by key).
 
     While librdkafka's local queue is full it serves delivery reports and tries again, for at most
     `timeout` seconds per message and only while `running()` holds; then raises ProduceStalled.
@@ -120,9 +126,9 @@ def produce_all(
         for index, ((key, value), message_headers) in enumerate(rows):
             listed = None if message_headers is None else list(message_headers)
             try:
-                produce(topic, value, key, on_delivery=on_delivery, headers=listed)
+                produce(topic, value, key, partition, on_delivery=on_delivery, headers=listed)
             except BufferError:
-                _produce_when_room(producer, topic, key, value, listed, on_delivery, running, timeout)
+                _produce_when_room(producer, topic, partition, key, value, listed, on_delivery, running, timeout)
             except KafkaException as exc:
                 if on_refused is None:
                     raise
@@ -138,6 +144,7 @@ def produce_all(
 def _produce_when_room(
     producer: Producer,
     topic: str,
+    partition: int,
     key: Key,
     value: Value,
     headers: Headers | None,
@@ -150,7 +157,7 @@ def _produce_when_room(
     while True:
         producer.poll(_POLL_S)
         try:
-            producer.produce(topic, value, key, on_delivery=on_delivery, headers=listed)
+            producer.produce(topic, value, key, partition, on_delivery=on_delivery, headers=listed)
             return
         except BufferError:
             if not running():

@@ -151,6 +151,7 @@ class Produced:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] | None = None
+    partition: int = -1
 
 
 class StandInProducer:
@@ -174,11 +175,12 @@ class StandInProducer:
         topic: str,
         value: bytes | None = None,
         key: bytes | None = None,
+        partition: int = -1,
         on_delivery: Callable[..., None] | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         assert on_delivery is not None
-        self.pending.append((Produced(topic, key, value, headers), on_delivery))
+        self.pending.append((Produced(topic, key, value, headers, partition), on_delivery))
 
     def poll(self, timeout: float = 0) -> int:
         return self.flush(timeout)
