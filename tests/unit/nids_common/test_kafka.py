@@ -19,8 +19,8 @@ class FullQueueProducer:
         self.produced: list[tuple[str, bytes, object, object]] = []
         self.polls = 0
 
-    def produce(self, topic: str, value: bytes, key: object = None, on_delivery: object = None,
-                headers: object = None) -> None:  # fmt: skip
+    def produce(self, topic: str, value: bytes, key: object = None, partition: int = -1,
+                on_delivery: object = None, headers: object = None) -> None:  # fmt: skip
         if self.refusals > 0:
             self.refusals -= 1
             raise BufferError("Local: Queue full")
