@@ -10,24 +10,25 @@ from confluent_kafka import KafkaError, KafkaException
 
 from nids_common.errors import NidsError
 from nids_common.kafka import FatalKafkaError
-from tests.unit.detector.standins import TOPICS, Rig, StandInConsumer, StandInModel, kafka_error, partition_logs, rig
+from tests.unit.detector.standins import TOPICS, Rig, StandInModel, partition_logs, rig
+from tests.unit.kafka_standins import StandInConsumer, kafka_error
 
 SIZES = (10, 7)
 
 
-def expected_alert_keys(consumer: StandInConsumer) -> set[str]:
-    return {f"f{p}-{i}" for p, log in consumer.logs.items() for i in range(len(log)) if i % 2 == 0}
+def expected_alert_keys(run: Rig) -> set[bytes]:
+    return {f"f{p}-{i}".encode() for p, log in run.flows().items() for i in range(len(log)) if i % 2 == 0}
 
 
-def ends(consumer: StandInConsumer) -> dict[int, int]:
-    return {partition: len(log) for partition, log in consumer.logs.items()}
+def committed(run: Rig) -> dict[int, int]:
+    return run.broker.committed_of(TOPICS.flows)
 
 
 def assert_everything_scored_once(run: Rig) -> None:
     keys = run.alert_keys()
-    assert set(keys) == expected_alert_keys(run.consumer)
+    assert set(keys) == expected_alert_keys(run)
     assert len(keys) == len(set(keys))
-    assert run.consumer.committed == ends(run.consumer)
+    assert committed(run) == run.broker.ends(TOPICS.flows)
 
 
 def test_a_backlog_batch_is_held_in_flight_while_the_next_is_read() -> None:
@@ -51,7 +52,7 @@ def test_a_batch_that_is_not_full_is_completed_at_once() -> None:
     run = rig(partition_logs((3,)), batch=4)
     run.consumer.on_consume[2] = lambda consumer: None
     run.run(consume_calls=2)
-    assert run.consumer.commits[0] == ({0: 3}, True)  # committed before the second consume()
+    assert run.consumer.commits[0] == ({(TOPICS.flows, 0): 3}, True)  # committed before the second consume()
     assert_everything_scored_once(run)
 
 
@@ -60,11 +61,11 @@ def test_a_failed_delivery_rewinds_both_batches_and_loses_nothing() -> None:
     run.producer.failing_deliveries = 1
     run.run()
     # Batch 1 (partition 0 offsets 0-3) failed while batch 2 (offsets 4-7) was read: both are re-read from 0.
-    assert run.consumer.seeks[0] == (0, 0)
+    assert run.consumer.seeks[0] == (TOPICS.flows, 0, 0)
     assert run.metrics.registry.get_sample_value("nids_delivery_failures_total") == 1
     keys = run.alert_keys()
-    assert set(keys) == expected_alert_keys(run.consumer)  # at-least-once: nothing missing …
-    assert run.consumer.committed == ends(run.consumer)
+    assert set(keys) == expected_alert_keys(run)  # at-least-once: nothing missing …
+    assert committed(run) == run.broker.ends(TOPICS.flows)
     assert max(collections.Counter(keys).values()) == 2  # … and the batch whose delivery failed repeats
 
 
@@ -73,7 +74,7 @@ def test_a_revoke_completes_the_batch_in_flight_and_commits_it_before_handing_ov
     run.consumer.on_consume[2] = StandInConsumer.revoke
     run.run()
     first_commit, asynchronous = run.consumer.commits[0]
-    assert first_commit == {0: 4} and asynchronous is False
+    assert first_commit == {(TOPICS.flows, 0): 4} and asynchronous is False
     assert run.consumer.seeks == []
     assert_everything_scored_once(run)
 
@@ -84,7 +85,9 @@ def test_lost_partitions_drop_the_batch_in_flight_uncommitted() -> None:
     run.consumer.on_consume[2] = lambda consumer: (produced_before_loss.append(len(run.alert_keys())), consumer.lose())
     run.run()
     assert produced_before_loss == [0]
-    assert run.consumer.commits[0][0] == {0: 4}  # the first commit is the re-read batch's, not the dropped one's
+    assert run.consumer.commits[0][0] == {
+        (TOPICS.flows, 0): 4
+    }  # the first commit is the re-read batch's, not the dropped one's
     assert_everything_scored_once(run)
 
 
@@ -106,7 +109,7 @@ def test_a_scoring_error_stops_the_loop_with_that_error_and_commits_nothing_afte
     run = rig(partition_logs(SIZES), batch=4, model=StandInModel(fail_on_call=2))
     with pytest.raises(RuntimeError, match="scorer broke"):
         run.run()
-    assert [offsets for offsets, _ in run.consumer.commits] == [{0: 4}]
+    assert [offsets for offsets, _ in run.consumer.commits] == [{(TOPICS.flows, 0): 4}]
     assert run.consumer.closed
 
 

@@ -19,7 +19,7 @@ from nids_common.checkpoint import (
 )
 from nids_common.errors import AccessDenied
 from nids_common.kafka import Refusals
-from tests.unit.detector.standins import StandInConsumer, StandInProducer, kafka_error
+from tests.unit.kafka_standins import StandInBroker, StandInConsumer, StandInProducer, kafka_error
 
 
 def test_a_commit_names_the_offset_after_each_partitions_last_message() -> None:
@@ -51,8 +51,9 @@ def test_the_watchdog_stays_quiet_for_calls_that_return_in_time() -> None:
 def transactional(
     errors: dict[str, list[KafkaError]], may_retry: bool = True
 ) -> tuple[TransactionalCheckpoint, StandInProducer, DetectorMetrics]:
-    consumer = StandInConsumer("f", {0: [b"x"] * 3}, batch=3)
-    producer = StandInProducer(transactional=True, group=consumer)
+    broker = StandInBroker({"f": 1, "alerts": 1})
+    consumer = StandInConsumer(broker, batch=3)
+    producer = StandInProducer(broker, transactional=True)
     producer.errors = errors
     metrics = DetectorMetrics(CollectorRegistry())
     checkpoint = TransactionalCheckpoint(
@@ -76,7 +77,7 @@ def test_a_retriable_error_is_retried_and_the_transaction_commits() -> None:
     checkpoint, producer, _ = transactional({"commit_transaction": [RETRIABLE, RETRIABLE]})
     assert checkpoint.commit(BATCH)
     assert producer.calls.count("commit_transaction") == 3
-    assert producer.group is not None and producer.group.committed == {0: 3}
+    assert producer.broker.committed == {("f", 0): 3}
 
 
 def test_retries_are_bounded() -> None:
@@ -106,7 +107,7 @@ def test_a_fatal_error_ends_the_detector_without_committing() -> None:
     with pytest.raises(TransactionFailed, match="commit_transaction"):
         checkpoint.commit(BATCH)
     assert "abort_transaction" not in producer.calls
-    assert producer.group is not None and producer.group.committed == {}
+    assert producer.broker.committed == {}
 
 
 def test_an_error_neither_retriable_nor_abortable_ends_the_detector() -> None:
