@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 
 from detector.values import Origin
+from nids_common.community_id import community_id
 from nids_common.contract import UNSET
 from nids_common.json_columns import json_each, json_numbers, json_objects
 from nids_common.schema import IDENTITY_FIELDS
@@ -72,8 +73,8 @@ def _probabilities(matrix: np.ndarray, classes: Sequence[str]) -> list[bytes]:
 
 
 def _identities(records: list[Any]) -> list[bytes]:
-    """The identity fields each record carries, closing its JSON object; a field no record of the
-    batch carries costs one C-level pass."""
+    """The identity fields each record carries and, where they make one, the flow's Community ID,
+    closing its JSON object; a field no record of the batch carries costs one C-level pass."""
     columns = [
         (name, values)
         for name in IDENTITY_FIELDS
@@ -83,7 +84,11 @@ def _identities(records: list[Any]) -> list[bytes]:
         return [b"}"] * len(records)
     names = [name for name, _ in columns]
     out = []
-    for row in zip(*(values for _, values in columns), strict=True):
+    for record, row in zip(records, zip(*(values for _, values in columns), strict=True), strict=True):
         present = {name: value for name, value in zip(names, row, strict=True) if value is not UNSET}
+        if len(present) == len(IDENTITY_FIELDS):
+            flow_id = community_id(record.srcip, record.sport, record.dstip, record.dsport, record.proto)
+            if flow_id is not None:
+                present["community_id"] = flow_id
         out.append(b"," + orjson.dumps(present)[1:] if present else b"}")
     return out

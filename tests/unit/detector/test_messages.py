@@ -96,3 +96,15 @@ def test_a_too_large_original_becomes_a_prefix_with_its_size_and_digest() -> Non
 def test_a_tombstone_stays_null() -> None:
     value, headers = dead_letter(None, InvalidRecord(Reason.EMPTY, None, "no value", "flows", 0, 1), max_bytes=1024)
     assert value is None and dict(headers)[Header.REASON] == b"empty"
+
+
+def test_an_alert_with_addresses_ports_and_proto_carries_its_community_id() -> None:
+    # The spec's baseline: TCP 128.232.110.120:34855 → 66.35.250.204:80, seed 0.
+    identity = {"srcip": "128.232.110.120", "sport": 34855, "dstip": "66.35.250.204", "dsport": 80}
+    whole = msgspec.convert({**FEATURE_VALUES, "proto": "tcp", "flow_id": "a", **identity}, Flow)
+    source_only = msgspec.convert({**FEATURE_VALUES, "proto": "tcp", "flow_id": "c", "srcip": "1.2.3.4"}, Flow)
+    origin = (["flows"] * 2, [2, 4], [10, 7])
+    out = verdict_payloads(np.array([0, 2]), [whole, RECORDS[1], source_only], SCORES, CLASSES, origin, "v")
+    first, second = (alert_decoder.decode(value) for _, value in out)
+    assert first.community_id == "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+    assert second.community_id is UNSET
