@@ -18,259 +18,13 @@ broker SIGKILL → the first batch committed after it).
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
-import itertools
 import os
-import signal
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 import orjson
-import pandas as pd
-from confluent_kafka import KafkaException, Message, Producer
 
-from bench.common import (
-    BOOTSTRAP,
-    REPO,
-    ensure_broker,
-    flows_frame,
-    free_port,
-    fresh_topics,
-    group_lag,
-    group_progress,
-    model_path,
-    read_all,
-    scrape_value,
-    start_detector,
-)
-from nids_common.contract import Topics
-from nids_model.artifact import load_model
-from producer.replay import replay
-from tests.fixtures import bad_payloads, valid_flow
-
-DELIVERY_MODES = ("exactly_once", "at_least_once")
-BROKER_PIDFILE = REPO / ".kafka-local" / "broker.pid"
-OVERSIZED_BYTES = 1_600_000
-CONSUMED = "nids_flows_consumed_total"
-MAX_SUPERVISED_RESTARTS = 5
-
-
-@dataclasses.dataclass
-class ChaosReport:
-    delivery: str
-    flows: int
-    expected_alerts: int
-    missing_alerts: int
-    duplicated_alerts: int
-    expected_dead: int
-    got_dead: int
-    missing_dead: int
-    duplicated_dead: int
-    detector_stalls: list[float]
-    broker_stall: float | None
-    supervisor_restarts: int  # the detector exited by itself (a fatal Kafka error) and was started again
-
-    @property
-    def longest_detector_stall(self) -> float:
-        return max(self.detector_stalls, default=0.0)
-
-    def line(self) -> str:
-        broker = f"{self.broker_stall:.1f} s" if self.broker_stall is not None else "not killed"
-        stalls = ", ".join(f"{s:.1f}" for s in self.detector_stalls)
-        return (
-            f"{self.delivery:>13}: {self.flows:,} flows; alerts expected {self.expected_alerts:,}, "
-            f"missing {self.missing_alerts:,}, duplicated {self.duplicated_alerts:,}; dead letters expected "
-            f"{self.expected_dead:,}, got {self.got_dead:,}, missing {self.missing_dead:,}, duplicated "
-            f"{self.duplicated_dead:,}; stall after detector SIGKILL: longest {self.longest_detector_stall:.1f} s "
-            f"({stalls}); after broker SIGKILL: {broker}; supervisor restarts {self.supervisor_restarts}"
-        )
-
-
-def prefill(
-    producer: Producer, topic: str, frame: pd.DataFrame, malformed: range, run_prefix: str, oversized: bool, parts: int
-) -> tuple[list[str], set[str]]:
-    """The flows in `parts` replays, the `malformed` records spread between them, and the oversized
-    message in the middle. Returns the flow ids in frame order and the keys that must be dead-lettered."""
-    bad = list(bad_payloads(valid_flow("bad", seed=5), max_bytes=65_536).values())
-    dead_keys: set[str] = set()
-    flow_ids: list[str] = []
-    bounds = np.linspace(0, len(frame), parts + 1).astype(int)
-    spread = np.array_split(np.asarray(malformed), parts)
-    for part, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        run_id = f"{run_prefix}{part}"
-        summary = replay([frame.iloc[start:stop]], producer, topic, run_id=run_id)
-        if summary.failed:
-            raise SystemExit(f"pre-fill failed: {summary.first_error}")
-        flow_ids += [f"{run_id}-{i}" for i in range(stop - start)]
-        for i in spread[part].tolist():
-            producer.produce(topic, bad[i % len(bad)][0], f"bad-{i}")
-            dead_keys.add(f"bad-{i}")
-        if oversized and part == parts // 2:
-            # Highly compressible: the broker accepts its lz4 batch, but it is far over any output limit.
-            producer.produce(topic, b'{"flow_id": "big", "pad": "' + b"a" * OVERSIZED_BYTES + b'"}', "oversized")
-            dead_keys.add("oversized")
-    if producer.flush(60):
-        raise SystemExit("pre-fill: messages still queued after 60 s")
-    return flow_ids, dead_keys
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, poll: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(poll)
-    return condition()
-
-
-def restart_broker_after_sigkill() -> None:
-    pid = int(BROKER_PIDFILE.read_text())
-    os.kill(pid, signal.SIGKILL)
-    # SIGKILL is delivered asynchronously: start again only once the JVM is gone and its port free.
-    if not wait_until(lambda: not _alive(pid), 30):
-        raise SystemExit(f"broker pid {pid} still alive 30 s after SIGKILL")
-    subprocess.run([str(REPO / "scripts" / "kafka-local"), "start"], check=True, stdout=subprocess.DEVNULL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-class DetectorUnderChaos:
-    """One nids-detect instance (fixed instance id), restarted after each SIGKILL, and supervised as
-    compose's `restart: unless-stopped` does: started again when it exits by itself."""
-
-    def __init__(self, bootstrap: str, topics: Topics, group: str, model: Path, log: Path, **settings: object) -> None:
-        self.bootstrap, self.topics, self.group = bootstrap, topics, group
-        self.model, self.log, self.settings = model, log, {**settings, "instance_id": f"{group}-one"}
-        self.port = 0
-        self.exits: list[int] = []
-        self.process = self._start()
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        self.port = free_port()
-        return start_detector(
-            self.bootstrap, self.topics, self.group, self.port, model=self.model, log=self.log, **self.settings
-        )
-
-    def consumed(self) -> float:
-        if self.process.poll() is not None:
-            self.exits.append(self.process.returncode)
-            if len(self.exits) > MAX_SUPERVISED_RESTARTS:
-                raise SystemExit(f"nids-detect exited {len(self.exits)} times (codes {self.exits}); see {self.log}")
-            self.process = self._start()
-        return scrape_value(self.port, CONSUMED)
-
-    def kill_and_restart(self) -> float:
-        """SIGKILL, start again at once; seconds until the new process committed its first batch."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        killed = time.monotonic()
-        self.process = self._start()
-        if not wait_until(lambda: self.consumed() > 0, 120):
-            raise SystemExit(f"the restarted detector committed nothing within 120 s; see {self.log}")
-        return time.monotonic() - killed
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def run_chaos(
-    bootstrap: str,
-    frame: pd.DataFrame,
-    model: Path,
-    delivery: str,
-    kills: int,
-    malformed: int,
-    kill_broker: bool,
-    seed: int = 1,
-    workdir: Path | None = None,
-    **settings: object,
-) -> ChaosReport:
-    """Three quarters of the flows (with the malformed records and the oversized one) before the
-    kills, the last quarter after the broker is back, so that every fault lands mid-stream."""
-    topics = fresh_topics(f"chaos-{delivery}")
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4", "message.max.bytes": 20_000_000}
-    )
-    split = len(frame) * 3 // 4
-    early, late = frame.iloc[:split], frame.iloc[split:]
-    flow_ids, dead_keys = prefill(producer, topics.flows, early, range(malformed), "early", True, parts=4)
-    rng = np.random.default_rng(seed)
-    group = f"chaos-{delivery}-{time.monotonic_ns()}"
-    log = (workdir or Path(tempfile.mkdtemp())) / f"{group}.log"
-    detector = DetectorUnderChaos(bootstrap, topics, group, model, log, delivery=delivery, **settings)
-    stalls: list[float] = []
-    broker_stall = None
-
-    def committed() -> int:
-        try:
-            return group_progress(bootstrap, group, topics.flows)[0]
-        except KafkaException:
-            return -1  # the broker is down
-
-    try:
-        for _ in range(kills):
-            # A random point mid-stream: batches of 20,000 take a fraction of a second, so it is
-            # almost always inside one.
-            threshold = float(rng.integers(1, max(2, split // (2 * (kills + 1)))))
-            if not wait_until(lambda: detector.consumed() >= threshold, 120):  # noqa: B023
-                raise SystemExit(f"the detector made no progress; see {log}")
-            time.sleep(float(rng.uniform(0.0, 0.3)))
-            stalls.append(detector.kill_and_restart())
-        before, killed = committed(), time.monotonic()
-        if kill_broker:
-            restart_broker_after_sigkill()
-        late_malformed = range(malformed, malformed + 10)
-        late_ids, late_dead = prefill(producer, topics.flows, late, late_malformed, "late", False, parts=2)
-        # detector.consumed() supervises the detector while the group catches up.
-        if kill_broker and wait_until(lambda: detector.consumed() >= 0 and committed() > before, 180, poll=0.25):
-            broker_stall = time.monotonic() - killed
-        flow_ids, dead_keys = flow_ids + late_ids, dead_keys | late_dead
-
-        def all_committed() -> bool:
-            return detector.consumed() >= 0 and group_lag(bootstrap, group, topics.flows) == 0
-
-        if not wait_until(all_committed, 300, poll=1.0):
-            raise SystemExit(f"the group did not commit every flow within 300 s; see {log}")
-    finally:
-        detector.stop()
-    detection, _ = load_model(model)
-    expected = {flow_id for flow_id, attack in zip(flow_ids, detection.score(frame).is_attack, strict=True) if attack}
-    alerts = collections.Counter(key_of(m) for m in read_all(bootstrap, topics.alerts))
-    dead = collections.Counter(key_of(m) for m in read_all(bootstrap, topics.dead_letter))
-    return ChaosReport(
-        delivery=delivery,
-        flows=len(flow_ids),
-        expected_alerts=len(expected),
-        missing_alerts=len(expected - set(alerts)),
-        duplicated_alerts=sum(n - 1 for n in alerts.values() if n > 1),
-        expected_dead=len(dead_keys),
-        got_dead=sum(dead.values()),
-        missing_dead=len(dead_keys - set(dead)),
-        duplicated_dead=sum(n - 1 for n in dead.values() if n > 1),
-        detector_stalls=stalls,
-        broker_stall=broker_stall,
-        supervisor_restarts=len(detector.exits),
-    )
-
-
-def key_of(message: Message) -> str:
-    return (message.key() or b"").decode()
+from bench.common import ensure_broker, flows_frame, model_path
+from nids_harness.chaos import DELIVERY_MODES, OVERSIZED_BYTES, run_chaos
 
 
 def main() -> None:
@@ -286,13 +40,13 @@ def main() -> None:
     kill_broker = not args.no_broker_kill and "KAFKA_BOOTSTRAP" not in os.environ
     if not args.no_broker_kill and not kill_broker:
         print("KAFKA_BOOTSTRAP names a broker this run did not start: it is not killed")
-    ensure_broker()
+    bootstrap = ensure_broker()
     frame, source = flows_frame(args.flows)
     print(f"source: {source}; {args.flows:,} flows, {args.malformed:,} malformed, 1 oversized ({OVERSIZED_BYTES:,} B)")
     modes = DELIVERY_MODES if args.delivery == "both" else (args.delivery,)
     for delivery in modes:
         report = run_chaos(
-            BOOTSTRAP,
+            bootstrap,
             frame,
             model_path(),
             delivery,

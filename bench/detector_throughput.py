@@ -28,17 +28,8 @@ import pandas as pd
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from bench.common import (
-    REPO,
-    ensure_broker,
-    flows_frame,
-    fresh_topics,
-    model_path,
-    replay_command,
-    scrape_value,
-    secure_role_env,
-    start_detector,
-)
+from bench.common import ensure_broker, flows_frame, fresh_topics, model_path, replay_command
+from detector.cli import build_detector
 from detector.config import AT_LEAST_ONCE, EXACTLY_ONCE
 from detector.config import load as load_detector_config
 from detector.metrics import DetectorMetrics
@@ -46,7 +37,11 @@ from detector.reload import load_live
 from detector.service import Detector
 from nids_common.config import Topics
 from nids_common.contract import DEFAULT_PARTITIONS
-from nids_common.kafka import ensure_topics
+from nids_harness.checkout import KAFKA_LOCAL, REPO
+from nids_harness.detector_process import start_detector
+from nids_harness.metrics import scrape_total
+from nids_harness.ports import free_port
+from nids_harness.secure import SecureBroker, secure_role_env
 from nids_model.artifact import load_model
 from producer.replay import replay
 
@@ -65,16 +60,13 @@ SASL_SSL = "at_least_once, SASL_SSL"
 def secure_broker_topics() -> tuple[str, Topics, dict[str, Any]]:
     """The secure local broker (started if need be), fresh topics on it, and the admin's settings
     (a super user: the authorizer still runs, every ACL check passes)."""
-    subprocess.run([str(REPO / "scripts" / "kafka-local"), "start", "--secure"], check=True, stdout=subprocess.DEVNULL)
-    env = secure_role_env("admin")
-    credentials: dict[str, Any] = json.loads(env["NIDS_KAFKA_LIBRDKAFKA"])
+    subprocess.run([KAFKA_LOCAL, "start", "--secure"], check=True, stdout=subprocess.DEVNULL)
+    admin = secure_role_env("admin")
+    broker = SecureBroker(admin["NIDS_KAFKA_BOOTSTRAP"])
     topics = Topics.named(f"bench.secure.{time.monotonic_ns()}", DEFAULT_PARTITIONS)
-    ensure_topics(
-        {**credentials, "bootstrap.servers": env["NIDS_KAFKA_BOOTSTRAP"]},
-        topics.partition_counts(),
-        configs=topics.configs(),
-    )
-    return env["NIDS_KAFKA_BOOTSTRAP"], topics, credentials
+    broker.make_topics(topics)
+    credentials: dict[str, Any] = json.loads(admin["NIDS_KAFKA_LIBRDKAFKA"])
+    return broker.bootstrap, topics, credentials
 
 
 def detector_for(
@@ -94,7 +86,7 @@ def detector_for(
         metrics=dataclasses.replace(base.metrics, port=0),
     )
     live = load_live(model_path(), config.detector.model_threads)
-    return Detector(config, live, DetectorMetrics(CollectorRegistry()))
+    return build_detector(config, live, DetectorMetrics(CollectorRegistry()))
 
 
 def run_batch_detector(
@@ -104,14 +96,14 @@ def run_batch_detector(
     started: list[float] = []
 
     def keep_going() -> bool:
-        if not started and detector.counts.consumed:
+        if not started and detector.totals.consumed:
             started.append(time.perf_counter())
-        return detector.counts.consumed < target
+        return detector.totals.consumed < target
 
     t0 = time.perf_counter()
     detector.run(keep_going)
     elapsed = time.perf_counter() - (started[0] if started else t0)
-    return detector.counts.consumed / elapsed
+    return detector.totals.consumed / elapsed
 
 
 def run_naive_detector(bootstrap: str, topics: Topics, seconds: float) -> float:
@@ -156,15 +148,15 @@ def run_naive_detector(bootstrap: str, topics: Topics, seconds: float) -> float:
 def run_detector_processes(bootstrap: str, topics: Topics, target: int, processes: int) -> float:
     """N real nids-detect processes in a fresh group; rate from their summed consumed counters."""
     group = f"bench-group-{time.monotonic_ns()}"
-    ports = [9181 + i for i in range(processes)]
-    children = [start_detector(bootstrap, topics, group, port) for port in ports]
+    ports = [free_port() for _ in range(processes)]
+    children = [start_detector(bootstrap, topics, group, port, model_path()) for port in ports]
     try:
         first: tuple[float, float] | None = None
         consumed = 0.0
         deadline = time.monotonic() + 300
         while consumed < target and time.monotonic() < deadline:
             time.sleep(0.2)
-            consumed = sum(scrape_value(port, "nids_flows_consumed_total") for port in ports)
+            consumed = sum(scrape_total(port, "nids_flows_consumed_total") for port in ports)
             if consumed and first is None:
                 first = (time.perf_counter(), consumed)
         if first is None:

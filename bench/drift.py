@@ -30,7 +30,7 @@ def main() -> None:
     frame, source = flows_frame(args.rows)
     features = model.features({name: frame[name].to_numpy() for name in frame.columns})
     scores = model.score_features(features)
-    drift = DriftMonitor(manifest["reference_profile"], DetectorMetrics(CollectorRegistry()))
+    drift = DriftMonitor(manifest.reference_profile, DetectorMetrics(CollectorRegistry()))
 
     def timed(work: Callable[[], object], repeats: int) -> np.ndarray:
         seconds = []

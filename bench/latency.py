@@ -19,18 +19,13 @@ import time
 import numpy as np
 from confluent_kafka import Message
 
-from bench.common import (
-    REPO,
-    LiveReader,
-    ensure_broker,
-    free_port,
-    fresh_topics,
-    read_all,
-    replay_command,
-    start_ready_detector,
-)
+from bench.common import ensure_broker, fresh_topics, model_path, replay_command
 from detector.config import AT_LEAST_ONCE, EXACTLY_ONCE
 from nids_common.contract import alert_decoder
+from nids_harness.checkout import REPO
+from nids_harness.detector_process import start_ready_detector
+from nids_harness.ports import free_port
+from nids_harness.reading import LiveReader, read_topic
 
 
 def measure(bootstrap: str, rate: float, seconds: float, delivery: str) -> None:
@@ -44,7 +39,9 @@ def measure(bootstrap: str, rate: float, seconds: float, delivery: str) -> None:
     reader = LiveReader(bootstrap, topics.alerts, arrived)
     reader.start()
     group = f"bench-latency-{time.monotonic_ns()}"
-    detector = start_ready_detector(bootstrap, topics, group, free_port(), delivery=delivery, instance_id=f"{group}-1")
+    detector = start_ready_detector(
+        bootstrap, topics, group, free_port(), model_path(), delivery=delivery, instance_id=f"{group}-1"
+    )
     reader.wait_assigned()
     flows = int(rate * seconds)
     replay = subprocess.run(
@@ -57,7 +54,7 @@ def measure(bootstrap: str, rate: float, seconds: float, delivery: str) -> None:
     detector.terminate()
     detector.wait(30)
     reader.stop()
-    sent_ms = {(m.partition(), m.offset()): m.timestamp()[1] for m in read_all(bootstrap, topics.flows)}
+    sent_ms = {(m.partition(), m.offset()): m.timestamp()[1] for m in read_topic(bootstrap, topics.flows)}
     keys = list(arrivals)
     sent = np.array([sent_ms[key] for key in keys], dtype=np.float64)
     values = np.array([arrivals[key] for key in keys]) - sent / 1000.0

@@ -14,7 +14,10 @@ import time
 
 import numpy as np
 
-from bench.common import REPO, ensure_broker, fresh_topics, replay_command, rss_bytes, start_ready_detector
+from bench.common import ensure_broker, fresh_topics, model_path, replay_command, rss_bytes
+from nids_harness.checkout import REPO
+from nids_harness.detector_process import start_ready_detector
+from nids_harness.ports import free_port
 
 
 def main() -> None:
@@ -25,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     bootstrap = ensure_broker()
     topics = fresh_topics("memory")
-    detector = start_ready_detector(bootstrap, topics, f"bench-memory-{time.monotonic_ns()}", 9192)
+    detector = start_ready_detector(bootstrap, topics, f"bench-memory-{time.monotonic_ns()}", free_port(), model_path())
     replay = subprocess.Popen(
         replay_command(topics.flows, "--rate", str(args.rate), "--limit", str(int(args.rate * args.seconds))),
         cwd=REPO,

@@ -39,7 +39,7 @@ def main() -> None:
     flood = dataclasses.replace(model, threshold=0.0)
     distinct = len(np.unique(model.features(batch).label, axis=0))
     print(
-        f"model {manifest['version']} ({model.describe()['label']} + {model.describe()['attack_cat']}), {source}, "
+        f"model {manifest.version} ({model.describe()['label']} + {model.describe()['attack_cat']}), {source}, "
         f"batches of {BATCH:,}; attack share {model.score(batch).is_attack.mean():.0%}; "
         f"distinct feature vectors {distinct / BATCH:.0%}"
     )

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from bench.common import REPO, ensure_broker, flows_frame, fresh_topics, replay_command
+from bench.common import ensure_broker, flows_frame, fresh_topics, replay_command
+from nids_harness.checkout import REPO
 from producer.encode import encode_chunk
 
 

@@ -27,17 +27,12 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Message
 
-from bench.common import (
-    REPO,
-    LiveReader,
-    ensure_broker,
-    free_port,
-    fresh_topics,
-    read_all,
-    replay_command,
-    start_ready_detector,
-)
+from bench.common import ensure_broker, fresh_topics, replay_command
 from nids_common.contract import verdict_decoder
+from nids_harness.checkout import REPO
+from nids_harness.detector_process import start_ready_detector
+from nids_harness.ports import free_port
+from nids_harness.reading import LiveReader, read_topic
 from nids_model import artifact
 from training import model_cli
 
@@ -79,7 +74,7 @@ def main() -> None:
         topics,
         group,
         free_port(),
-        model=store / "latest",
+        store / "latest",
         emit_verdicts="true",
         model_poll_s=args.poll,
     )
@@ -110,7 +105,7 @@ def main() -> None:
     detector.wait(30)
     reader.stop()
 
-    sent_ms = {(m.partition() or 0, m.offset() or 0): m.timestamp()[1] for m in read_all(bootstrap, topics.flows)}
+    sent_ms = {(m.partition() or 0, m.offset() or 0): m.timestamp()[1] for m in read_topic(bootstrap, topics.flows)}
     counts = collections.Counter(len(seen.get(key, [])) for key in sent_ms)
     arrivals = [(sent_ms[key] / 1000.0, *verdicts[0]) for key, verdicts in seen.items() if key in sent_ms]
     sent, arrived = np.array([a[0] for a in arrivals]), np.array([a[1] for a in arrivals])

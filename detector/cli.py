@@ -6,17 +6,15 @@ import argparse
 import dataclasses
 import logging
 import signal
-import ssl
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server
 from threadpoolctl import threadpool_limits
 
 from detector.clients import client_health, make_consumer, make_producer
-from detector.config import DEFAULT_PATH, EXACTLY_ONCE, DetectorConfig, MetricsSettings, load
+from detector.config import DEFAULT_PATH, EXACTLY_ONCE, DetectorConfig, load
 from detector.metrics import DetectorMetrics
 from detector.reload import ModelReloader, load_live
 from detector.service import Detector
@@ -24,7 +22,8 @@ from detector.values import LiveModel
 from nids_common.checkpoint import Checkpoint, TransactionalCheckpoint
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
-from nids_common.errors import EXIT_OK, NidsError
+from nids_common.errors import EXIT_OK
+from nids_common.metrics_server import serve_metrics
 
 log = logging.getLogger("nids.detect")
 
@@ -54,27 +53,6 @@ def effective_config(args: argparse.Namespace) -> DetectorConfig:
         dataclasses.replace(config.metrics, port=args.metrics_port) if args.metrics_port is not None else config.metrics
     )
     return dataclasses.replace(config, detector=settings, metrics=metrics)
-
-
-def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> None:
-    """Serve /metrics as `settings` say: off (port 0), HTTP, HTTPS, or HTTPS for holders of a client
-    certificate signed by `tls_client_ca` only."""
-    if not settings.port:
-        return
-    try:
-        start_http_server(
-            settings.port,
-            addr=settings.address,
-            registry=registry,
-            certfile=settings.tls_cert or None,
-            keyfile=settings.tls_key or None,
-            client_cafile=settings.tls_client_ca or None,
-            client_auth_required=bool(settings.tls_client_ca),
-        )
-    except (OSError, ssl.SSLError) as exc:
-        raise NidsError(f"cannot serve metrics on {settings.address}:{settings.port}: {exc}") from None
-    scheme = "https" if settings.tls_cert else "http"
-    log.info("metrics on %s://%s:%d/metrics", scheme, settings.address, settings.port)
 
 
 def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMetrics) -> Detector:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import dataclasses
 import socket
 from pathlib import Path
+from typing import Final, Literal
 
 from nids_common.config import KafkaSettings, load_config
 from nids_common.contract import DEAD_LETTER_MAX_BYTES, Topics
+from nids_common.metrics_server import MetricsSettings
 
 DEFAULT_PATH = Path("config/detector.yaml")
-AT_LEAST_ONCE = "at_least_once"
-EXACTLY_ONCE = "exactly_once"
+Delivery = Literal["at_least_once", "exactly_once"]
+AT_LEAST_ONCE: Final = "at_least_once"
+EXACTLY_ONCE: Final = "exactly_once"
+GroupProtocol = Literal["classic", "consumer"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,10 +53,10 @@ class DetectorSettings:
     session_timeout_ms: int = 6000
     # classic, or consumer (KIP-848: the broker assigns; its group.consumer.session.timeout.ms,
     # 45 s by default, replaces session_timeout_ms).
-    group_protocol: str = "classic"
+    group_protocol: GroupProtocol = "classic"
     # at_least_once: outputs, then the offsets (a crash may repeat a batch's outputs). exactly_once:
     # outputs and offsets in one Kafka transaction (read_committed readers see each output once).
-    delivery: str = AT_LEAST_ONCE
+    delivery: Delivery = AT_LEAST_ONCE
 
     def __post_init__(self) -> None:
         if self.model_threads < 1:
@@ -63,39 +67,12 @@ class DetectorSettings:
             raise ValueError("max_wait_ms: must be within 1..1000 (the loop polls at most 1 s)")
         if self.max_message_bytes < 256:
             raise ValueError("max_message_bytes: must be >= 256")
-        if self.delivery not in (AT_LEAST_ONCE, EXACTLY_ONCE):
-            raise ValueError(f"delivery: must be {AT_LEAST_ONCE} or {EXACTLY_ONCE}, not {self.delivery!r}")
-        if self.group_protocol not in ("classic", "consumer"):
-            raise ValueError(f"group_protocol: must be classic or consumer, not {self.group_protocol!r}")
         if not 1000 <= self.session_timeout_ms <= 300_000:
             raise ValueError("session_timeout_ms: must be within 1000..300000")
         if self.model_poll_s < 0:
             raise ValueError("model_poll_s: must be >= 0")
         if self.dead_letter_max_bytes < 1024:
             raise ValueError("dead_letter_max_bytes: must be >= 1024")
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricsSettings:
-    address: str = "0.0.0.0"
-    port: int = 9108
-    # HTTPS with this certificate and key (PEM files); empty: plain HTTP.
-    tls_cert: str = ""
-    tls_key: str = ""
-    # With a CA (PEM), only clients holding a certificate it signed may scrape.
-    tls_client_ca: str = ""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError("port: must be within 0..65535")
-        if bool(self.tls_cert) != bool(self.tls_key):
-            raise ValueError("tls_cert, tls_key: give both or neither")
-        if self.tls_client_ca and not self.tls_cert:
-            raise ValueError("tls_client_ca: needs tls_cert and tls_key (client certificates only work over TLS)")
-        for name in ("tls_cert", "tls_key", "tls_client_ca"):
-            value = getattr(self, name)
-            if value and not Path(value).is_file():
-                raise ValueError(f"{name}: {value} is not a file")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,12 +15,11 @@ A batch that is rewound and scored again is counted again: these are statistics,
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from detector.metrics import DetectorMetrics
+from nids_model.manifest import ReferenceProfile
 
 WINDOW_ROWS = 100_000
 SAMPLE_ROWS = 2_048
@@ -28,23 +27,22 @@ PSI_FLOOR = 1e-4  # an empty bin on either side would make the index infinite
 
 
 class DriftMonitor:
-    def __init__(self, profile: Mapping[str, Any], metrics: DetectorMetrics) -> None:
+    def __init__(self, profile: ReferenceProfile, metrics: DetectorMetrics) -> None:
         self.metrics = metrics
-        numeric = profile["numeric"]
+        numeric = profile.numeric
         self.names = list(numeric)
-        self.columns = np.array([numeric[name]["column"] for name in self.names], dtype=np.intp)
-        width = 1 + max([*self.columns.tolist(), *(spec["column"] for spec in profile["categorical"].values())])
+        self.columns = np.array([numeric[name].column for name in self.names], dtype=np.intp)
+        width = 1 + max([*self.columns.tolist(), *(spec.column for spec in profile.categorical.values())])
         # Bounds for every column of the matrix (categorical ones unbounded): one comparison of the
         # whole matrix, without copying its numeric columns out first.
         self.low = np.full(width, -np.inf, dtype=np.float32)
         self.high = np.full(width, np.inf, dtype=np.float32)
-        self.low[self.columns] = [numeric[name]["min"] for name in self.names]
+        self.low[self.columns] = [numeric[name].min for name in self.names]
         self.feature_of = dict(zip(self.columns.tolist(), self.names, strict=True))
-        self.high[self.columns] = [numeric[name]["max"] for name in self.names]
-        self.edges = [np.asarray(numeric[name]["edges"], dtype=np.float32) for name in self.names]
-        self.reference = [np.maximum(np.asarray(numeric[name]["shares"]), PSI_FLOOR) for name in self.names]
-        categorical = profile["categorical"]
-        self.categories = [(name, spec["column"], spec["unseen_code"]) for name, spec in categorical.items()]
+        self.high[self.columns] = [numeric[name].max for name in self.names]
+        self.edges = [np.asarray(numeric[name].edges, dtype=np.float32) for name in self.names]
+        self.reference = [np.maximum(np.asarray(numeric[name].shares), PSI_FLOOR) for name in self.names]
+        self.categories = [(name, spec.column, spec.unseen_code) for name, spec in profile.categorical.items()]
         # (flows, sampled rows, bin counts, class counts) per batch; the window spans WINDOW_ROWS flows.
         self._window: collections.deque[tuple[int, int, list[np.ndarray], collections.Counter[str]]] = (
             collections.deque()
@@ -52,7 +50,7 @@ class DriftMonitor:
         self._flows = self._rows = 0
         self._counts = [np.zeros(len(edges) + 1, dtype=np.int64) for edges in self.edges]
         self._classes: collections.Counter[str] = collections.Counter()
-        metrics.set_reference_classes(profile["predicted_class_shares"])
+        metrics.set_reference_classes(profile.predicted_class_shares)
 
     def observe(self, matrix: np.ndarray, predicted: np.ndarray) -> None:
         """One scored batch: `matrix` rows × features (float32), `predicted` attack_cat per row."""

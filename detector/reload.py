@@ -31,7 +31,7 @@ def load_live(path: Path, threads: int, require_signature: bool = False) -> Live
     model, manifest, folder = load_checked(path, require_signature=require_signature)
     model.use_threads(threads)
     model.warm_up()
-    return LiveModel(model, str(manifest["version"]), folder, manifest.get("reference_profile"))
+    return LiveModel(model, manifest.version, folder, manifest.reference_profile)
 
 
 class ModelReloader:

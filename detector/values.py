@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Final, cast, overload
+from typing import Final, cast, overload
 
 import numpy as np
 from confluent_kafka import Message
@@ -17,6 +17,7 @@ from confluent_kafka import Message
 from detector.decode import DecodedBatch, ground_truth
 from nids_common.contract import Source
 from nids_model.detection import DetectionModel, Scores
+from nids_model.manifest import ReferenceProfile
 
 # Where each row's flow was read: topics, partitions and offsets, one entry per row.
 Origin = tuple[Sequence[str], Sequence[int], Sequence[int]]
@@ -33,7 +34,7 @@ class LiveModel:
     model: DetectionModel
     version: str
     folder: Path
-    profile: Mapping[str, Any] | None = None  # the manifest's reference profile, for drift metrics
+    profile: ReferenceProfile | None = None  # the manifest's reference profile, for drift metrics
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import yaml
@@ -84,7 +84,8 @@ def describe(config: Any) -> dict[str, Any]:
         elif isinstance(value, Path):
             out[field.name] = str(value)
         elif isinstance(value, tuple):
-            out[field.name] = list(value)
+            # Items may be structs with datetimes (nids-incidents' suppression rules).
+            out[field.name] = msgspec.to_builtins(list(value))
         else:
             out[field.name] = value
     return out
@@ -130,6 +131,9 @@ def _convert(cls: type[T], raw: dict[str, Any], source_of: typing.Callable[[str]
         config = msgspec.convert(raw, cls, dec_hook=_decode_hook)
     except msgspec.ValidationError as exc:
         field, message = _split_error(str(exc))
+        choices = _choices(cls, field)
+        if choices and message.startswith("Invalid enum value"):
+            message += f" (expected one of: {', '.join(map(str, choices))})"
         where = f": field {field}" if field else ""
         raise ConfigError(f"{source_of(field)}{where}: {message}") from None
     return typing.cast(T, _freeze_mappings(config))
@@ -145,6 +149,18 @@ def _split_error(text: str) -> tuple[str, str]:
         path = f"{path}.{own.group('field')}" if path else own.group("field")
         message = own.group("message")
     return path, message
+
+
+def _choices(cls: Any, field: str) -> tuple[Any, ...]:
+    """The values a `Literal` field, or each item of a tuple of them, may take; () for other fields."""
+    hint: Any = cls
+    for name in re.sub(r"\[\d+\]", "", field).split("."):
+        if not dataclasses.is_dataclass(hint):
+            return ()
+        hint = typing.get_type_hints(hint).get(name)
+    while typing.get_origin(hint) is tuple:
+        hint = typing.get_args(hint)[0]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
 
 
 def _freeze_mappings(config: Any) -> Any:
@@ -200,7 +216,7 @@ def _environment_overrides(
 def _parse_env(hint: Any, text: str, name: str) -> Any:
     """Environment values are strings; read them as YAML scalars so `5`, `true`, `1.5` get their types,
     and a mapping as a JSON object merged into the file's."""
-    if hint in (str, Path):
+    if hint in (str, Path) or typing.get_origin(hint) is Literal:
         return text
     if typing.get_origin(hint) in (Mapping, dict):
         try:

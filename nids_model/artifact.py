@@ -2,7 +2,8 @@
 
 joblib is pickle, and unpickling runs code: nothing is unpickled before the file's sha256 matches the
 manifest, its HMAC-SHA256 matches when NIDS_MODEL_KEY is set, and the library versions match the ones
-it was built with.
+it was built with. The model file is read once: the bytes verified are the bytes unpickled, so a file
+swapped after the check is never loaded.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import io
 import json
 import os
 import platform
@@ -17,9 +19,9 @@ import shutil
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import joblib
+import msgspec
 import numpy as np
 import pandas as pd
 import sklearn
@@ -28,13 +30,15 @@ from nids_common.errors import ArtifactError
 from nids_common.schema import ATTACK_CLASSES, FEATURES, NORMAL
 from nids_model.canary import check_canary
 from nids_model.detection import DetectionModel
+from nids_model.manifest import Libraries, Manifest, TrainingRecord, decode, encode
 
 # 2: the runtime classes live in nids_model (0.2.0); a format-1 pickle names training.* modules that
 # no longer exist. 3: a canary batch with its expected outputs (nids_model.canary). 4: attack_cat
 # models fitted on attack rows (AttackOnlyClassifier), class scales tuned on grouped folds (a new
-# ClassScaledClassifier parameter), an operating point. An older format is refused before
-# unpickling, with a message that says to retrain.
-ARTIFACT_FORMAT = 4
+# ClassScaledClassifier parameter), an operating point. 5: a typed manifest (nids_model.manifest), whose
+# unknown or missing fields are refused. An older format is refused before unpickling, with a message
+# that says to retrain.
+ARTIFACT_FORMAT = 5
 MODEL_FILE = "model.joblib"
 HISTORY_FILE = "history.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -42,14 +46,14 @@ LATEST = "latest"
 KEY_ENV = "NIDS_MODEL_KEY"
 
 
-def library_versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "sklearn": sklearn.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "joblib": joblib.__version__,
-    }
+def library_versions() -> Libraries:
+    return Libraries(
+        python=platform.python_version(),
+        sklearn=sklearn.__version__,
+        numpy=np.__version__,
+        pandas=pd.__version__,
+        joblib=joblib.__version__,
+    )
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -60,12 +64,8 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _signature(path: Path, key: str) -> str:
-    mac = hmac.new(key.encode(), digestmod=hashlib.sha256)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            mac.update(block)
-    return mac.hexdigest()
+def _signature(payload: bytes, key: str) -> str:
+    return hmac.new(key.encode(), payload, digestmod=hashlib.sha256).hexdigest()
 
 
 def new_version(now: dt.datetime | None = None) -> str:
@@ -76,7 +76,7 @@ def new_version(now: dt.datetime | None = None) -> str:
 def write_artifact(
     out_dir: str | os.PathLike[str],
     model: DetectionModel,
-    manifest: Mapping[str, Any],
+    record: TrainingRecord,
     write_extras: Callable[[Path], None] | None = None,
     version: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -97,21 +97,19 @@ def write_artifact(
         staging.mkdir()
         model_path = staging / MODEL_FILE
         joblib.dump(model, model_path, compress=3)
-        full = dict(manifest)
-        full.update(
-            {
-                "artifact_format": ARTIFACT_FORMAT,
-                "version": version,
-                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "libraries": library_versions(),
-                "model_file": MODEL_FILE,
-                "model_sha256": file_sha256(model_path),
-            }
-        )
+        payload = model_path.read_bytes()
         key = env.get(KEY_ENV)
-        if key:
-            full["model_hmac_sha256"] = _signature(model_path, key)
-        (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        manifest = Manifest(
+            **msgspec.structs.asdict(record),
+            artifact_format=ARTIFACT_FORMAT,
+            version=version,
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            libraries=library_versions(),
+            model_file=MODEL_FILE,
+            model_sha256=hashlib.sha256(payload).hexdigest(),
+            model_hmac_sha256=_signature(payload, key) if key else None,
+        )
+        (staging / MANIFEST_FILE).write_text(encode(manifest))
         if write_extras is not None:
             write_extras(staging)
         os.replace(staging, final)
@@ -172,85 +170,88 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     raise ArtifactError(f"{path}: no model here (expected {MANIFEST_FILE}; train one with nids-train)")
 
 
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """The manifest of a model folder; ArtifactError for another artifact format (before its fields are
+    read: an older manifest is not expected to fit) or a field that does not fit."""
     folder = resolve(path)
+    source = folder / MANIFEST_FILE
     try:
-        manifest: dict[str, Any] = json.loads((folder / MANIFEST_FILE).read_text())
-        return manifest
+        document = json.loads(source.read_text())
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{folder / MANIFEST_FILE}: not valid JSON: {exc.msg}") from None
-
-
-def verify(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, require_signature: bool = False
-) -> tuple[Path, dict[str, Any]]:
-    """Check checksum, signature and library versions; return the model file and manifest. Unpickles
-    nothing. With `require_signature` a model is loaded only when NIDS_MODEL_KEY is set and verifies:
-    the checksum alone guards against a damaged file, not against someone who can write both files."""
-    env = os.environ if env is None else env
-    if require_signature and not env.get(KEY_ENV):
-        raise ArtifactError(f"signed models are required but {KEY_ENV} is not set: refusing to load any model")
-    folder = resolve(path)
-    manifest = read_manifest(folder)
-    built_format = manifest.get("artifact_format", 1)
+        raise ArtifactError(f"{source}: not valid JSON: {exc.msg}") from None
+    # Before 0.2.0 manifests carried no format number: that is format 1.
+    built_format = document.get("artifact_format", 1) if isinstance(document, dict) else None
     if built_format != ARTIFACT_FORMAT:
         raise ArtifactError(
             f"{folder}: artifact format {built_format}, this nids-stream reads format {ARTIFACT_FORMAT}: "
             "retrain the model with nids-train"
         )
-    model_path = folder / manifest.get("model_file", MODEL_FILE)
-    if not model_path.is_file():
-        raise ArtifactError(f"{model_path}: model file missing")
-    expected = manifest.get("model_sha256")
-    actual = file_sha256(model_path)
-    if not expected or not hmac.compare_digest(actual, str(expected)):
+    return decode(document, source)
+
+
+def verify(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None, require_signature: bool = False
+) -> tuple[bytes, Manifest]:
+    """Check checksum, signature and library versions; return the model file's bytes, the ones checked,
+    and the manifest. Unpickles nothing. With `require_signature` a model is loaded only when
+    NIDS_MODEL_KEY is set and verifies: the checksum alone guards against a damaged file, not against
+    someone who can write both files."""
+    env = os.environ if env is None else env
+    if require_signature and not env.get(KEY_ENV):
+        raise ArtifactError(f"signed models are required but {KEY_ENV} is not set: refusing to load any model")
+    folder = resolve(path)
+    manifest = read_manifest(folder)
+    model_path = folder / manifest.model_file
+    try:
+        payload = model_path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{model_path}: cannot read the model file: {exc.strerror}") from None
+    actual = hashlib.sha256(payload).hexdigest()
+    if not hmac.compare_digest(actual, manifest.model_sha256):
         raise ArtifactError(
-            f"{model_path}: sha256 {actual[:12]}… does not match the manifest ({str(expected)[:12]}…): refusing to load"
+            f"{model_path}: sha256 {actual[:12]}… does not match the manifest ({manifest.model_sha256[:12]}…): "
+            "refusing to load"
         )
     key = env.get(KEY_ENV)
     if key:
-        signature = manifest.get("model_hmac_sha256")
-        if not signature:
+        if not manifest.model_hmac_sha256:
             raise ArtifactError(f"{folder}: {KEY_ENV} is set but the model is unsigned: refusing to load")
-        if not hmac.compare_digest(_signature(model_path, key), str(signature)):
+        if not hmac.compare_digest(_signature(payload, key), manifest.model_hmac_sha256):
             raise ArtifactError(f"{model_path}: HMAC signature does not verify with {KEY_ENV}: refusing to load")
-    built = manifest.get("libraries", {})
-    here = library_versions()
+    built, here = manifest.libraries, library_versions()
     # A pickled estimator is only guaranteed to behave the same under the scikit-learn it was built
     # with, and numpy's pickle layout changes across major versions.
-    if built.get("sklearn") != here["sklearn"]:
+    if built.sklearn != here.sklearn:
         raise ArtifactError(
-            f"{folder}: built with scikit-learn {built.get('sklearn')}, this is {here['sklearn']}: retrain the model"
+            f"{folder}: built with scikit-learn {built.sklearn}, this is {here.sklearn}: retrain the model"
         )
-    if str(built.get("numpy", "")).split(".")[0] != here["numpy"].split(".")[0]:
-        raise ArtifactError(
-            f"{folder}: built with numpy {built.get('numpy')}, this is {here['numpy']}: retrain the model"
-        )
-    return model_path, manifest
+    if built.numpy.split(".")[0] != here.numpy.split(".")[0]:
+        raise ArtifactError(f"{folder}: built with numpy {built.numpy}, this is {here.numpy}: retrain the model")
+    return payload, manifest
 
 
 def load_model(
     path: str | os.PathLike[str], env: Mapping[str, str] | None = None, require_signature: bool = False
-) -> tuple[DetectionModel, dict[str, Any]]:
-    model_path, manifest = verify(path, env, require_signature)
-    model = joblib.load(model_path)
+) -> tuple[DetectionModel, Manifest]:
+    payload, manifest = verify(path, env, require_signature)
+    model = joblib.load(io.BytesIO(payload))
     if not isinstance(model, DetectionModel):
-        raise ArtifactError(f"{model_path}: not a DetectionModel ({type(model).__name__})")
+        raise ArtifactError(f"{resolve(path) / manifest.model_file}: not a DetectionModel ({type(model).__name__})")
     return model, manifest
 
 
 def load_checked(
     path: str | os.PathLike[str], env: Mapping[str, str] | None = None, require_signature: bool = False
-) -> tuple[DetectionModel, dict[str, Any], Path]:
+) -> tuple[DetectionModel, Manifest, Path]:
     """`load_model`, then the checks a running detector needs before the model sees traffic: its
     features and classes fit the stream contract, and its canary scores exactly as at training time.
     Returns the model, its manifest and its version folder."""
     folder = resolve(path)
     model, manifest = load_model(folder, env, require_signature)
-    unknown = sorted(set(manifest.get("features", [])) - set(FEATURES))
-    if unknown or not manifest.get("features"):
+    unknown = sorted(set(manifest.features) - set(FEATURES))
+    if unknown or not manifest.features:
         raise ArtifactError(f"{folder}: features {unknown or '(none)'} are not in the stream contract")
     if NORMAL not in model.classes or not set(model.classes) <= set(ATTACK_CLASSES):
         raise ArtifactError(f"{folder}: classes {list(model.classes)} do not fit the stream contract")
-    check_canary(model, folder, manifest)
+    check_canary(model, folder, manifest.canary)
     return model, manifest, folder

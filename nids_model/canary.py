@@ -19,6 +19,7 @@ import pandas as pd
 from nids_common.errors import ArtifactError
 from nids_common.schema import CATEGORICAL_FEATURES, FEATURES
 from nids_model.detection import DetectionModel
+from nids_model.manifest import Canary, CanaryOutputs
 
 CANARY_FILE = "canary.json"
 CANARY_ROWS = 256
@@ -34,8 +35,8 @@ def canary_columns(flows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
 
 def make_canary(
     model: DetectionModel, frame: pd.DataFrame, rows: int = CANARY_ROWS, seed: int = 0
-) -> tuple[bytes, dict[str, Any]]:
-    """(the canary file's bytes, its manifest entry): `rows` flows of `frame` (validation rows, every
+) -> tuple[bytes, Canary]:
+    """(the canary file's bytes, its manifest record): `rows` flows of `frame` (validation rows, every
     class the frame has) with the outputs `model` gives them now."""
     sample = frame.sample(n=min(rows, len(frame)), random_state=seed)
     flows = [
@@ -44,33 +45,29 @@ def make_canary(
     ]
     payload = orjson.dumps(flows)
     scores = model.score(canary_columns(flows))
-    return payload, {
-        "file": CANARY_FILE,
-        "sha256": hashlib.sha256(payload).hexdigest(),
-        "rows": len(flows),
-        "expected": {
-            "attack_probability": [float(p) for p in scores.attack_probability],
-            "attack_cat": [str(c) for c in scores.attack_cat],
-        },
-    }
+    return payload, Canary(
+        file=CANARY_FILE,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        rows=len(flows),
+        expected=CanaryOutputs(
+            attack_probability=tuple(float(p) for p in scores.attack_probability),
+            attack_cat=tuple(str(c) for c in scores.attack_cat),
+        ),
+    )
 
 
-def check_canary(model: DetectionModel, folder: Path, manifest: Mapping[str, Any]) -> None:
+def check_canary(model: DetectionModel, folder: Path, canary: Canary) -> None:
     """Score the artifact's canary with `model`; ArtifactError unless every output is what training recorded."""
-    spec = manifest.get("canary")
-    if not isinstance(spec, Mapping):
-        raise ArtifactError(f"{folder}: no canary in the manifest: retrain the model with nids-train")
-    path = folder / str(spec.get("file", CANARY_FILE))
+    path = folder / canary.file
     try:
         payload = path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read the canary: {exc.strerror}") from None
-    if not hmac.compare_digest(hashlib.sha256(payload).hexdigest(), str(spec.get("sha256", ""))):
+    if not hmac.compare_digest(hashlib.sha256(payload).hexdigest(), canary.sha256):
         raise ArtifactError(f"{path}: sha256 does not match the manifest: refusing the model")
-    expected = spec.get("expected", {})
     scores = model.score(canary_columns(orjson.loads(payload)))
-    probabilities = np.asarray(expected.get("attack_probability", []), dtype=np.float64)
-    classes = np.asarray(expected.get("attack_cat", []), dtype=object)
+    probabilities = np.asarray(canary.expected.attack_probability, dtype=np.float64)
+    classes = np.asarray(canary.expected.attack_cat, dtype=object)
     if probabilities.shape != scores.attack_probability.shape or classes.shape != scores.attack_cat.shape:
         raise ArtifactError(
             f"{folder}: canary: {len(scores.attack_cat)} rows scored, the manifest expects {len(classes)}"

@@ -14,8 +14,9 @@ scikit-learn does with one job.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -27,6 +28,12 @@ from nids_model.attack_only import AttackOnlyClassifier
 from nids_model.reweighting import ClassScaledClassifier
 
 ProbabilityFunction = Callable[[np.ndarray], np.ndarray]
+
+# One node of a flattened tree, for boosting and forest alike. A leaf has feature -1 and children -1;
+# a boosted tree keeps its leaf value in `threshold` (one array fewer to touch per tree).
+NODE = np.dtype(
+    [("feature", np.intp), ("threshold", np.float64), ("left", np.intp), ("right", np.intp), ("missing_left", np.bool_)]
+)
 
 
 def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,6 +49,79 @@ def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
 _MIN_ROWS_PER_THREAD = 2_000
 
 
+def tree_nodes(
+    leaf: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    missing_left: np.ndarray,
+) -> np.ndarray:
+    """One tree as NODE records.
+
+    Parameters
+    ----------
+    leaf : ndarray of shape (n_nodes,), dtype=bool
+        Whether each node is a leaf.
+    feature : ndarray of shape (n_nodes,), dtype=int
+        The column each split node tests; ignored at leaves.
+    threshold : ndarray of shape (n_nodes,), dtype=float64
+        A split goes left when the value is <= threshold; a boosted leaf's value.
+    left, right : ndarray of shape (n_nodes,), dtype=int
+        Each split node's children, numbered within the tree; ignored at leaves.
+    missing_left : ndarray of shape (n_nodes,), dtype=bool or uint8
+        Whether NaN goes left at each split node.
+
+    Returns
+    -------
+    nodes : ndarray of shape (n_nodes,), dtype=NODE
+    """
+    nodes = np.empty(len(leaf), dtype=NODE)
+    nodes["feature"] = np.where(leaf, -1, feature)
+    nodes["threshold"] = threshold
+    nodes["left"] = np.where(leaf, -1, left)
+    nodes["right"] = np.where(leaf, -1, right)
+    nodes["missing_left"] = missing_left
+    return nodes
+
+
+@dataclasses.dataclass(frozen=True)
+class FlatTrees:
+    """An ensemble's trees end to end, one contiguous array per NODE field (what the kernels take).
+
+    Attributes
+    ----------
+    roots : ndarray of shape (n_trees,), dtype=intp
+        The index of each tree's root node.
+    feature, left, right : ndarray of shape (n_nodes,), dtype=intp
+        Children are indices into these arrays; -1 at leaves.
+    threshold : ndarray of shape (n_nodes,), dtype=float64
+    missing_left : ndarray of shape (n_nodes,), dtype=bool
+    """
+
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    missing_left: np.ndarray
+
+    @classmethod
+    def of(cls, trees: Sequence[np.ndarray]) -> FlatTrees:
+        """`trees`: one NODE array per tree (`tree_nodes`), in the order their values are summed."""
+        sizes = np.asarray([len(nodes) for nodes in trees], dtype=np.intp)
+        roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        nodes = np.concatenate(trees)
+        offsets = np.repeat(roots, sizes)
+        for child in ("left", "right"):
+            nodes[child] = np.where(nodes[child] < 0, -1, nodes[child] + offsets)
+        return cls(roots, *(np.ascontiguousarray(nodes[name]) for name in NODE.names or ()))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The kernels' tree arguments, in their order."""
+        return self.roots, self.feature, self.threshold, self.left, self.right, self.missing_left
+
+
 @numba.njit(nogil=True, inline="always")
 def _leaf(
     matrix: np.ndarray,
@@ -55,7 +135,21 @@ def _leaf(
 ) -> int:  # pragma: no cover - compiled
     """The leaf `matrix[row]` reaches from `node`, the tree's root (inlined into each kernel).
     Branchy on purpose: a predicted branch lets the CPU run ahead into the next row; a select chains
-    every level's loads."""
+    every level's loads.
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (n_samples, n_features), dtype=float32 or float64
+    row, node : int
+        The row to walk, and the index of its tree's root.
+    feature, threshold, left, right, missing_left : ndarray of shape (n_nodes,)
+        The FlatTrees arrays.
+
+    Returns
+    -------
+    leaf : int
+        The leaf's node index.
+    """
     while True:
         f = feature[node]
         if f < 0:
@@ -72,15 +166,27 @@ def _leaf(
 @_compiled
 def _raw_scores(
     matrix: np.ndarray,
-    tree_class: np.ndarray,
     roots: np.ndarray,
     feature: np.ndarray,
     threshold: np.ndarray,
     left: np.ndarray,
     right: np.ndarray,
     missing_left: np.ndarray,
+    tree_class: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
+    """Add each boosted tree's leaf value to its class's raw score.
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (n_samples, n_features), dtype=float32 or float64
+    roots, feature, threshold, left, right, missing_left : ndarray
+        The FlatTrees arrays; a leaf's value is its threshold.
+    tree_class : ndarray of shape (n_trees,), dtype=intp
+        The class (column of `out`) each tree scores.
+    out : ndarray of shape (n_samples, n_classes), dtype=float64
+        Starts at the baseline; the sums are added in place.
+    """
     # Tree by tree, as sklearn does: one tree's nodes stay in L1 while the rows stream past, and
     # each class's sum takes its leaf values in sklearn's order.
     for tree in range(roots.shape[0]):
@@ -103,7 +209,18 @@ def _forest_sums(
     leaf_values: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    # matrix: rows × features (float32); leaf_values: nodes × classes (float64); out: rows × classes.
+    """Add each tree's leaf class fractions, tree after tree.
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (n_samples, n_features), dtype=float32
+    roots, feature, threshold, left, right, missing_left : ndarray
+        The FlatTrees arrays.
+    leaf_values : ndarray of shape (n_nodes, n_classes), dtype=float64
+        Each leaf's class fractions (zeros elsewhere are never read).
+    out : ndarray of shape (n_samples, n_classes), dtype=float64
+        Starts at zero; the sums are added in place.
+    """
     for tree in range(roots.shape[0]):
         root = roots[tree]
         for row in range(matrix.shape[0]):
@@ -130,102 +247,95 @@ class _RowSplitter:
             done.result()
 
 
-class CompiledForest:
+class _CompiledTrees:
+    """What both compiled ensembles share: their flat trees, the row splitter and the input check."""
+
+    def __init__(self, trees: FlatTrees, n_features: int, threads: int) -> None:
+        self.trees = trees
+        self.n_features = n_features
+        self._rows = _RowSplitter(threads)
+
+    def _checked(self, matrix: np.ndarray, dtype: type[np.floating[Any]] | None = None) -> np.ndarray:
+        """`matrix` as the kernels take it: C-contiguous, `dtype` if given, `n_features` wide."""
+        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
+            raise ValueError(f"expected a matrix of {self.n_features} features, got shape {matrix.shape}")
+        return np.ascontiguousarray(matrix, dtype=dtype)
+
+
+class CompiledForest(_CompiledTrees):
     """The trees of a fitted RandomForestClassifier as flat arrays; `predict_proba` as the forest's."""
 
     def __init__(self, model: RandomForestClassifier, threads: int = 1) -> None:
         if getattr(model, "n_outputs_", 1) != 1:
             raise NotCompilable("multi-output forests are not compiled")
-        features, thresholds, lefts, rights, missing, values, roots = [], [], [], [], [], [], []
-        offset = 0
-        for estimator in model.estimators_:
-            tree = estimator.tree_
-            leaf = tree.children_left < 0
-            features.append(np.where(leaf, -1, tree.feature).astype(np.intp))
-            thresholds.append(tree.threshold.astype(np.float64))
-            lefts.append(np.where(leaf, -1, tree.children_left + offset).astype(np.intp))
-            rights.append(np.where(leaf, -1, tree.children_right + offset).astype(np.intp))
-            missing.append(np.asarray(getattr(tree, "missing_go_to_left", np.zeros(tree.node_count)), dtype=np.bool_))
-            values.append(np.asarray(tree.value[:, 0, :], dtype=np.float64))
-            roots.append(offset)
-            offset += tree.node_count
-        self.n_features = int(model.n_features_in_)
-        self.n_trees = len(model.estimators_)
-        self.roots = np.asarray(roots, dtype=np.intp)
-        self.feature = np.concatenate(features)
-        self.threshold = np.concatenate(thresholds)
-        self.left = np.concatenate(lefts)
-        self.right = np.concatenate(rights)
-        self.missing_left = np.concatenate(missing)
-        self.leaf_values = np.ascontiguousarray(np.concatenate(values))
-        self._rows = _RowSplitter(threads)
-        probe = np.zeros((2, self.n_features), dtype=np.float32)
-        self.predict_proba(probe)
+        trees = [estimator.tree_ for estimator in model.estimators_]
+        super().__init__(FlatTrees.of([_forest_tree(tree) for tree in trees]), int(model.n_features_in_), threads)
+        self.n_trees = len(trees)
+        self.leaf_values = np.ascontiguousarray(np.concatenate([tree.value[:, 0, :] for tree in trees]), np.float64)
+        self.predict_proba(np.zeros((2, self.n_features), dtype=np.float32))
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
-        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
-            raise ValueError(f"expected a matrix of {self.n_features} features, got shape {matrix.shape}")
-        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        """The forest's class probabilities, bit for bit.
+
+        Parameters
+        ----------
+        matrix : ndarray of shape (n_samples, n_features)
+            Cast to float32, as scikit-learn's trees do.
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_samples, n_classes), dtype=float64
+        """
+        matrix = self._checked(matrix, np.float32)
         out = np.zeros((matrix.shape[0], self.leaf_values.shape[1]), dtype=np.float64)
         self._rows.run(self._walk, matrix, out)
         out /= self.n_trees
         return out
 
     def _walk(self, matrix: np.ndarray, out: np.ndarray) -> None:
-        _forest_sums(
-            matrix,
-            self.roots,
-            self.feature,
-            self.threshold,
-            self.left,
-            self.right,
-            self.missing_left,
-            self.leaf_values,
-            out,
-        )
+        _forest_sums(matrix, *self.trees.arrays(), self.leaf_values, out)
 
 
-class CompiledBoosting:
+def _forest_tree(tree: Any) -> np.ndarray:
+    """A fitted sklearn `Tree` (a forest's `estimator.tree_`) as NODE records."""
+    missing = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=np.bool_))
+    leaf = tree.children_left < 0
+    return tree_nodes(leaf, tree.feature, tree.threshold, tree.children_left, tree.children_right, missing)
+
+
+class CompiledBoosting(_CompiledTrees):
     """The trees of a fitted HistGradientBoostingClassifier as flat arrays; `predict_proba` as the model's."""
 
     def __init__(self, model: HistGradientBoostingClassifier, threads: int = 1) -> None:
-        features, thresholds, lefts, rights, missing, roots, classes = [], [], [], [], [], [], []
-        offset = 0
-        for predictors_of_iteration in model._predictors:
-            for k, predictor in enumerate(predictors_of_iteration):
-                nodes = predictor.nodes
-                if nodes["is_categorical"].any():
-                    raise NotCompilable("native categorical splits are not compiled")
-                leaf = nodes["is_leaf"].astype(bool)
-                features.append(np.where(leaf, -1, nodes["feature_idx"]).astype(np.intp))
-                # A leaf's value rides in the threshold slot: one array fewer to touch per tree.
-                thresholds.append(np.where(leaf, nodes["value"], nodes["num_threshold"]).astype(np.float64))
-                lefts.append((nodes["left"] + offset).astype(np.intp))
-                rights.append((nodes["right"] + offset).astype(np.intp))
-                missing.append(nodes["missing_go_to_left"].astype(np.bool_))
-                roots.append(offset)
-                classes.append(k)
-                offset += len(nodes)
-        self.n_features = int(model.n_features_in_)
+        # Iteration by iteration, class by class: the order sklearn adds them in.
+        predictors = [(k, p.nodes) for iteration in model._predictors for k, p in enumerate(iteration)]
+        if any(nodes["is_categorical"].any() for _, nodes in predictors):
+            raise NotCompilable("native categorical splits are not compiled")
+        super().__init__(
+            FlatTrees.of([_boosted_tree(nodes) for _, nodes in predictors]), int(model.n_features_in_), threads
+        )
+        self.tree_class = np.asarray([k for k, _ in predictors], dtype=np.intp)
         self.baseline = np.ascontiguousarray(model._baseline_prediction.ravel(), dtype=np.float64)
-        self.roots = np.asarray(roots, dtype=np.intp)
-        self.tree_class = np.asarray(classes, dtype=np.intp)
-        self.feature = np.concatenate(features)
-        self.threshold = np.concatenate(thresholds)
-        self.left = np.concatenate(lefts)
-        self.right = np.concatenate(rights)
-        self.missing_left = np.concatenate(missing)
         self.link = model._loss.predict_proba
-        self._rows = _RowSplitter(threads)
         # Compile (or load from numba's cache) both array layouts the walk sees now, not on a live batch.
         probe = np.zeros((2, self.n_features), dtype=np.float32)
         self._walk(probe, np.zeros((2, len(self.baseline)), order="F"))
         self._walk(probe[:1], np.zeros((2, len(self.baseline)), order="F")[:1])
 
     def raw_predict(self, matrix: np.ndarray) -> np.ndarray:
-        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
-            raise ValueError(f"expected a matrix of {self.n_features} features, got shape {matrix.shape}")
-        matrix = np.ascontiguousarray(matrix)
+        """The model's raw scores (before the link), bit for bit.
+
+        Parameters
+        ----------
+        matrix : ndarray of shape (n_samples, n_features), dtype=float32 or float64
+            Walked in its own dtype: a float32 value compares with a float64 threshold exactly as
+            scikit-learn's float64 copy of it does.
+
+        Returns
+        -------
+        raw : ndarray of shape (n_samples, n_trees_per_iteration), dtype=float64, Fortran order
+        """
+        matrix = self._checked(matrix)
         # Column-major like sklearn's: the link's row sums then add in the same order, bit for bit.
         out = np.empty((matrix.shape[0], self.baseline.shape[0]), dtype=np.float64, order="F")
         out[:] = self.baseline
@@ -233,20 +343,27 @@ class CompiledBoosting:
         return out
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """The model's class probabilities, bit for bit.
+
+        Parameters
+        ----------
+        matrix : ndarray of shape (n_samples, n_features), dtype=float32 or float64
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_samples, n_classes), dtype=float64
+        """
         return np.asarray(self.link(self.raw_predict(matrix)))
 
     def _walk(self, matrix: np.ndarray, out: np.ndarray) -> None:
-        _raw_scores(
-            matrix,
-            self.tree_class,
-            self.roots,
-            self.feature,
-            self.threshold,
-            self.left,
-            self.right,
-            self.missing_left,
-            out,
-        )
+        _raw_scores(matrix, *self.trees.arrays(), self.tree_class, out)
+
+
+def _boosted_tree(nodes: np.ndarray) -> np.ndarray:
+    """A boosting predictor's `nodes` (sklearn's PREDICTOR_RECORD_DTYPE) as NODE records."""
+    leaf = nodes["is_leaf"].astype(bool)
+    threshold = np.where(leaf, nodes["value"], nodes["num_threshold"])
+    return tree_nodes(leaf, nodes["feature_idx"], threshold, nodes["left"], nodes["right"], nodes["missing_go_to_left"])
 
 
 class NotCompilable(ValueError):
@@ -256,7 +373,14 @@ class NotCompilable(ValueError):
 def probability_function(estimator: Any, threads: int = 1) -> ProbabilityFunction:
     """The fastest exact `predict_proba` for a pipeline's final estimator: compiled for gradient
     boosting and random forests (also inside ClassScaledClassifier and AttackOnlyClassifier), the
-    estimator's own method otherwise."""
+    estimator's own method otherwise.
+
+    Returns
+    -------
+    predict_proba : callable
+        Takes an ndarray of shape (n_samples, n_features), dtype=float32 (FlowPreprocessor's output);
+        returns an ndarray of shape (n_samples, n_classes), dtype=float64.
+    """
     if isinstance(estimator, ClassScaledClassifier):
         scaled = probability_function(estimator.estimator_, threads)
         return lambda matrix: estimator.rescale(scaled(matrix))
@@ -277,8 +401,19 @@ def probability_function(estimator: Any, threads: int = 1) -> ProbabilityFunctio
 
 
 def distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(first, inverse): the first row of each distinct row of `matrix`, and for every row the index
-    of its distinct row in `first`, so `matrix[first][inverse]` equals `matrix` byte for byte."""
+    """The distinct rows of `matrix`, compared byte for byte (NaN equals a NaN of the same bits).
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (n_samples, n_features), any dtype
+
+    Returns
+    -------
+    first : ndarray of shape (n_distinct,), dtype=intp
+        The index of each distinct row's first occurrence (ordered by hash, not by position).
+    inverse : ndarray of shape (n_samples,), dtype=intp
+        For every row, the index of its distinct row in `first`: `matrix[first][inverse]` is `matrix`.
+    """
     rows = np.ascontiguousarray(matrix)
     if rows.shape[0] == 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
@@ -291,9 +426,20 @@ def distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @_compiled
 def _row_hashes(words: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """FNV-1a of each row.
+
+    Parameters
+    ----------
+    words : ndarray of shape (n_samples, n_words), dtype=uint32 or uint8
+        Each row's bytes.
+
+    Returns
+    -------
+    hashes : ndarray of shape (n_samples,), dtype=uint64
+    """
     hashes = np.empty(words.shape[0], dtype=np.uint64)
     for row in range(words.shape[0]):
-        h = np.uint64(14695981039346656037)  # FNV-1a over the row's words; equal hashes are compared
+        h = np.uint64(14695981039346656037)  # equal hashes are compared word by word in _group_rows
         for j in range(words.shape[1]):
             h = (h ^ np.uint64(words[row, j])) * np.uint64(1099511628211)
         hashes[row] = h
@@ -302,6 +448,8 @@ def _row_hashes(words: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
 
 @_compiled
 def _group_rows(words: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """`distinct_rows` of `words` (n_samples, n_words), given their `hashes` (n_samples,), dtype=uint64:
+    rows of equal hash are compared word by word, so a collision never merges two rows."""
     n, width = words.shape
     order = np.argsort(hashes, kind="mergesort")  # stable: a group's first row is its earliest
     inverse = np.empty(n, dtype=np.intp)

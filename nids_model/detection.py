@@ -16,16 +16,40 @@ from nids_model.preprocess import ColumnTable
 
 @dataclasses.dataclass(frozen=True)
 class Scores:
-    attack_probability: np.ndarray  # P(label = 1) from the label pipeline
-    is_attack: np.ndarray  # attack_probability >= threshold
-    attack_cat: np.ndarray  # Normal exactly where is_attack is False
-    class_probabilities: np.ndarray  # rows × classes from the attack_cat pipeline; NaN rows where not an attack
+    """The verdicts of a batch of n_samples flows.
+
+    Attributes
+    ----------
+    attack_probability : ndarray of shape (n_samples,), dtype=float64
+        P(label = 1) from the label pipeline.
+    is_attack : ndarray of shape (n_samples,), dtype=bool
+        attack_probability >= threshold.
+    attack_cat : ndarray of shape (n_samples,), dtype=object (str)
+        Normal exactly where is_attack is False.
+    class_probabilities : ndarray of shape (n_samples, n_classes), dtype=float64
+        From the attack_cat pipeline, columns in the order of `DetectionModel.classes`; NaN rows
+        where not an attack.
+    """
+
+    attack_probability: np.ndarray
+    is_attack: np.ndarray
+    attack_cat: np.ndarray
+    class_probabilities: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
 class Features:
-    label: np.ndarray  # rows × features of the label pipeline
-    attack_cat: np.ndarray  # the attack_cat pipeline's; the same array when both preprocess alike
+    """The model matrices of a batch (`FlowPreprocessor.transform`).
+
+    Attributes
+    ----------
+    label : ndarray of shape (n_samples, n_label_features), dtype=float32
+    attack_cat : ndarray of shape (n_samples, n_attack_cat_features), dtype=float32
+        The same array as `label` when both pipelines preprocess alike.
+    """
+
+    label: np.ndarray
+    attack_cat: np.ndarray
 
 
 @dataclasses.dataclass
@@ -70,6 +94,7 @@ class DetectionModel:
         self._init_scoring_state()
 
     def score(self, flows: ColumnTable) -> Scores:
+        """`score_features` of `features`: a DataFrame or mapping of columns of n_samples flows → Scores."""
         return self.score_features(self.features(flows))
 
     def features(self, flows: ColumnTable) -> Features:
@@ -81,8 +106,9 @@ class DetectionModel:
         return Features(label_matrix, self.attack_cat_pipeline[0].transform(flows))
 
     def score_features(self, features: Features) -> Scores:
-        """Each distinct feature vector is scored once per batch: floods and scans repeat theirs
-        (a third of UNSW-NB15's rows are repeats), and a row's score depends on nothing else."""
+        """The Scores of a batch's n_samples rows. Each distinct feature vector is scored once per
+        batch: floods and scans repeat theirs (a third of UNSW-NB15's rows are repeats), and a row's
+        score depends on nothing else."""
         key = (
             features.label
             if features.label is features.attack_cat
@@ -98,7 +124,10 @@ class DetectionModel:
         )
 
     def _cascade(self, label_matrix: np.ndarray, attack_cat_matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The attack_cat pipeline runs only on the rows the label pipeline calls attacks, since a
+        """(attack_probability (n_samples,), class_probabilities (n_samples, n_classes)), both float64,
+        of float32 matrices (n_samples, n_features); NaN class rows where not an attack.
+
+        The attack_cat pipeline runs only on the rows the label pipeline calls attacks, since a
         Normal verdict needs no class. Its cost is paid in full only under a flood of attacks."""
         label_proba, attack_cat_proba = self._probability_functions()
         attack_probability = label_proba(label_matrix)[:, self._positive_column]
@@ -135,6 +164,19 @@ class DetectionModel:
         return self._compiled
 
     def decide(self, attack_probability: np.ndarray, class_probabilities: np.ndarray) -> Scores:
+        """The alert rule applied to probabilities.
+
+        Parameters
+        ----------
+        attack_probability : ndarray of shape (n_samples,), dtype=float64
+        class_probabilities : ndarray of shape (n_samples, n_classes), dtype=float64
+            NaN rows are allowed where attack_probability is below the threshold.
+
+        Returns
+        -------
+        scores : Scores
+            attack_cat is the most probable class other than Normal where is_attack, else Normal.
+        """
         is_attack = attack_probability >= self.threshold
         attack_only = np.nan_to_num(class_probabilities, nan=0.0)
         attack_only[:, self._normal_index] = -1.0

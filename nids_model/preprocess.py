@@ -53,6 +53,21 @@ class FlowPreprocessor(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: ColumnTable) -> np.ndarray:
+        """The model matrix of a table of flows.
+
+        Parameters
+        ----------
+        X : DataFrame or mapping of column name to ndarray of shape (n_samples,)
+            Needs every name of `features`; other columns are ignored.
+
+        Returns
+        -------
+        matrix : ndarray of shape (n_samples, len(features)), dtype=float32
+            Columns in the order of `features`. A categorical column holds the index of its value in
+            `vocabularies_[name]`; a value unseen in training, or missing, gets len(vocabulary). A
+            missing or non-finite number gets the training median. With `scale`, numbers are
+            sign(x)·log1p(|x|) and then every column is standardised.
+        """
         matrix = self._matrix(X)
         if self.scale:
             matrix = ((matrix - self.mean_) / self.scale_).astype(np.float32)
@@ -81,6 +96,8 @@ class FlowPreprocessor(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _encode(values: np.ndarray, vocabulary: tuple[str, ...]) -> np.ndarray:
+        """Codes of `values` (n_samples,), dtype=object, as float32 (n_samples,): an index into
+        `vocabulary`, or len(vocabulary) for a value unseen or missing."""
         index = pd.Index(vocabulary)
         codes = index.get_indexer(values)
         misses = codes < 0

@@ -10,9 +10,10 @@ Stored in the manifest at training time (`reference_profile`), read by the detec
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
+
+from nids_model.manifest import CategoricalProfile, NumericProfile, ReferenceProfile
 
 BINS = 10
 
@@ -30,28 +31,28 @@ def make_profile(
     vocabularies: Mapping[str, Sequence[str]],
     predicted: np.ndarray,
     classes: Sequence[str],
-) -> dict[str, Any]:
+) -> ReferenceProfile:
     """The profile of the training rows' model `matrix` (rows × len(features), float32, after
     preprocessing) and of the attack_cat `predicted` on validation rows."""
-    numeric: dict[str, Any] = {}
-    categorical: dict[str, Any] = {}
+    numeric: dict[str, NumericProfile] = {}
+    categorical: dict[str, CategoricalProfile] = {}
     for index, name in enumerate(features):
         if name in vocabularies:
-            categorical[name] = {"column": index, "unseen_code": len(vocabularies[name])}
+            categorical[name] = CategoricalProfile(column=index, unseen_code=len(vocabularies[name]))
             continue
         column = matrix[:, index].astype(np.float64)
         edges = np.unique(np.quantile(column, np.linspace(0.0, 1.0, BINS + 1)[1:-1]))
-        numeric[name] = {
-            "column": index,
-            "edges": edges.tolist(),
-            "shares": bin_shares(column, edges).tolist(),
-            "min": float(column.min()),
-            "max": float(column.max()),
-        }
+        numeric[name] = NumericProfile(
+            column=index,
+            edges=tuple(edges.tolist()),
+            shares=tuple(bin_shares(column, edges).tolist()),
+            min=float(column.min()),
+            max=float(column.max()),
+        )
     labels, counts = np.unique(np.asarray(predicted, dtype=object), return_counts=True)
     shares = dict(zip(labels.tolist(), (counts / counts.sum()).tolist(), strict=True))
-    return {
-        "numeric": numeric,
-        "categorical": categorical,
-        "predicted_class_shares": {name: float(shares.get(name, 0.0)) for name in classes},
-    }
+    return ReferenceProfile(
+        numeric=numeric,
+        categorical=categorical,
+        predicted_class_shares={name: float(shares.get(name, 0.0)) for name in classes},
+    )

@@ -28,6 +28,15 @@ SYNTHETIC_CHUNK = 20_000
 PACING_STEP = 100  # messages between pacing checks: smooth at 10,000 flows/s (a check every 10 ms)
 ENCODE_ROWS = 1000
 LOOP_CACHE_ROWS = 2_000_000
+# The replay producer's librdkafka settings; `kafka.librdkafka` of the config overrides any of them.
+# Large lz4 batches: a replay sends tens of thousands of small JSON flows a second.
+PRODUCER_DEFAULTS = {
+    "enable.idempotence": True,
+    "compression.type": "lz4",
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "queue.buffering.max.messages": 500_000,
+}
 
 
 @dataclasses.dataclass
@@ -144,6 +153,107 @@ class Pacer:
             self.sleep(delay)
 
 
+@dataclasses.dataclass(frozen=True)
+class EncodedSlice:
+    """Up to ENCODE_ROWS flows of a chunk, ready to send."""
+
+    keys: list[str]
+    payloads: list[bytes]
+    event_times: np.ndarray | None  # Stime of each flow (raw files), for pacing by event time
+
+
+def encoded_slices(chunk: pd.DataFrame, run_id: str, first_id: int) -> Iterator[EncodedSlice]:
+    """The encode step: a chunk's flows as JSON, a slice at a time, keyed `<run_id>-<n>` from `first_id`.
+
+    Lazy on purpose: encoding a whole chunk up front would stall the stream for its duration and then
+    release it as one burst, so each slice is encoded just before it is paced and sent.
+    """
+    count = len(chunk)
+    ids = np.char.add(f"{run_id}-", np.arange(first_id, first_id + count).astype(str))
+    columns = wire_columns(chunk)
+    event_times = chunk["stime"].to_numpy(dtype=float) if "stime" in chunk.columns else None
+    for start in range(0, count, ENCODE_ROWS):
+        stop = min(start + ENCODE_ROWS, count)
+        # Without Stime (the partitioned files, synthetic flows) the event time is the send time.
+        times = event_times[start:stop] if event_times is not None else np.full(stop - start, time.time())
+        payloads = encode_chunk({name: values[start:stop] for name, values in columns.items()}, ids[start:stop], times)
+        yield EncodedSlice(ids[start:stop].tolist(), payloads, None if event_times is None else times)
+
+
+class _Sender:
+    """The pace and produce steps of one replay, and its accounting in `summary`."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        topic: str,
+        pacer: Pacer,
+        running: Callable[[], bool],
+        refusals: Refusals,
+    ) -> None:
+        self.producer, self.topic, self.pacer, self.running, self.refusals = producer, topic, pacer, running, refusals
+        self.summary = ReplaySummary()
+        self.started = time.monotonic()
+
+    def go_on(self) -> bool:
+        return self.running() and self.refusals.first is None
+
+    def on_delivery(self, err: KafkaError | None, _msg: object) -> None:
+        # Only failures are counted as they are reported (make_producer asks librdkafka to report only
+        # those: a Python callback per delivered message would cost more than producing it);
+        # delivered = produced - failed - still queued after the final flush.
+        if err is not None:
+            self.summary.failed += 1
+            self.summary.first_error = self.summary.first_error or err.str()
+            self.refusals.note(err, "WRITE")
+
+    def wanted(self, chunks: Iterable[pd.DataFrame], limit: int) -> Iterator[pd.DataFrame]:
+        """The source step: each chunk, cut to the flows still wanted (`limit`; 0: all), while the replay goes on."""
+        for chunk in chunks:
+            if not self.summary.produced:
+                # The rate is the stream's: the clock restarts once the first chunk is parsed.
+                self.summary.startup_seconds = time.monotonic() - self.started
+                self.started = time.monotonic()
+            if not self.go_on() or (limit and self.summary.produced >= limit):
+                return
+            yield chunk.iloc[: limit - self.summary.produced] if limit else chunk
+
+    def send(self, flows: EncodedSlice) -> bool:
+        """Pace, then produce, PACING_STEP flows at a time; False when the replay must stop."""
+        summary = self.summary
+        for offset in range(0, len(flows.keys), PACING_STEP):
+            if not self.go_on():
+                return False
+            self.pacer.wait(summary.produced, None if flows.event_times is None else float(flows.event_times[offset]))
+            end = offset + PACING_STEP
+            messages = zip(flows.keys[offset:end], flows.payloads[offset:end])
+            try:
+                summary.produced += produce_all(
+                    self.producer, self.topic, messages, self.on_delivery, running=self.go_on
+                )
+            except ProduceStalled as stalled:
+                summary.produced += stalled.sent
+                if not stalled.shutdown:
+                    summary.first_error = summary.first_error or str(stalled)
+                return False
+            self.producer.poll(0)
+        return True
+
+    def elapsed(self) -> ReplaySummary:
+        self.summary.seconds = time.monotonic() - self.started
+        return self.summary
+
+    def finish(self) -> ReplaySummary:
+        # Refused access: what is still queued can never be delivered, so no 30 s wait for it.
+        remaining = self.producer.flush(0 if self.refusals.first else 30)
+        summary = self.elapsed()
+        if remaining:
+            summary.failed += remaining
+            summary.first_error = summary.first_error or f"{remaining} message(s) still queued after a 30 s flush"
+        summary.delivered = summary.produced - summary.failed
+        return summary
+
+
 def replay(
     chunks: Iterable[pd.DataFrame],
     producer: Producer,
@@ -158,78 +268,22 @@ def replay(
     refusals: Refusals | None = None,
 ) -> ReplaySummary:
     """Produce every flow of `chunks` to `topic`; flush; count deliveries. Never raises for one bad
-    delivery; stops early (and returns) when the broker refuses access, noted in `refusals`."""
+    delivery; stops early (and returns) when the broker refuses access, noted in `refusals`.
+
+    Source chunks → encode → pace → produce: `_Sender.wanted`, `encoded_slices`, `_Sender.send`.
+    """
     run_id = run_id or uuid.uuid4().hex[:8]
-    summary = ReplaySummary()
-    refusals = refusals or Refusals({}, {"topic": topic})
-
-    def go_on() -> bool:
-        return running() and refusals.first is None
-
-    pacer = Pacer(rate, speedup)
-    started = time.monotonic()
-
-    # Only failures are counted as they are reported (make_producer asks librdkafka to report only
-    # those: a Python callback per delivered message would cost more than producing it);
-    # delivered = produced - failed - still queued after the final flush.
-    def on_delivery(err: KafkaError | None, _msg: object) -> None:
-        if err is not None:
-            summary.failed += 1
-            summary.first_error = summary.first_error or err.str()
-            refusals.note(err, "WRITE")
-
+    sender = _Sender(producer, topic, Pacer(rate, speedup), running, refusals or Refusals({}, {"topic": topic}))
     try:
-        for chunk in chunks:
-            if not summary.produced:
-                # The rate is the stream's: the clock restarts once the first chunk is parsed.
-                summary.startup_seconds = time.monotonic() - started
-                started = time.monotonic()
-            if not go_on() or (limit and summary.produced >= limit):
-                break
-            if limit:
-                chunk = chunk.iloc[: limit - summary.produced]
-            count = len(chunk)
-            ids = np.char.add(f"{run_id}-", np.arange(summary.produced, summary.produced + count).astype(str))
-            columns = wire_columns(chunk)
-            has_event_time = "stime" in chunk.columns
-            event_times = chunk["stime"].to_numpy(dtype=float) if has_event_time else None
-            # Encode a slice at a time between pacing checks: encoding a whole chunk up front would
-            # stall the stream for its duration and then release it as one burst.
-            for start in range(0, count, ENCODE_ROWS):
-                stop = min(start + ENCODE_ROWS, count)
-                # Without Stime (the partitioned files, synthetic flows) the event time is the send time.
-                times = event_times[start:stop] if event_times is not None else np.full(stop - start, time.time())
-                payloads = encode_chunk(
-                    {name: values[start:stop] for name, values in columns.items()}, ids[start:stop], times
-                )
-                keys = ids[start:stop].tolist()
-                for offset in range(0, stop - start, PACING_STEP):
-                    if not go_on():
-                        return summary
-                    pacer.wait(summary.produced, float(times[offset]) if has_event_time else None)
-                    end = min(offset + PACING_STEP, stop - start)
-                    try:
-                        summary.produced += produce_all(
-                            producer, topic, zip(keys[offset:end], payloads[offset:end]), on_delivery, running=go_on
-                        )
-                    except ProduceStalled as stalled:
-                        summary.produced += stalled.sent
-                        if not stalled.shutdown:
-                            summary.first_error = summary.first_error or str(stalled)
-                        return summary
-                    producer.poll(0)
+        for chunk in sender.wanted(chunks, limit):
+            for flows in encoded_slices(chunk, run_id, sender.summary.produced):
+                if not sender.send(flows):
+                    return sender.summary
                 if on_progress is not None:
-                    summary.seconds = time.monotonic() - started
-                    on_progress(summary)
+                    on_progress(sender.elapsed())
     finally:
-        # Refused access: what is still queued can never be delivered, so no 30 s wait for it.
-        remaining = producer.flush(0 if refusals.first else 30)
-        summary.seconds = time.monotonic() - started
-        if remaining:
-            summary.failed += remaining
-            summary.first_error = summary.first_error or f"{remaining} message(s) still queued after a 30 s flush"
-        summary.delivered = summary.produced - summary.failed
-    return summary
+        sender.finish()
+    return sender.summary
 
 
 def make_producer(config: ProducerConfig, refusals: Refusals | None = None) -> Producer:
@@ -239,7 +293,8 @@ def make_producer(config: ProducerConfig, refusals: Refusals | None = None) -> P
         if refusals is None or not refusals.note(err, "WRITE"):
             log.warning("kafka: %s", err.str())
 
+    fixed = {"error_cb": on_error, "delivery.report.only.error": True}
     try:
-        return Producer(config.kafka.client_config(**{"error_cb": on_error, "delivery.report.only.error": True}))
+        return Producer({**PRODUCER_DEFAULTS, **config.kafka.client_config(**fixed)})
     except Exception as exc:
         raise NidsError(f"cannot create Kafka producer: {exc}") from None

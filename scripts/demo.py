@@ -14,15 +14,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from confluent_kafka import Consumer
-from prometheus_client.parser import text_string_to_metric_families
+from confluent_kafka import Message
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -32,15 +29,19 @@ from detector.alerts_cli import endpoints
 from nids_common.contract import Alert, Topics, alert_decoder
 from nids_common.errors import ArtifactError
 from nids_common.kafka import ensure_topics
+from nids_harness.assignment import wait_for_assignment
+from nids_harness.checkout import KAFKA_LOCAL, REPO
+from nids_harness.errors import HarnessError
+from nids_harness.metrics import Samples, metrics_url, scrape, total
+from nids_harness.reading import LiveReader
 from nids_model.artifact import verify
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LOGS = REPO / ".cache" / "demo"
 METRICS_PORT = int(os.environ.get("NIDS_METRICS_PORT", "9108"))
-METRICS_URL = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+METRICS_URL = metrics_url(METRICS_PORT)
 TOPICS = Topics()  # the services' defaults: the demo runs them with config/*.yaml
-Sample = tuple[str, tuple[tuple[str, str], ...]]  # (metric name, sorted labels)
+STATUS_EVERY_S = 10.0
 
 
 def step(message: str) -> None:
@@ -53,9 +54,7 @@ def start_broker() -> tuple[str, bool]:
         step(f"using the Kafka broker at {os.environ['KAFKA_BOOTSTRAP']}")
         return os.environ["KAFKA_BOOTSTRAP"], False
     step("starting the local Kafka broker (scripts/kafka-local)")
-    result = subprocess.run(
-        [str(REPO / "scripts" / "kafka-local"), "start"], check=True, capture_output=True, text=True
-    )
+    result = subprocess.run([KAFKA_LOCAL, "start"], check=True, capture_output=True, text=True)
     print(result.stdout.strip(), flush=True)
     return "127.0.0.1:" + os.environ.get("KAFKA_LOCAL_PORT", "9092"), "already running" not in result.stdout
 
@@ -100,23 +99,7 @@ def ensure_model(files: list[str], env: dict[str, str]) -> None:
         subprocess.run(command, check=True, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(METRICS_URL, timeout=2) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def total(samples: dict[Sample, float], name: str, **match: str) -> float:
-    return sum(
-        v for (n, labels), v in samples.items() if n == name and all(dict(labels).get(k) == w for k, w in match.items())
-    )
-
-
-def by_label(samples: dict[Sample, float], name: str, label: str) -> dict[str, float]:
+def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for (n, labels), value in samples.items():
         if n == name:
@@ -125,7 +108,7 @@ def by_label(samples: dict[Sample, float], name: str, label: str) -> dict[str, f
     return out
 
 
-def latency_p99(samples: dict[Sample, float]) -> str:
+def latency_p99(samples: Samples) -> str:
     buckets = sorted(
         (
             (float(dict(labels)["le"]), v)
@@ -141,39 +124,17 @@ def latency_p99(samples: dict[Sample, float]) -> str:
     return "> 10 s" if bound == float("inf") else f"≤ {bound * 1000:.0f} ms"
 
 
-class AlertTail(threading.Thread):
-    """The latest alerts, as a downstream reader sees them (committed transactions only)."""
+def alert_tail(bootstrap: str, recent: deque[Alert]) -> LiveReader:
+    """The alerts of this run as a downstream reader sees them (committed transactions only), the
+    latest first in `recent`."""
 
-    def __init__(self, bootstrap: str) -> None:
-        super().__init__(daemon=True)
-        self.recent: deque[Alert] = deque(maxlen=8)
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"demo-view-{os.getpid()}",
-                "auto.offset.reset": "latest",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
-        self.running = True
+    def keep(message: Message, _arrived: float) -> None:
+        recent.appendleft(alert_decoder.decode(message.value() or b""))
 
-    def run(self) -> None:
-        self.consumer.subscribe([TOPICS.alerts])
-        while self.running:
-            for message in self.consumer.consume(200, timeout=0.5):
-                if message.error() is None:
-                    self.recent.appendleft(alert_decoder.decode(message.value() or b""))
-        self.consumer.close()
-
-    def stop(self) -> None:
-        self.running = False
-        self.join(5)
+    return LiveReader(bootstrap, TOPICS.alerts, keep, from_start=False, poll_seconds=0.5)
 
 
-def view(
-    samples: dict[Sample, float], previous: dict[Sample, float], span: float, alerts: AlertTail, started: float
-) -> Group:
+def view(samples: Samples, previous: Samples, span: float, recent: deque[Alert], started: float) -> Group:
     def rate(name: str) -> float:
         return (total(samples, name) - total(previous, name)) / span if previous else 0.0
 
@@ -209,12 +170,12 @@ def view(
             f"{hits / actual[cls]:.1%}" if actual[cls] else "–",
             f"{hits / predicted[cls]:.1%}" if predicted.get(cls) else "–",
         )
-    recent = Table(title="latest alerts (nids-alerts tails them too)", expand=True)
+    latest = Table(title="latest alerts (nids-alerts tails them too)", expand=True)
     for column in ("attack_cat", "p(attack)", "who → whom", "flow_id", "source"):
-        recent.add_column(column)
-    for alert in list(alerts.recent):
+        latest.add_column(column)
+    for alert in list(recent):
         source = alert.source
-        recent.add_row(
+        latest.add_row(
             alert.attack_cat,
             f"{alert.attack_probability:.3f}",
             endpoints(alert),
@@ -222,23 +183,7 @@ def view(
             f"{source.topic}/{source.partition}@{source.offset}",
         )
     footer = f"metrics: {METRICS_URL}   logs: {LOGS}/   Ctrl-C stops everything"
-    return Group(Panel(head, title="nids demo"), classes, recent, footer)
-
-
-def wait_for_assignment(detector: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Replay starts once the detector has loaded its model and joined its group, so the first
-    flows do not queue up behind the start-up and skew the latency shown."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if detector.poll() is not None:
-            raise DemoError(f"nids-detect exited ({detector.returncode}); see {LOGS / 'detector.log'}")
-        try:
-            if any(name == "nids_consumer_lag" for name, _ in scrape()):
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise DemoError(f"nids-detect did not join its group within {timeout:.0f} s; see {LOGS / 'detector.log'}")
+    return Group(Panel(head, title="nids demo"), classes, latest, footer)
 
 
 class DemoError(Exception):
@@ -270,7 +215,7 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait()
 
 
-def status_line(samples: dict[Sample, float], started: float) -> str:
+def status_line(samples: Samples, started: float) -> str:
     return (
         f"[{time.monotonic() - started:5.0f} s] scored {total(samples, 'nids_flows_scored_total'):,.0f}, "
         f"alerts {total(samples, 'nids_alerts_total'):,.0f}, "
@@ -280,7 +225,7 @@ def status_line(samples: dict[Sample, float], started: float) -> str:
     )
 
 
-def model_line(samples: dict[Sample, float]) -> str:
+def model_line(samples: Samples) -> str:
     """The live model version and the reloads so far (nids-model promote / rollback while it runs)."""
     live = [dict(labels)["version"] for (name, labels), value in samples.items() if name == "nids_model_info" and value]
     loaded = total(samples, "nids_model_reloads_total", result="loaded")
@@ -301,8 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, interrupt_on_signal)
     LOGS.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    samples: dict[Sample, float] = {}
+    watch = Watch()
     interrupted = False
     detector: subprocess.Popen[bytes] | None = None
     try:
@@ -311,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             running.callback(signal.signal, signal.SIGINT, signal.SIG_IGN)
             bootstrap, started_broker = start_broker()
             if started_broker:
-                running.callback(subprocess.run, [str(REPO / "scripts" / "kafka-local"), "stop"], check=False)
+                running.callback(subprocess.run, [KAFKA_LOCAL, "stop"], check=False)
             env = {**os.environ, "NIDS_KAFKA_BOOTSTRAP": bootstrap}
             files = data_files(args.data)
             ensure_model(files, env)
@@ -322,56 +266,81 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             detector = start_process([str(BIN / "nids-detect")], "detector.log", env)
             running.callback(stop_process, detector, 60)
-            wait_for_assignment(detector)
+            # The summary counts what the detector did by the time the replay stopped.
+            running.callback(watch.scrape)
+            try:
+                # Replay starts once the detector has loaded its model and joined its group, so the
+                # first flows do not queue up behind the start-up and skew the latency shown.
+                wait_for_assignment(METRICS_PORT, detector)
+            except HarnessError as exc:
+                raise DemoError(f"{exc}; see {LOGS / 'detector.log'}") from None
             source = [part for f in files for part in ("--data", f)] if files else ["--synthetic"]
             replay = start_process(
                 [str(BIN / "nids-replay"), *source, "--loop", "--rate", str(args.rate)], "replay.log", env
             )
             running.callback(stop_process, replay, 30)
-            alerts = AlertTail(bootstrap)
+            alerts = alert_tail(bootstrap, watch.recent)
             alerts.start()
             running.callback(alerts.stop)
-            started = time.monotonic()
-            samples = watch(detector, alerts, started, args.duration)
+            watch.run(detector, args.duration)
     except KeyboardInterrupt:
         interrupted = True
     except DemoError as exc:
         print(f"make demo: {exc}", file=sys.stderr)
         return 1
     code = detector.returncode if detector is not None else None
-    print(
-        f"\nnids demo {'interrupted' if interrupted else 'finished'} after {time.monotonic() - started:,.0f} s: "
-        f"consumed {total(samples, 'nids_flows_consumed_total'):,.0f} flows, "
-        f"alerts {total(samples, 'nids_alerts_total'):,.0f}, "
-        f"invalid {total(samples, 'nids_invalid_records_total'):,.0f}; "
-        f"detector exit code {code}. Logs in {LOGS}/"
-    )
+    print("\n" + summary(watch.samples, interrupted, time.monotonic() - watch.started, code), flush=True)
     return 0 if code in (0, -signal.SIGTERM) else 1
 
 
-def watch(detector: subprocess.Popen[bytes], alerts: AlertTail, started: float, duration: float) -> dict[Sample, float]:
-    """The live view until `duration` seconds have passed (0: until interrupted); the last scrape."""
-    samples: dict[Sample, float] = {}
-    previous: dict[Sample, float] = {}
-    last = time.monotonic()
-    console = Console()
-    with Live(refresh_per_second=2, transient=False, console=console) as live:
-        while not duration or time.monotonic() - started < duration:
-            time.sleep(1)
-            if detector.poll() is not None:
-                raise DemoError(f"nids-detect exited ({detector.returncode}); see {LOGS / 'detector.log'}")
-            try:
-                samples = scrape()
-            except OSError:
-                continue  # the detector is still loading its model
-            now = time.monotonic()
-            if console.is_terminal:
-                live.update(view(samples, previous, now - last, alerts, started))
-            elif int(now - started) % 10 == 0:
-                # Not a terminal (a pipe, a log): a plain line every 10 s instead of a live view.
-                print(status_line(samples, started), flush=True)
-            previous, last = samples, now
-    return samples
+def summary(samples: Samples, interrupted: bool, seconds: float, detector_code: int | None) -> str:
+    return (
+        f"nids demo {'interrupted' if interrupted else 'finished'} after {seconds:,.0f} s: "
+        f"consumed {total(samples, 'nids_flows_consumed_total'):,.0f} flows, "
+        f"alerts {total(samples, 'nids_alerts_total'):,.0f}, "
+        f"invalid {total(samples, 'nids_invalid_records_total'):,.0f}; "
+        f"detector exit code {detector_code}. Logs in {LOGS}/"
+    )
+
+
+class Watch:
+    """The live view of the run. Its latest scrape lives here, not in a return value, so the summary
+    has the run's numbers however the view ends: its duration, Ctrl-C or a signal."""
+
+    def __init__(self) -> None:
+        self.samples: Samples = {}
+        self.recent: deque[Alert] = deque(maxlen=8)
+        self.started = time.monotonic()
+
+    def scrape(self) -> bool:
+        """Take the detector's metrics now; False (the last ones kept) while it does not answer."""
+        try:
+            self.samples = scrape(METRICS_PORT)
+        except OSError:
+            return False
+        return True
+
+    def run(self, detector: subprocess.Popen[bytes], duration: float) -> None:
+        """The live view until `duration` seconds have passed (0: until interrupted)."""
+        self.started = time.monotonic()
+        previous: Samples = {}
+        last = printed = self.started
+        console = Console()
+        with Live(refresh_per_second=2, transient=False, console=console) as live:
+            while not duration or time.monotonic() - self.started < duration:
+                time.sleep(1)
+                if detector.poll() is not None:
+                    raise DemoError(f"nids-detect exited ({detector.returncode}); see {LOGS / 'detector.log'}")
+                if not self.scrape():
+                    continue
+                now = time.monotonic()
+                if console.is_terminal:
+                    live.update(view(self.samples, previous, now - last, self.recent, self.started))
+                elif now - printed >= STATUS_EVERY_S:
+                    # Not a terminal (a pipe, a log): a plain line every 10 s instead of a live view.
+                    print(status_line(self.samples, self.started), flush=True)
+                    printed = now
+                previous, last = self.samples, now
 
 
 if __name__ == "__main__":

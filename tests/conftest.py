@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import KAFKA_LOCAL, SecureBroker, unavailable
+from nids_harness.checkout import KAFKA_LOCAL
+from nids_harness.secure import SecureBroker
+from tests.integration.helpers import unavailable
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

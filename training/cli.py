@@ -89,13 +89,12 @@ def train_command(args: argparse.Namespace) -> int:
         if not args.data:
             raise InputError("no training data: give --data PATH (or --synthetic ROWS)")
         result = run_training(args.data, args.out, config, test=args.test, compare=args.compare)
-    metrics = result.manifest["validation_metrics"]
-    print(f"model {result.manifest['version']} written to {result.path}")
-    print(format_report(metrics))
+    print(f"model {result.manifest.version} written to {result.path}")
+    print(format_report(result.manifest.validation_metrics))
     print(
-        f"prediction: {result.manifest['rows_per_second']:,.0f} rows/s "
-        f"in batches of {result.manifest['throughput_batch_rows']:,}; "
-        f"trained in {result.manifest['training_seconds']} s"
+        f"prediction: {result.manifest.rows_per_second:,.0f} rows/s "
+        f"in batches of {result.manifest.throughput_batch_rows:,}; "
+        f"trained in {result.manifest.training_seconds} s"
     )
     return EXIT_OK
 

@@ -6,10 +6,31 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from nids_common.schema import ATTACK_CLASSES
+from nids_model.manifest import ClassMetrics, ValidationMetrics
+
+ConfusionMatrix = tuple[tuple[int, ...], ...]  # rows: true class, columns: predicted, in `classes` order
+
+
+class TargetMetrics(msgspec.Struct, frozen=True):
+    """One target's figures (label or attack_cat)."""
+
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, ClassMetrics]
+    classes: tuple[str, ...]
+    confusion_matrix: ConfusionMatrix
+
+
+class Evaluation(msgspec.Struct, frozen=True):
+    """The cascade's figures, and its attack_cat confusion matrix (in `metrics.classes` order)."""
+
+    metrics: ValidationMetrics
+    confusion_matrix: ConfusionMatrix
 
 
 def class_order(labels: Sequence[str]) -> list[str]:
@@ -18,46 +39,46 @@ def class_order(labels: Sequence[str]) -> list[str]:
     return [c for c in ATTACK_CLASSES if c in present] + sorted(present - set(ATTACK_CLASSES))
 
 
-def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> TargetMetrics:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix of one target."""
     classes = class_order(list(np.unique(truth)) + list(np.unique(predicted)))
     precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=classes, zero_division=0)
     present = [c for c, s in zip(classes, support) if s > 0]
-    return {
-        "accuracy": float(accuracy_score(truth, predicted)),
+    return TargetMetrics(
+        accuracy=float(accuracy_score(truth, predicted)),
         # Macro-F1 over the classes that occur in the truth, as classification_report computes it.
-        "macro_f1": float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
-        "per_class": {
-            c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        macro_f1=float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
+        per_class={
+            c: ClassMetrics(precision=float(p), recall=float(r), f1=float(f), support=int(s))
             for c, p, r, f, s in zip(classes, precision, recall, f1, support)
         },
-        "classes": classes,
-        "confusion_matrix": confusion_matrix(truth, predicted, labels=classes).tolist(),
-    }
+        classes=tuple(classes),
+        confusion_matrix=tuple(tuple(row) for row in confusion_matrix(truth, predicted, labels=classes).tolist()),
+    )
 
 
-def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray) -> dict[str, Any]:
+def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray) -> Evaluation:
     attack_cat = class_metrics(y_cat, pred_cat)
-    return {
-        "rows": len(y_label),
-        "label_accuracy": float(accuracy_score(y_label, pred_label)),
-        "label_f1": float(f1_score(y_label, pred_label, zero_division=0)),
-        "attack_cat_accuracy": attack_cat["accuracy"],
-        "attack_cat_macro_f1": attack_cat["macro_f1"],
-        "per_class": attack_cat["per_class"],
-        "classes": attack_cat["classes"],
-        "confusion_matrix": attack_cat["confusion_matrix"],
-    }
+    metrics = ValidationMetrics(
+        rows=len(y_label),
+        label_accuracy=float(accuracy_score(y_label, pred_label)),
+        label_f1=float(f1_score(y_label, pred_label, zero_division=0)),
+        attack_cat_accuracy=attack_cat.accuracy,
+        attack_cat_macro_f1=attack_cat.macro_f1,
+        per_class=attack_cat.per_class,
+        classes=attack_cat.classes,
+    )
+    return Evaluation(metrics, attack_cat.confusion_matrix)
 
 
-def format_report(metrics: dict[str, Any]) -> str:
+def format_report(metrics: ValidationMetrics) -> str:
     lines = [
-        f"label accuracy {metrics['label_accuracy']:.4f}   attack_cat macro-F1 {metrics['attack_cat_macro_f1']:.4f}   "
-        f"attack_cat accuracy {metrics['attack_cat_accuracy']:.4f}   rows {metrics['rows']}",
+        f"label accuracy {metrics.label_accuracy:.4f}   attack_cat macro-F1 {metrics.attack_cat_macro_f1:.4f}   "
+        f"attack_cat accuracy {metrics.attack_cat_accuracy:.4f}   rows {metrics.rows}",
         f"{'class':>16} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}",
     ]
-    for cls, row in metrics["per_class"].items():
-        lines.append(f"{cls:>16} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1']:9.3f} {row['support']:8d}")
+    for cls, row in metrics.per_class.items():
+        lines.append(f"{cls:>16} {row.precision:9.3f} {row.recall:9.3f} {row.f1:9.3f} {row.support:8d}")
     return "\n".join(lines)
 
 

@@ -16,11 +16,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 from nids_common.cli import EXIT_CODES_HELP, run
 from nids_common.errors import EXIT_OK, ArtifactError, UsageError
 from nids_model import artifact
+from nids_model.manifest import Manifest
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,25 +74,29 @@ def list_versions(models: Path) -> str:
     latest = current(models)
     header = f"{'label acc':>9} {'macro-F1':>9} {'threshold':>9} {'FP rate':>8} {'train rows':>10}"
     lines = [f"  {'version':<26} {header}  created"]
-    nan = float("nan")
     for version in artifact.versions(models):
-        manifest = _manifest(models, version)
-        figures = manifest.get("validation_metrics", {})
+        marker = "*" if version == latest else " "
+        try:
+            manifest = _manifest(models, version)
+        except ArtifactError as exc:
+            # One unreadable version (an older format, say) must not hide the others.
+            lines.append(f"{marker} {version:<26} cannot be read: {exc}")
+            continue
+        figures = manifest.validation_metrics
         # The threshold and the share of validation Normal flows it alerts on (operating_point).
-        point = manifest.get("operating_point", {})
         lines.append(
-            f"{'*' if version == latest else ' '} {version:<26} {figures.get('label_accuracy', nan):9.4f} "
-            f"{figures.get('attack_cat_macro_f1', nan):9.4f} {manifest.get('decision_threshold', nan):9.4f} "
-            f"{point.get('validation', {}).get('false_positive_rate', nan):8.4f} "
-            f"{manifest.get('rows', {}).get('train', 0):10,}  {manifest.get('created', '?')}"
+            f"{marker} {version:<26} {figures.label_accuracy:9.4f} "
+            f"{figures.attack_cat_macro_f1:9.4f} {manifest.decision_threshold:9.4f} "
+            f"{manifest.operating_point.validation.false_positive_rate:8.4f} "
+            f"{manifest.rows.train:10,}  {manifest.created}"
         )
     return "\n".join(lines)
 
 
 def show(models: Path, version: str) -> str:
     manifest = _manifest(models, version)
-    shown = {k: v for k, v in manifest.items() if k not in ("canary", "category_vocabularies")}
-    shown["canary"] = {k: v for k, v in manifest.get("canary", {}).items() if k != "expected"}
+    shown = msgspec.to_builtins(manifest)
+    del shown["category_vocabularies"], shown["canary"]["expected"]
     return json.dumps(shown, indent=2, sort_keys=True)
 
 
@@ -123,7 +129,7 @@ def _folder(models: Path, version: str) -> Path:
     return folder
 
 
-def _manifest(models: Path, version: str) -> dict[str, Any]:
+def _manifest(models: Path, version: str) -> Manifest:
     return artifact.read_manifest(_folder(models, version))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -12,28 +10,19 @@ from sklearn.pipeline import Pipeline
 
 from nids_common.schema import ATTACK_CAT, LABEL
 from nids_model.folds import flow_groups, grouped_folds
+from nids_model.manifest import Rates
 
 HELD_OUT_FOLDS = 5
 
 
-@dataclasses.dataclass(frozen=True)
-class OperatingPoint:
-    threshold: float  # a flow is an attack when P(attack) >= threshold
-    false_positive_rate: float  # share of Normal flows called attacks
-    recall: float  # share of attacks called attacks (detection rate)
-    precision: float  # share of alerts that are attacks
-    normal_flows: int
-    attack_flows: int
-
-
-def rates(is_attack: np.ndarray, attack_probability: np.ndarray, threshold: float) -> OperatingPoint:
+def rates(is_attack: np.ndarray, attack_probability: np.ndarray, threshold: float) -> Rates:
     """The rates of one threshold (is_attack: rows, bool or 0/1; attack_probability: rows, float)."""
     truth = np.asarray(is_attack).astype(bool)
     alert = np.asarray(attack_probability) >= threshold
     normal, attacks = int((~truth).sum()), int(truth.sum())
     true_alerts = int((alert & truth).sum())
     alerts = int(alert.sum())
-    return OperatingPoint(
+    return Rates(
         threshold=float(threshold),
         false_positive_rate=int((alert & ~truth).sum()) / normal if normal else 0.0,
         recall=true_alerts / attacks if attacks else 0.0,
@@ -45,7 +34,7 @@ def rates(is_attack: np.ndarray, attack_probability: np.ndarray, threshold: floa
 
 def threshold_for_budget(
     is_attack: np.ndarray, attack_probability: np.ndarray, max_false_positive_rate: float
-) -> OperatingPoint:
+) -> Rates:
     """The lowest threshold, so the highest recall, that calls at most `max_false_positive_rate` of
     the Normal flows attacks. Thresholds are the scores themselves: a Normal flow scoring exactly at
     the threshold counts as a false positive, so ties at the boundary are all kept out."""

@@ -4,33 +4,40 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 
 from nids_common.schema import ATTACK_CAT, LABEL
 from nids_model.folds import flow_groups
+from nids_model.manifest import OperatingPoint, Rates, TrainingRecord, ValidationMetrics
 from training.analysis import FeatureAnalysis, plot_confusion, plot_operating_point, write_figures
+from training.candidates import Candidate, Pair, Trial
+from training.evaluation import Evaluation
 
 TOP = 15
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Inputs:
+    version: str
     analysis: FeatureAnalysis
-    candidates: Sequence[Any]
-    pairs: Sequence[dict[str, Any]]
-    chosen: dict[str, Any]
-    validation: dict[str, Any]  # the deployed model's metrics at its threshold
+    candidates: Sequence[Candidate]
+    pairs: Sequence[Pair]
+    chosen: Pair
+    validation: Evaluation  # the deployed model at its threshold
     attack_probability: np.ndarray  # validation rows, P(label = 1) from the deployed label pipeline
-    manifest: dict[str, Any]
+    manifest: TrainingRecord
     compare: bool
 
 
-def write(folder: Path, inputs: Inputs, searches: dict[str, Any], train: pd.DataFrame, val: pd.DataFrame) -> None:
+def write(
+    folder: Path, inputs: Inputs, searches: Mapping[str, Sequence[Trial]], train: pd.DataFrame, val: pd.DataFrame
+) -> None:
     analysis, candidates, pairs, chosen, manifest = (
         inputs.analysis,
         inputs.candidates,
@@ -38,56 +45,58 @@ def write(folder: Path, inputs: Inputs, searches: dict[str, Any], train: pd.Data
         inputs.chosen,
         inputs.manifest,
     )
-    measured_rows_per_second = manifest["rows_per_second"]
     figures = folder / "figures"
     names = write_figures(analysis, figures)
     names.update(
         plot_operating_point(
-            val[LABEL].to_numpy(), inputs.attack_probability, manifest["operating_point"]["validation"], figures
+            val[LABEL].to_numpy(),
+            inputs.attack_probability,
+            msgspec.structs.asdict(manifest.operating_point.validation),
+            figures,
         )
     )
     flows = pd.concat([train, val], ignore_index=True)
     shared, conflicting_groups = shared_vectors(flows)
-    metrics = inputs.validation
+    metrics = inputs.validation.metrics
     deployed_cm = plot_confusion(
-        _array(metrics["confusion_matrix"]),
-        metrics["classes"],
+        _array(inputs.validation.confusion_matrix),
+        metrics.classes,
         "Deployed model: attack_cat (validation)",
         figures / "confusion_deployed.png",
     )
     lines = [
-        f"# Model {manifest.get('version', '(new)')} — training report",
+        f"# Model {inputs.version} — training report",
         "",
         "## Data",
         "",
         f"- training rows: {len(train):,}; validation rows: {len(val):,}",
-        f"- validation: {json.dumps(manifest['validation_data'])}",
+        f"- validation: {json.dumps(msgspec.to_builtins(manifest.validation_data))}",
         "- class counts (training split):",
         "",
         _table(train["attack_cat"].value_counts().rename_axis("attack_cat").reset_index(name="rows")),
         "",
         "## Deployed model",
         "",
-        f"- label: {chosen['label'].name}, params `{json.dumps(chosen['label'].params)}`",
-        f"- attack_cat: {chosen['attack_cat'].name}, params `{json.dumps(chosen['attack_cat'].params)}`",
-        f"- alert rule: an attack when P(label=1) ≥ {manifest['decision_threshold']}; "
+        f"- label: {chosen.label.name}, params `{json.dumps(chosen.label.params)}`",
+        f"- attack_cat: {chosen.attack_cat.name}, params `{json.dumps(chosen.attack_cat.params)}`",
+        f"- alert rule: an attack when P(label=1) ≥ {manifest.decision_threshold}; "
         "its attack_cat is the most probable non-Normal class of the attack_cat model; otherwise Normal",
         "- chosen by held-out scores on grouped folds of the training rows (attack_cat macro-F1 over attack "
         "rows, then label accuracy), never by the validation split, among pairs that score at least "
         "the configured rows/s even when every flow is an attack; "
-        f"measured {measured_rows_per_second:,.0f} rows/s on validation traffic, "
-        f"{manifest['worst_case_rows_per_second']:,.0f} rows/s worst case, "
-        f"in batches of {manifest['throughput_batch_rows']:,}",
-        f"- **validation: label accuracy {metrics['label_accuracy']:.4f}, "
-        f"attack_cat macro-F1 {metrics['attack_cat_macro_f1']:.4f}, "
-        f"attack_cat accuracy {metrics['attack_cat_accuracy']:.4f}**",
+        f"measured {manifest.rows_per_second:,.0f} rows/s on validation traffic, "
+        f"{manifest.worst_case_rows_per_second:,.0f} rows/s worst case, "
+        f"in batches of {manifest.throughput_batch_rows:,}",
+        f"- **validation: label accuracy {metrics.label_accuracy:.4f}, "
+        f"attack_cat macro-F1 {metrics.attack_cat_macro_f1:.4f}, "
+        f"attack_cat accuracy {metrics.attack_cat_accuracy:.4f}**",
         "",
-        _table(pd.DataFrame(metrics["per_class"]).T.rename_axis("class").reset_index(), floats=3),
+        _table(_per_class_frame(metrics).rename_axis("class").reset_index(), floats=3),
         "",
         f"![confusion matrix](figures/{deployed_cm})",
         "",
-        *_grouped_and_plain(metrics, manifest.get("plain_split_metrics"), len(flows), shared, conflicting_groups),
-        *_operating_point(manifest["operating_point"], names),
+        *_grouped_and_plain(metrics, manifest.plain_split_metrics, len(flows), shared, conflicting_groups),
+        *_operating_point(manifest.operating_point, names),
         *_low_precision(metrics, shared),
         "### Candidate pairs",
         "",
@@ -95,11 +104,11 @@ def write(folder: Path, inputs: Inputs, searches: dict[str, Any], train: pd.Data
             pd.DataFrame(
                 [
                     {
-                        "label model": p["label"].name,
-                        "attack_cat model": p["attack_cat"].name,
-                        "label accuracy": p["metrics"]["label_accuracy"],
-                        "attack_cat macro-F1": p["metrics"]["attack_cat_macro_f1"],
-                        "worst-case rows/s": round(p["worst_case_rows_per_second"]),
+                        "label model": p.label.name,
+                        "attack_cat model": p.attack_cat.name,
+                        "label accuracy": p.metrics.label_accuracy,
+                        "attack_cat macro-F1": p.metrics.attack_cat_macro_f1,
+                        "worst-case rows/s": round(p.worst_case_rows_per_second),
                     }
                     for p in pairs
                 ]
@@ -174,8 +183,17 @@ def shared_vectors(flows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return pd.DataFrame(rows).set_index("class"), int((classes_of_group > 1).sum())
 
 
+def _per_class_frame(metrics: ValidationMetrics) -> pd.DataFrame:
+    """Classes × precision, recall, f1, support."""
+    return pd.DataFrame({cls: msgspec.structs.asdict(m) for cls, m in metrics.per_class.items()}).T
+
+
 def _grouped_and_plain(
-    grouped: dict[str, Any], plain: dict[str, Any] | None, rows: int, shared: pd.DataFrame, conflicting_groups: int
+    grouped: ValidationMetrics,
+    plain: ValidationMetrics | None,
+    rows: int,
+    shared: pd.DataFrame,
+    conflicting_groups: int,
 ) -> list[str]:
     lines = [
         "### Grouped and plain validation",
@@ -195,15 +213,15 @@ def _grouped_and_plain(
         return [*lines, "(no plain split: validation rows came from --test files)", ""]
     summary = pd.DataFrame(
         {
-            "grouped": [grouped[k] for k in ("label_accuracy", "attack_cat_macro_f1", "attack_cat_accuracy")],
-            "plain": [plain[k] for k in ("label_accuracy", "attack_cat_macro_f1", "attack_cat_accuracy")],
+            "grouped": [grouped.label_accuracy, grouped.attack_cat_macro_f1, grouped.attack_cat_accuracy],
+            "plain": [plain.label_accuracy, plain.attack_cat_macro_f1, plain.attack_cat_accuracy],
         },
         index=["label accuracy", "attack_cat macro-F1", "attack_cat accuracy"],
     )
     per_class = pd.DataFrame(
         {
-            "F1 grouped": {c: m["f1"] for c, m in grouped["per_class"].items()},
-            "F1 plain": {c: m["f1"] for c, m in plain["per_class"].items()},
+            "F1 grouped": {c: m.f1 for c, m in grouped.per_class.items()},
+            "F1 plain": {c: m.f1 for c, m in plain.per_class.items()},
         }
     ).join(shared[["repeats", "shares a vector with another class", "mostly with"]])
     return [
@@ -215,41 +233,41 @@ def _grouped_and_plain(
     ]
 
 
-def _operating_point(point: dict[str, Any], names: dict[str, str]) -> list[str]:
-    def describe(rates: dict[str, Any]) -> str:
+def _operating_point(point: OperatingPoint, names: dict[str, str]) -> list[str]:
+    def describe(rates: Rates) -> str:
         return (
-            f"false-positive rate {rates['false_positive_rate']:.4f} of {rates['normal_flows']:,} Normal flows, "
-            f"recall {rates['recall']:.4f} of {rates['attack_flows']:,} attacks, precision {rates['precision']:.4f}"
+            f"false-positive rate {rates.false_positive_rate:.4f} of {rates.normal_flows:,} Normal flows, "
+            f"recall {rates.recall:.4f} of {rates.attack_flows:,} attacks, precision {rates.precision:.4f}"
         )
 
-    if point["max_false_positive_rate"] is None:
+    if point.max_false_positive_rate is None:
         rule = "the configured decision_threshold (no false-positive budget set)"
     else:
         rule = (
-            f"the lowest threshold calling at most {point['max_false_positive_rate']} of Normal flows attacks, "
-            f"chosen on {point['expected_from']}"
+            f"the lowest threshold calling at most {point.max_false_positive_rate} of Normal flows attacks, "
+            f"chosen on {point.expected_from}"
         )
     lines = [
         "### Operating point",
         "",
-        f"- threshold **{point['threshold']:.4f}**: {rule}",
+        f"- threshold **{point.threshold:.4f}**: {rule}",
     ]
-    if point["expected"] is not None:
-        lines.append(f"- expected (out-of-fold, training rows): {describe(point['expected'])}")
+    if point.expected is not None:
+        lines.append(f"- expected (out-of-fold, training rows): {describe(point.expected)}")
     return [
         *lines,
-        f"- on the validation split: {describe(point['validation'])}",
+        f"- on the validation split: {describe(point.validation)}",
         "",
         f"![ROC curve](figures/{names['roc']}) ![precision-recall curve](figures/{names['precision_recall']})",
         "",
     ]
 
 
-def _low_precision(metrics: dict[str, Any], shared: pd.DataFrame) -> list[str]:
+def _low_precision(metrics: ValidationMetrics, shared: pd.DataFrame) -> list[str]:
     """Classes whose precision is below a third of their recall, with the reason the data gives."""
     lines = []
-    for cls, m in metrics["per_class"].items():
-        if m["support"] and m["precision"] < m["recall"] / 3:
+    for cls, m in metrics.per_class.items():
+        if m.support and m.precision < m.recall / 3:
             reason = (
                 f"{shared.loc[cls, 'shares a vector with another class']:.0%} of its rows share their exact "
                 f"feature vector with another class, mostly {shared.loc[cls, 'mostly with']}, so no model can "
@@ -257,36 +275,36 @@ def _low_precision(metrics: dict[str, Any], shared: pd.DataFrame) -> list[str]:
                 if cls in shared.index
                 else "no duplicate statistics for this class"
             )
-            lines.append(f"- {cls}: precision {m['precision']:.3f} at recall {m['recall']:.3f}: {reason}.")
+            lines.append(f"- {cls}: precision {m.precision:.3f} at recall {m.recall:.3f}: {reason}.")
     if not lines:
         return ["No class has a precision below a third of its recall.", ""]
     return ["### Classes with precision below a third of their recall", "", *lines, ""]
 
 
-def _candidate_row(c: Any) -> dict[str, Any]:
+def _candidate_row(c: Candidate) -> dict[str, Any]:
     return {
         "model": c.name,
         "target": c.target,
-        "accuracy": c.metrics["accuracy"],
-        "macro-F1": c.metrics["macro_f1"],
+        "accuracy": c.metrics.accuracy,
+        "macro-F1": c.metrics.macro_f1,
         "held-out (grouped folds)": c.held_out_score,
         "fit s": round(c.fit_seconds, 1),
         "rows/s": round(c.rows_per_second),
     }
 
 
-def _comparison(folder: Path, candidates: Sequence[Any], searches: dict[str, Any]) -> list[str]:
+def _comparison(folder: Path, candidates: Sequence[Candidate], searches: Mapping[str, Sequence[Trial]]) -> list[str]:
     rows = []
     figure_lines = []
     for c in candidates:
         row = _candidate_row(c)
-        for cls, m in c.metrics["per_class"].items():
-            row[f"{cls} P/R/F1"] = f"{m['precision']:.2f}/{m['recall']:.2f}/{m['f1']:.2f}"
+        for cls, m in c.metrics.per_class.items():
+            row[f"{cls} P/R/F1"] = f"{m.precision:.2f}/{m.recall:.2f}/{m.f1:.2f}"
         rows.append(row)
         name = f"confusion_{c.family}_{c.target}_{c.feature_set}.png"
         plot_confusion(
-            _array(c.metrics["confusion_matrix"]),
-            c.metrics["classes"],
+            _array(c.metrics.confusion_matrix),
+            c.metrics.classes,
             f"{c.name} — {c.target}",
             folder / "figures" / name,
         )
@@ -304,7 +322,7 @@ def _comparison(folder: Path, candidates: Sequence[Any], searches: dict[str, Any
         lines += [f"### {target}", "", _table(part.drop(columns=["target"]), floats=4), ""]
     lines += ["Confusion matrices:", "", *figure_lines, "", "### Search trials", ""]
     for key, trials in searches.items():
-        lines.append(f"- {key}: " + "; ".join(f"`{json.dumps(t['params'])}` → {t['score']:.4f}" for t in trials))
+        lines.append(f"- {key}: " + "; ".join(f"`{json.dumps(t.params)}` → {t.score:.4f}" for t in trials))
     return lines
 
 

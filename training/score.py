@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ from nids_common.schema import ATTACK_CAT, LABEL
 from nids_dataset.unsw import DEFAULT_CHUNK_ROWS, iter_flows, load_flows
 from nids_model.artifact import load_model
 from nids_model.detection import DetectionModel
+from nids_model.manifest import Manifest, SplitRecipe, ValidationMetrics
 from training.config import TrainingConfig
 from training.evaluation import evaluate, format_report
 from training.train import split
@@ -52,11 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def score_command(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     model, manifest = load_model(args.model)
+    metrics: ValidationMetrics | None
     if args.validation_split:
         metrics = score_validation_split(model, manifest, args.input, args.output)
     else:
         metrics = score_file(model, args.input, args.output, args.chunk_rows)
-    print(f"scored {args.input} with model {manifest['version']} → {args.output}")
+    print(f"scored {args.input} with model {manifest.version} → {args.output}")
     if metrics is not None:
         print(format_report(metrics))
     return EXIT_OK
@@ -73,15 +74,15 @@ def score_frame(model: DetectionModel, frame: pd.DataFrame) -> pd.DataFrame:
 
 def score_validation_split(
     model: DetectionModel,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
-) -> dict[str, Any] | None:
+) -> ValidationMetrics:
     """Re-derive the validation rows of the model's own training split and score them."""
-    recipe = manifest.get("validation_data")
-    if not isinstance(recipe, dict) or "seed" not in recipe:
-        raise UsageError(f"model {manifest.get('version', '?')}: it was validated on separate files, not a split")
-    config = TrainingConfig(seed=int(recipe["seed"]), validation_fraction=float(recipe["fraction"]))
+    recipe = manifest.validation_data
+    if not isinstance(recipe, SplitRecipe):
+        raise UsageError(f"model {manifest.version}: it was validated on separate files, not a split")
+    config = TrainingConfig(seed=recipe.seed, validation_fraction=recipe.fraction)
     _, validation = split(load_flows([input_path]), config)
     scored = score_frame(model, validation)
     with atomic_output(output_path) as staging:
@@ -91,7 +92,7 @@ def score_validation_split(
         validation[ATTACK_CAT].to_numpy(dtype=object),
         scored["pred_label"].to_numpy(),
         scored["pred_attack_cat"].to_numpy(dtype=object),
-    )
+    ).metrics
 
 
 @contextlib.contextmanager
@@ -113,7 +114,7 @@ def score_file(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> dict[str, Any] | None:
+) -> ValidationMetrics | None:
     """Score chunk by chunk into a temporary file renamed at the end; return metrics when labelled."""
     truth_label, truth_cat, pred_label, pred_cat = [], [], [], []
     with atomic_output(output_path) as staging, progress() as bar, open(staging, "w", newline="") as sink:
@@ -134,7 +135,7 @@ def score_file(
         return None
     return evaluate(
         np.concatenate(truth_label), np.concatenate(truth_cat), np.concatenate(pred_label), np.concatenate(pred_cat)
-    )
+    ).metrics
 
 
 if __name__ == "__main__":

@@ -85,24 +85,31 @@ class StandInConsumer:
             event(self)
         out: list[Message] = []
         limit = min(num_messages, self.batch)
-        for (topic, partition), start in sorted(self.position.items()):
-            log = self.broker.logs[topic][partition]
-            offset = start
-            while len(out) < limit and offset < len(log):
-                record = log[offset]
-                out.append(
-                    Message(
-                        topic=topic,
-                        partition=partition,
-                        offset=offset,
-                        key=record.key,
-                        value=record.value,
-                        headers=record.headers,
-                        timestamp=(1, TIMESTAMP_MS),
+        # Round robin over the partitions, a record at a time: as a fetch from several partitions
+        # interleaves them (never one partition drained before the next is read).
+        places = sorted(self.position)
+        while len(out) < limit:
+            progressed = False
+            for topic, partition in places:
+                offset = self.position[(topic, partition)]
+                log = self.broker.logs[topic][partition]
+                if len(out) < limit and offset < len(log):
+                    record = log[offset]
+                    out.append(
+                        Message(
+                            topic=topic,
+                            partition=partition,
+                            offset=offset,
+                            key=record.key,
+                            value=record.value,
+                            headers=record.headers,
+                            timestamp=(1, TIMESTAMP_MS),
+                        )
                     )
-                )
-                offset += 1
-            self.position[(topic, partition)] = offset
+                    self.position[(topic, partition)] = offset + 1
+                    progressed = True
+            if not progressed:
+                break
         return out
 
     def seek(self, place: TopicPartition) -> None:

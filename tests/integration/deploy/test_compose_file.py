@@ -8,7 +8,8 @@ import subprocess
 
 import yaml
 
-from tests.integration.helpers import REPO, unavailable
+from nids_harness.checkout import REPO
+from tests.integration.helpers import unavailable
 
 
 def test_docker_compose_config_validates() -> None:

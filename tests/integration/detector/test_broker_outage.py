@@ -8,14 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.helpers import (
-    KAFKA_LOCAL,
-    RunningDetector,
-    detector_config,
-    make_topics,
-    replay_synthetic,
-    unavailable,
-)
+from nids_harness.checkout import KAFKA_LOCAL
+from nids_harness.running_detector import RunningDetector, detector_config
+from nids_harness.topics import make_topics
+from tests.integration.helpers import replay_synthetic, unavailable
 
 
 def test_detector_resumes_after_the_broker_comes_back(

@@ -13,20 +13,13 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import start_http_server
 
-from bench.common import free_port
+from nids_harness.checkout import REPO
+from nids_harness.ports import free_port
+from nids_harness.running_detector import RunningDetector, detector_config
+from nids_harness.topics import make_topics
+from nids_harness.waiting import wait_until
 from nids_model.artifact import load_model
-from tests.integration.helpers import (
-    REPO,
-    RunningDetector,
-    detector_config,
-    make_topics,
-    prometheus_ready,
-    query,
-    replay_synthetic,
-    scraped_total,
-    start_prometheus,
-    wait_until,
-)
+from tests.integration.helpers import prometheus_ready, query, replay_synthetic, scraped_total, start_prometheus
 
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "nids-detector.json"
 

@@ -12,8 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from nids_common.contract import verdict_decoder
+from nids_harness.reading import read_topic
+from nids_harness.running_detector import RunningDetector, detector_config
+from nids_harness.topics import make_topics
 from nids_model.artifact import load_model, point_latest
-from tests.integration.helpers import RunningDetector, detector_config, make_topics, read_topic, replay_synthetic
+from tests.integration.helpers import replay_synthetic
 from training import model_cli
 
 POLL_S = 0.2

@@ -10,11 +10,14 @@ from pathlib import Path
 import pandas as pd
 from confluent_kafka import Producer
 
-from bench.chaos import OVERSIZED_BYTES, run_chaos
 from nids_common.contract import DEAD_LETTER_MAX_BYTES, Header, Reason
 from nids_dataset.synthetic import synthetic_frame
+from nids_harness.chaos import OVERSIZED_BYTES, run_chaos
+from nids_harness.reading import read_topic
+from nids_harness.running_detector import RunningDetector, detector_config
+from nids_harness.topics import make_topics
 from nids_model.artifact import load_model
-from tests.integration.helpers import RunningDetector, detector_config, make_topics, read_topic, replay_synthetic
+from tests.integration.helpers import replay_synthetic
 
 RESUME_BOUND_S = 10.0
 

@@ -13,9 +13,12 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from detector.reload import load_live
 from detector.service import Detector
 from nids_common.contract import Header, alert_decoder, verdict_decoder
+from nids_harness.payloads import bad_payloads, valid_flow
+from nids_harness.reading import read_topic
+from nids_harness.running_detector import RunningDetector, detector_config
+from nids_harness.topics import make_topics
 from nids_model.artifact import load_model
-from tests.fixtures import bad_payloads, valid_flow
-from tests.integration.helpers import RunningDetector, detector_config, make_topics, read_topic, replay_synthetic
+from tests.integration.helpers import replay_synthetic
 
 FLOWS = 3000
 
@@ -42,7 +45,7 @@ def test_alerts_are_exactly_the_offline_attacks(kafka_bootstrap: str, unique_nam
     for message in alerts[:200]:
         alert = alert_decoder.decode(message.value() or b"")  # the contract's struct, unknown keys refused
         assert alert.is_attack and alert.attack_cat == offline_cat[alert.flow_id] != "Normal"
-        assert alert.model_version == manifest["version"]
+        assert alert.model_version == manifest.version
         assert alert.source.topic == topics.flows
         assert abs(sum(alert.class_probabilities.values()) - 1) < 1e-3
         assert alert.flow_id in by_id.index

@@ -26,23 +26,17 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 from prometheus_client import CollectorRegistry
 
-from bench.common import free_port
 from detector.cli import serve_metrics
-from detector.config import MetricsSettings
+from nids_common.metrics_server import MetricsSettings
 from detector.metrics import DetectorMetrics
 from nids_common.contract import Topics, alert_decoder
 from nids_common.kafka import create_acls
+from nids_harness.ports import free_port
+from nids_harness.secure import SecureBroker, service_env
+from nids_harness.waiting import wait_until
 from nids_model.artifact import load_model
 from tests.fixtures import flows_with_identity, write_partitioned
-from tests.integration.helpers import (
-    SecureBroker,
-    prometheus_ready,
-    query,
-    service_env,
-    start_prometheus,
-    tool,
-    wait_until,
-)
+from tests.integration.helpers import prometheus_ready, query, start_prometheus, tool
 
 
 def read_all(broker: SecureBroker, topic: str, expected: int, timeout: float = 60.0) -> list[bytes]:

@@ -12,7 +12,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from detector.clients import client_health
-from detector.config import EXACTLY_ONCE, DetectorConfig, DetectorSettings, MetricsSettings
+from detector.config import EXACTLY_ONCE, DetectorConfig, DetectorSettings
 from detector.metrics import DetectorMetrics
 from detector.reload import ModelReloader
 from detector.service import Detector
@@ -20,6 +20,7 @@ from detector.values import LiveModel
 from nids_common.checkpoint import Checkpoint, TransactionalCheckpoint
 from nids_common.config import KafkaSettings
 from nids_common.contract import Topics
+from nids_common.metrics_server import MetricsSettings
 from nids_common.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from nids_model.detection import Features, Scores
 from tests.unit.kafka_standins import Record, StandInBroker, StandInConsumer, StandInProducer

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.config import MetricsSettings
+from nids_common.metrics_server import MetricsSettings
 
 
 def test_tls_needs_a_certificate_and_its_key(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import pytest
 from detector.decode import DecodedBatch, decode_batch, ground_truth
 from nids_common.schema import FEATURES, NUMERIC_FEATURES
 from nids_dataset.synthetic import synthetic_frame
+from nids_harness.payloads import bad_payloads, valid_flow
 from producer.encode import encode_chunk
-from tests.fixtures import bad_payloads, valid_flow
 
 MAX_BYTES = 10_000
 

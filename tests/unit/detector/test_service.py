@@ -14,6 +14,8 @@ from tests.unit.detector.standins import TOPICS, Rig, StandInModel, partition_lo
 from tests.unit.kafka_standins import StandInConsumer, kafka_error
 
 SIZES = (10, 7)
+# The offsets a commit of the first batch of 4 names: the stand-in reads partitions round robin.
+FIRST_BATCH = {(TOPICS.flows, 0): 2, (TOPICS.flows, 1): 2}
 
 
 def expected_alert_keys(run: Rig) -> set[bytes]:
@@ -60,7 +62,7 @@ def test_a_failed_delivery_rewinds_both_batches_and_loses_nothing() -> None:
     run = rig(partition_logs(SIZES), batch=4)
     run.producer.failing_deliveries = 1
     run.run()
-    # Batch 1 (partition 0 offsets 0-3) failed while batch 2 (offsets 4-7) was read: both are re-read from 0.
+    # Batch 1 (offsets 0-1 of each partition) failed while batch 2 was read: both are re-read from 0.
     assert run.consumer.seeks[0] == (TOPICS.flows, 0, 0)
     assert run.metrics.registry.get_sample_value("nids_delivery_failures_total") == 1
     keys = run.alert_keys()
@@ -74,7 +76,7 @@ def test_a_revoke_completes_the_batch_in_flight_and_commits_it_before_handing_ov
     run.consumer.on_consume[2] = StandInConsumer.revoke
     run.run()
     first_commit, asynchronous = run.consumer.commits[0]
-    assert first_commit == {(TOPICS.flows, 0): 4} and asynchronous is False
+    assert first_commit == FIRST_BATCH and asynchronous is False
     assert run.consumer.seeks == []
     assert_everything_scored_once(run)
 
@@ -85,9 +87,8 @@ def test_lost_partitions_drop_the_batch_in_flight_uncommitted() -> None:
     run.consumer.on_consume[2] = lambda consumer: (produced_before_loss.append(len(run.alert_keys())), consumer.lose())
     run.run()
     assert produced_before_loss == [0]
-    assert run.consumer.commits[0][0] == {
-        (TOPICS.flows, 0): 4
-    }  # the first commit is the re-read batch's, not the dropped one's
+    # The first commit is the re-read batch's, not the dropped one's.
+    assert run.consumer.commits[0][0] == FIRST_BATCH
     assert_everything_scored_once(run)
 
 
@@ -109,7 +110,7 @@ def test_a_scoring_error_stops_the_loop_with_that_error_and_commits_nothing_afte
     run = rig(partition_logs(SIZES), batch=4, model=StandInModel(fail_on_call=2))
     with pytest.raises(RuntimeError, match="scorer broke"):
         run.run()
-    assert [offsets for offsets, _ in run.consumer.commits] == [{(TOPICS.flows, 0): 4}]
+    assert [offsets for offsets, _ in run.consumer.commits] == [FIRST_BATCH]
     assert run.consumer.closed
 
 

@@ -57,6 +57,11 @@ def test_config_is_frozen(tmp_path: Path) -> None:
         ("detector:\n  max_records: 0\n", "field detector.max_records: must be >= 1"),
         ("detector:\n  emit_verdicts: 'yes'\n", "field detector.emit_verdicts: Expected `bool`, got `str`"),
         ("metrics: 9108\n", "field metrics: Expected `object`, got `int`"),
+        (
+            "detector:\n  delivery: exactly-once\n",
+            "field detector.delivery: Invalid enum value 'exactly-once' (expected one of: at_least_once, exactly_once)",
+        ),
+        ("detector:\n  group_protocol: 2\n", "field detector.group_protocol: Expected `str`, got `int`"),
         ("- a\n- b\n", "top level must be a mapping"),
         ("detector: [unclosed\n", "not valid YAML at line"),
     ],
@@ -100,6 +105,31 @@ def test_bad_environment_override_names_the_variable(tmp_path: Path) -> None:
         match=r"environment NIDS_DETECTOR_MAX_RECORDS: field detector\.max_records: Expected `int`, got `str`",
     ):
         load_config(DetectorConfig, write(tmp_path, ""), env={"NIDS_DETECTOR_MAX_RECORDS": "lots"})
+
+
+def test_a_choice_from_the_environment_is_checked_like_one_from_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    config = load_config(DetectorConfig, path, env={"NIDS_DETECTOR_DELIVERY": "exactly_once"})
+    assert config.detector.delivery == "exactly_once"
+    with pytest.raises(
+        ConfigError,
+        match=r"^environment NIDS_DETECTOR_GROUP_PROTOCOL: field detector\.group_protocol: Invalid enum value 'kip848' "
+        r"\(expected one of: classic, consumer\)$",
+    ):
+        load_config(DetectorConfig, path, env={"NIDS_DETECTOR_GROUP_PROTOCOL": "kip848"})
+
+
+def test_each_item_of_a_tuple_of_choices_is_checked(tmp_path: Path) -> None:
+    from training.config import TrainingConfig
+
+    path = write(tmp_path, "deploy_candidates: [rf, xgboost]\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"field deploy_candidates\[1\]: Invalid enum value 'xgboost' \(expected one of: hgb, rf, knn\)",
+    ):
+        load_config(TrainingConfig, path, env={})
+    with pytest.raises(ConfigError, match="field deploy_candidates: name at least one of hgb, rf, knn"):
+        load_config(TrainingConfig, write(tmp_path, "deploy_candidates: []\n"), env={})
 
 
 def test_describe_masks_secrets(tmp_path: Path) -> None:

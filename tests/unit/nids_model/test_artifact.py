@@ -1,16 +1,29 @@
-"""The artifact: checksum, signature, library versions, format, atomic writes, the latest pointer."""
+"""The artifact: checksum, signature, library versions, format, the typed manifest, atomic writes, a
+model file swapped after its check, the latest pointer."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import joblib
+import numpy as np
+import orjson
 import pytest
 
 from nids_common.errors import ArtifactError
 from nids_model import artifact
-from nids_model.artifact import load_model, write_artifact
+from nids_model.artifact import ARTIFACT_FORMAT, MANIFEST_FILE, MODEL_FILE, load_model, write_artifact
+from nids_model.canary import CANARY_FILE, canary_columns
+
+
+def edit_manifest(folder: Path, change: Any) -> None:
+    """Rewrite folder's manifest.json as `change(document)` leaves it."""
+    document = json.loads((folder / MANIFEST_FILE).read_text())
+    change(document)
+    (folder / MANIFEST_FILE).write_text(json.dumps(document))
 
 
 def test_a_one_byte_change_is_refused(trained_model: Path, tmp_path: Path) -> None:
@@ -24,10 +37,9 @@ def test_a_one_byte_change_is_refused(trained_model: Path, tmp_path: Path) -> No
 
 def test_signature_checked_when_key_set(trained_model: Path, tmp_path: Path) -> None:
     model, manifest = load_model(trained_model)
-    keep = {
-        k: v for k, v in manifest.items() if k not in ("version", "created", "libraries", "model_sha256", "model_file")
-    }
-    signed = write_artifact(tmp_path / "m", model, keep, env={"NIDS_MODEL_KEY": "k1"})
+    signed = write_artifact(tmp_path / "m", model, manifest.training_record(), env={"NIDS_MODEL_KEY": "k1"})
+    assert artifact.read_manifest(signed).model_hmac_sha256
+    assert "model_hmac_sha256" not in json.loads((trained_model / MANIFEST_FILE).read_text())
     load_model(signed, env={"NIDS_MODEL_KEY": "k1"})
     load_model(signed, env={})
     with pytest.raises(ArtifactError, match="HMAC signature does not verify"):
@@ -38,10 +50,7 @@ def test_signature_checked_when_key_set(trained_model: Path, tmp_path: Path) -> 
 
 def test_the_secure_profile_loads_only_signed_models(trained_model: Path, tmp_path: Path) -> None:
     model, manifest = load_model(trained_model)
-    keep = {
-        k: v for k, v in manifest.items() if k not in ("version", "created", "libraries", "model_sha256", "model_file")
-    }
-    signed = write_artifact(tmp_path / "m", model, keep, env={"NIDS_MODEL_KEY": "k1"})
+    signed = write_artifact(tmp_path / "m", model, manifest.training_record(), env={"NIDS_MODEL_KEY": "k1"})
     with pytest.raises(ArtifactError, match="signed models are required but NIDS_MODEL_KEY is not set"):
         load_model(signed, env={}, require_signature=True)
     with pytest.raises(ArtifactError, match="is unsigned"):
@@ -52,42 +61,61 @@ def test_the_secure_profile_loads_only_signed_models(trained_model: Path, tmp_pa
 
 def test_library_version_mismatch_refused(trained_model: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(trained_model, tmp_path / "v")
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["libraries"]["sklearn"] = "0.24.2"
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    edit_manifest(copy, lambda document: document["libraries"].update(sklearn="0.24.2"))
     with pytest.raises(ArtifactError, match=r"built with scikit-learn 0\.24\.2"):
         load_model(copy)
 
 
+def test_a_model_file_swapped_after_its_check_is_never_unpickled(
+    trained_model: Path, second_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = shutil.copytree(trained_model, tmp_path / "v")
+    verified, _ = load_model(trained_model)
+    unpickle = joblib.load
+
+    def swap_then_load(source: Any, *args: Any, **kwargs: Any) -> Any:
+        # Someone who can write the folder swaps the checked file for another model just before it is read.
+        shutil.copyfile(second_model / MODEL_FILE, copy / MODEL_FILE)
+        return unpickle(source, *args, **kwargs)
+
+    monkeypatch.setattr(joblib, "load", swap_then_load)
+    loaded, _ = load_model(copy)
+    assert (copy / MODEL_FILE).read_bytes() == (second_model / MODEL_FILE).read_bytes(), "the swap happened"
+    flows = canary_columns(orjson.loads((copy / CANARY_FILE).read_bytes()))
+    np.testing.assert_array_equal(loaded.score(flows).attack_probability, verified.score(flows).attack_probability)
+
+
 def test_artifact_never_half_written(trained_model: Path, tmp_path: Path) -> None:
-    model, _manifest = load_model(trained_model)
+    model, manifest = load_model(trained_model)
 
     def fail(_folder: Path) -> None:
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        write_artifact(tmp_path / "models", model, {}, write_extras=fail)
+        write_artifact(tmp_path / "models", model, manifest.training_record(), write_extras=fail)
     assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_the_manifest_reads_back_as_written(trained_model: Path, tmp_path: Path) -> None:
+    model, manifest = load_model(trained_model)
+    record = manifest.training_record()
+    copy = write_artifact(tmp_path / "m", model, record, version="v2")
+    again = artifact.read_manifest(copy)
+    assert again.training_record() == record
+    assert (again.version, again.artifact_format, again.model_file) == ("v2", ARTIFACT_FORMAT, MODEL_FILE)
 
 
 def test_latest_points_at_newest(trained_model: Path) -> None:
     models = trained_model.parent
     assert (models / "latest").resolve() == trained_model.resolve()
     manifest = artifact.read_manifest(models)
-    for key in (
-        "version",
-        "created",
-        "libraries",
-        "features",
-        "feature_dtypes",
-        "category_vocabularies",
-        "classes",
-        "decision_threshold",
-        "training_data",
-        "validation_metrics",
-        "model_sha256",
-    ):
-        assert key in manifest, key
+    assert manifest.version == trained_model.name
+    assert manifest.features and set(manifest.feature_dtypes) == set(manifest.features)
+    assert set(manifest.category_vocabularies) == {f for f, t in manifest.feature_dtypes.items() if t == "category"}
+    assert "Normal" in manifest.classes and 0 < manifest.decision_threshold < 1
+    assert manifest.reference_profile.numeric and manifest.training_data
+    assert len(manifest.model_sha256) == 64
+    assert (trained_model / "report.md").read_text().startswith(f"# Model {manifest.version} — training report")
     assert (trained_model / "report.md").read_text().count("![") >= 4
     for figure in ("correlation_heatmap.png", "rfe_curve.png", "mutual_information.png", "confusion_deployed.png"):
         assert (trained_model / "figures" / figure).stat().st_size > 1000
@@ -96,8 +124,34 @@ def test_latest_points_at_newest(trained_model: Path) -> None:
 def test_an_artifact_of_the_old_layout_is_refused_with_retrain(trained_model: Path, tmp_path: Path) -> None:
     # Artifacts written before 0.2.0 carry no artifact_format and pickle training.* classes.
     copy = shutil.copytree(trained_model, tmp_path / "old")
-    manifest = json.loads((copy / "manifest.json").read_text())
-    del manifest["artifact_format"]
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match=r"artifact format 1, .* reads format 4: retrain the model with nids-train"):
+    edit_manifest(copy, lambda document: document.pop("artifact_format"))
+    with pytest.raises(ArtifactError, match=r"artifact format 1, .* reads format 5: retrain the model with nids-train"):
+        load_model(copy)
+
+
+def test_a_format_4_artifact_is_refused_with_retrain_before_its_fields_are_read(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    # Format 4 manifests were untyped: whatever fields they hold, the format alone refuses them.
+    copy = shutil.copytree(trained_model, tmp_path / "v4")
+    edit_manifest(copy, lambda document: document.update(artifact_format=4, no_such_field=True))
+    with pytest.raises(ArtifactError, match=r"artifact format 4, this nids-stream reads format 5: retrain"):
+        load_model(copy)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda document: document.update(surprise=1), r"unknown field `surprise`"),
+        (lambda document: document["rows"].update(train="many"), r"Expected `int`, got `str` - at `\$\.rows\.train`"),
+        (lambda document: document.pop("reference_profile"), r"missing required field `reference_profile`"),
+    ],
+    ids=["unknown field", "wrong type", "missing field"],
+)
+def test_a_manifest_that_does_not_fit_is_refused_naming_the_field(
+    trained_model: Path, tmp_path: Path, change: Any, reason: str
+) -> None:
+    copy = shutil.copytree(trained_model, tmp_path / "v")
+    edit_manifest(copy, change)
+    with pytest.raises(ArtifactError, match=rf"manifest\.json: .*{reason}.*: retrain the model with nids-train"):
         load_model(copy)

@@ -9,22 +9,23 @@ from pathlib import Path
 import pytest
 
 from nids_common.errors import ArtifactError
-from nids_model.artifact import ARTIFACT_FORMAT, load_checked, load_model
+from nids_model.artifact import ARTIFACT_FORMAT, load_checked, load_model, read_manifest
 from nids_model.canary import CANARY_FILE, check_canary
 
 
 def test_a_trained_artifact_passes_its_own_canary(trained_model: Path) -> None:
     _model, manifest, folder = load_checked(trained_model)
-    assert manifest["artifact_format"] == ARTIFACT_FORMAT
-    assert manifest["canary"]["rows"] > 100 and (folder / CANARY_FILE).is_file()
-    assert set(manifest["canary"]["expected"]["attack_cat"]) >= {"Normal"}
+    assert manifest.artifact_format == ARTIFACT_FORMAT
+    assert manifest.canary.rows > 100 and (folder / manifest.canary.file) == folder / CANARY_FILE
+    assert (folder / CANARY_FILE).is_file()
+    assert len(manifest.canary.expected.attack_probability) == manifest.canary.rows
+    assert set(manifest.canary.expected.attack_cat) >= {"Normal"}
 
 
 def test_another_model_fails_this_canary(trained_model: Path, second_model: Path) -> None:
     other, _ = load_model(second_model)
-    manifest = json.loads((trained_model / "manifest.json").read_text())
     with pytest.raises(ArtifactError, match=r"canary row \d+ scores .* rows differ\): refusing the model"):
-        check_canary(other, trained_model, manifest)
+        check_canary(other, trained_model, read_manifest(trained_model).canary)
 
 
 def test_a_changed_expectation_is_refused(trained_model: Path, tmp_path: Path) -> None:
@@ -48,5 +49,5 @@ def test_an_artifact_without_a_canary_is_refused(trained_model: Path, tmp_path: 
     manifest = json.loads((copy / "manifest.json").read_text())
     del manifest["canary"]
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="no canary in the manifest: retrain"):
+    with pytest.raises(ArtifactError, match="missing required field `canary`: retrain the model with nids-train"):
         load_checked(copy)

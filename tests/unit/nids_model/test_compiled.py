@@ -12,7 +12,15 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from nids_model.artifact import load_model
 from nids_model.attack_only import AttackOnlyClassifier
-from nids_model.compiled import CompiledBoosting, CompiledForest, distinct_rows, probability_function
+from nids_model.compiled import (
+    NODE,
+    CompiledBoosting,
+    CompiledForest,
+    FlatTrees,
+    distinct_rows,
+    probability_function,
+    tree_nodes,
+)
 from nids_model.reweighting import ClassScaledClassifier
 
 
@@ -66,9 +74,33 @@ def test_wrappers_are_kept_and_other_models_use_their_own_predict() -> None:
 
 def test_a_matrix_of_the_wrong_width_is_refused() -> None:
     X, y = _data(500, 2, seed=1)
-    compiled = CompiledBoosting(HistGradientBoostingClassifier(max_iter=5).fit(X, y))
-    with pytest.raises(ValueError, match="expected a matrix of 8 features"):
-        compiled.predict_proba(X[:, :7])
+    boosting = CompiledBoosting(HistGradientBoostingClassifier(max_iter=5).fit(X, y))
+    forest = CompiledForest(RandomForestClassifier(n_estimators=2, random_state=0).fit(np.nan_to_num(X), y))
+    for compiled in (boosting, forest):
+        with pytest.raises(ValueError, match=r"expected a matrix of 8 features, got shape \(500, 7\)"):
+            compiled.predict_proba(X[:, :7])
+        with pytest.raises(ValueError, match="expected a matrix of 8 features"):
+            compiled.predict_proba(X[0])
+
+
+def test_flat_trees_number_children_across_trees_and_mark_leaves() -> None:
+    stump = tree_nodes(
+        leaf=np.array([False, True, True]),
+        feature=np.array([3, -2, -2]),
+        threshold=np.array([0.5, 10.0, 20.0]),
+        left=np.array([1, 0, 0]),
+        right=np.array([2, 0, 0]),
+        missing_left=np.array([1, 0, 0], dtype=np.uint8),
+    )
+    assert stump.dtype == NODE
+    trees = FlatTrees.of([stump, stump[1:2].copy(), stump])
+    assert trees.roots.tolist() == [0, 3, 4]
+    assert trees.feature.tolist() == [3, -1, -1, -1, 3, -1, -1]
+    assert trees.left.tolist() == [1, -1, -1, -1, 5, -1, -1]
+    assert trees.right.tolist() == [2, -1, -1, -1, 6, -1, -1]
+    assert trees.missing_left.tolist() == [True, False, False, False, True, False, False]
+    assert trees.threshold.tolist() == [0.5, 10.0, 20.0, 10.0, 0.5, 10.0, 20.0]
+    assert all(a.flags.c_contiguous for a in trees.arrays())
 
 
 def test_distinct_rows_rebuild_the_matrix() -> None:

@@ -49,7 +49,7 @@ def test_model_learns_synthetic_classes(trained_model: Path, scored_flows: pd.Da
     model, manifest = load_model(trained_model)
     scores = model.score(scored_flows)
     assert (scores.is_attack.astype(int) == scored_flows["label"].to_numpy()).mean() > 0.85
-    assert manifest["validation_metrics"]["label_accuracy"] > 0.85
+    assert manifest.validation_metrics.label_accuracy > 0.85
 
 
 def test_unseen_categories_are_scored(trained_model: Path, scored_flows: pd.DataFrame) -> None:

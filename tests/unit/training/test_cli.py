@@ -22,13 +22,14 @@ def scored_flows() -> pd.DataFrame:
 
 def test_score_cli_reproduces_training_validation_metrics(trained_model: Path, tmp_path: Path, capsys) -> None:
     manifest = artifact.read_manifest(trained_model)
-    data = manifest["training_data"][0]["path"]
+    assert isinstance(manifest.training_data, tuple)
+    data = manifest.training_data[0].path
     out = tmp_path / "scored.csv"
     assert score.main(["--model", str(trained_model), "--input", data, "--output", str(out), "--validation-split"]) == 0
     printed = capsys.readouterr().out
-    metrics = manifest["validation_metrics"]
-    assert f"label accuracy {metrics['label_accuracy']:.4f}" in printed
-    assert f"attack_cat macro-F1 {metrics['attack_cat_macro_f1']:.4f}" in printed
+    metrics = manifest.validation_metrics
+    assert f"label accuracy {metrics.label_accuracy:.4f}" in printed
+    assert f"attack_cat macro-F1 {metrics.attack_cat_macro_f1:.4f}" in printed
     scored = pd.read_csv(out)
     assert {"pred_label", "pred_attack_cat", "attack_probability", "id", "sbytes"} <= set(scored.columns)
 

@@ -79,3 +79,16 @@ def test_rollback_passes_over_versions_that_no_longer_verify(model_store: tuple[
     assert latest(models) == first
     assert f"passing over {second}" in capsys.readouterr().err
     assert promotion_stack(models) == [first]
+
+
+def test_list_names_a_version_of_an_older_format_and_lists_the_others(
+    model_store: tuple[Path, str, str], capsys
+) -> None:
+    models, first, second = model_store
+    manifest = json.loads((models / second / "manifest.json").read_text())
+    manifest["artifact_format"] = 4
+    (models / second / "manifest.json").write_text(json.dumps(manifest))
+    assert model_cli.main(["--models", str(models), "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"* {first}" in out
+    assert f"  {second}" in out and "artifact format 4, this nids-stream reads format 5: retrain" in out

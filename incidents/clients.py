@@ -1,0 +1,95 @@
+"""nids-incidents' Kafka clients and topics: every setting in one place.
+
+`kafka.librdkafka` from the config comes last, so an operator can override any of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Producer
+
+from incidents.config import IncidentsConfig
+from nids_common.checkpoint import ClientMetrics
+from nids_common.client_health import ClientHealth
+from nids_common.contract import DEAD_LETTER_PARTITIONS, RECORD_OVERHEAD_BYTES
+from nids_common.kafka import ensure_topics
+from nids_common.stream_clients import consumer_settings, producer_settings
+
+# Incidents and state are read for their latest value per key.
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def make_consumer(config: IncidentsConfig, health: ClientHealth) -> Consumer:
+    settings = config.incidents
+    return Consumer(
+        consumer_settings(
+            config.kafka,
+            settings.group_id,
+            health.on_error,
+            health.on_commit,
+            **{
+                "session.timeout.ms": settings.session_timeout_ms,
+                "heartbeat.interval.ms": settings.session_timeout_ms // 3,
+            },
+        )
+    )
+
+
+def make_producer(config: IncidentsConfig, health: ClientHealth) -> Producer:
+    exactly_once = config.incidents.delivery == "exactly_once"
+    service: dict[str, Any] = {
+        # Java's default partitioner (murmur2 of the key): `nids-incidents --offline --partitions N`
+        # places each key where the stream does.
+        "partitioner": "murmur2_random",
+        "message.max.bytes": config.incidents.max_alert_bytes + RECORD_OVERHEAD_BYTES,
+    }
+    return Producer(
+        producer_settings(config.kafka, health.on_error, config.transactional_id if exactly_once else None, **service)
+    )
+
+
+def make_changelog_consumer(config: IncidentsConfig, on_error: Callable[[KafkaError], None]) -> Consumer:
+    """A group-less reader of the changelog (assigned one partition at a time by the restore)."""
+    return Consumer(
+        {
+            **config.kafka.client_config(error_cb=on_error),
+            "group.id": f"{config.incidents.group_id}-restore",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            **config.kafka.librdkafka,
+        }
+    )
+
+
+def client_health(config: IncidentsConfig, metrics: ClientMetrics) -> ClientHealth:
+    resources = {
+        "topic": config.topics.alerts,
+        "group": config.incidents.group_id,
+        "transactional id": config.transactional_id,
+    }
+    return ClientHealth(config.kafka.librdkafka, resources, metrics)
+
+
+def topic_layout(config: IncidentsConfig) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """The topics nids-incidents writes: partition counts and settings. The changelog is partitioned
+    like the repartition topic it mirrors; incidents and state are compacted."""
+    partitions = config.topics.partitions
+    counts = {
+        config.repartition_topic: partitions,
+        config.changelog_topic: partitions,
+        config.topics.incidents: partitions,
+        config.topics.dead_letter: DEAD_LETTER_PARTITIONS,
+    }
+    settings = {
+        config.changelog_topic: COMPACTED,
+        config.topics.incidents: COMPACTED,
+        config.topics.dead_letter: {"max.message.bytes": str(config.incidents.max_alert_bytes + RECORD_OVERHEAD_BYTES)},
+    }
+    return counts, settings
+
+
+def ensure_incident_topics(config: IncidentsConfig) -> None:
+    counts, settings = topic_layout(config)
+    ensure_topics(config.kafka.client_config(), counts, configs=settings)

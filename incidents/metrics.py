@@ -1,0 +1,96 @@
+"""Every Prometheus metric of nids-incidents, declared once; label values initialised at start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
+
+from nids_common.contract import DEAD_LETTER_REASONS, Incident
+from nids_common.schema import ATTACK_CLASSES, NORMAL
+
+INCIDENT_STATES = ("open", "update", "closed")
+SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class IncidentMetrics:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        rules: Sequence[str] = (),
+        classes: Sequence[str] = ATTACK_CLASSES,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.alerts_read = Counter("nids_incident_alerts_read", "Alert messages read from the alert topic.", registry=r)
+        self.alerts_tracked = Counter(
+            "nids_incident_alerts_tracked", "Alerts counted into incidents (suppressed ones included).", registry=r
+        )
+        self.records = Counter("nids_incident_records", "Incident records written, by state.", ["state"], registry=r)
+        self.opened = Counter(
+            "nids_incidents_opened",
+            "Incidents opened, by the attack_cat of their first alert.",
+            ["attack_cat"],
+            registry=r,
+        )
+        self.open = Gauge("nids_incidents_open", "Incidents open in this member's partitions.", registry=r)
+        self.suppressed = Counter(
+            "nids_alerts_suppressed", "Alerts a suppression rule kept out of incidents, by rule.", ["rule"], registry=r
+        )
+        self.late = Counter(
+            "nids_incident_late_alerts", "Alerts older than their incident's window (counted in it).", registry=r
+        )
+        self.invalid = Counter(
+            "nids_incident_invalid_records",
+            "Alert messages sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.restore_seconds = Histogram(
+            "nids_incident_restore_seconds",
+            "Time to restore one partition's open incidents from its changelog.",
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.restored_keys = Counter(
+            "nids_incident_restored_keys", "Keys restored from the changelog on taking a partition.", registry=r
+        )
+        self.batch_duration = Histogram(
+            "nids_incident_batch_duration_seconds",
+            "Wall time of one batch, read to commit.",
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.delivery_failures = Counter(
+            "nids_delivery_failures", "Repartitioned alerts, incidents or state records not delivered.", registry=r
+        )
+        self.kafka_errors = Counter(
+            "nids_kafka_errors", "Errors reported by the Kafka client, by code.", ["code"], registry=r
+        )
+        self.broker_up = Gauge("nids_broker_up", "1 while the Kafka cluster is reachable, else 0.", registry=r)
+        for state in INCIDENT_STATES:
+            self.records.labels(state=state)
+        for cat in classes:
+            if cat != NORMAL:
+                self.opened.labels(attack_cat=cat)
+        for rule in rules:
+            self.suppressed.labels(rule=rule)
+        for reason in DEAD_LETTER_REASONS:
+            self.invalid.labels(reason=reason)
+        self.broker_up.set(1)
+
+    def record_incidents(self, incidents: Iterable[Incident]) -> None:
+        for incident in incidents:
+            self.records.labels(state=incident.state).inc()
+            if incident.state == "open":
+                first_class = next(iter(incident.alerts_by_attack_cat), "")
+                self.opened.labels(attack_cat=first_class).inc()
+
+    def record_suppressed(self, counts: dict[str, int], already: dict[str, int]) -> None:
+        """Advance each rule's counter to the suppressor's running count (`already`: what was exported)."""
+        for rule, total in counts.items():
+            if total > already.get(rule, 0):
+                self.suppressed.labels(rule=rule).inc(total - already.get(rule, 0))
+                already[rule] = total

@@ -1,0 +1,59 @@
+"""The /metrics endpoint every service serves: its settings and the server (HTTP or HTTPS, optionally
+only to holders of a client certificate)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import ssl
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from nids_common.errors import NidsError
+
+log = logging.getLogger("nids.metrics")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    address: str = "0.0.0.0"
+    port: int = 9108
+    # HTTPS with this certificate and key (PEM files); empty: plain HTTP.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # With a CA (PEM), only clients holding a certificate it signed may scrape.
+    tls_client_ca: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port: must be within 0..65535")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert, tls_key: give both or neither")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("tls_client_ca: needs tls_cert and tls_key (client certificates only work over TLS)")
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            value = getattr(self, name)
+            if value and not Path(value).is_file():
+                raise ValueError(f"{name}: {value} is not a file")
+
+
+def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> None:
+    """Serve /metrics as `settings` say: off (port 0), HTTP, HTTPS, or HTTPS for holders of a client
+    certificate signed by `tls_client_ca` only."""
+    if not settings.port:
+        return
+    try:
+        start_http_server(
+            settings.port,
+            addr=settings.address,
+            registry=registry,
+            certfile=settings.tls_cert or None,
+            keyfile=settings.tls_key or None,
+            client_cafile=settings.tls_client_ca or None,
+            client_auth_required=bool(settings.tls_client_ca),
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise NidsError(f"cannot serve metrics on {settings.address}:{settings.port}: {exc}") from None
+    scheme = "https" if settings.tls_cert else "http"
+    log.info("metrics on %s://%s:%d/metrics", scheme, settings.address, settings.port)

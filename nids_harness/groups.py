@@ -1,0 +1,29 @@
+"""How far a consumer group has committed through a topic."""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+def group_progress(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    """(committed, end): the group's committed offsets and the end offsets of `topic`, summed over its
+    partitions (a partition without a commit counts from its start)."""
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        wanted = [TopicPartition(topic, p) for p in partitions]
+        committed = {tp.partition: tp.offset for tp in reader.committed(wanted, timeout=10)}
+        done = end = 0
+        for p in partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            done += committed[p] if committed[p] >= 0 else low
+            end += high
+        return done, end
+    finally:
+        reader.close()
+
+
+def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Messages of `topic` the group has not committed yet."""
+    done, end = group_progress(bootstrap, group, topic)
+    return end - done

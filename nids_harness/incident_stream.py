@@ -1,0 +1,158 @@
+"""nids-incidents under test and benchmark: alerts to feed it, its config on a run's own topics, the
+service as a process, and its outputs read back as a downstream reader sees them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from incidents.clients import ensure_incident_topics
+from incidents.config import IncidentsConfig, IncidentSettings, IncidentTopics
+from nids_common.config import KafkaSettings
+from nids_common.contract import Alert, Incident, Source, incident_decoder
+from nids_common.kafka import ensure_topics
+from nids_common.metrics_server import MetricsSettings
+from nids_harness.reading import downstream_consumer, read_topic
+
+CATEGORIES = ("Exploits", "DoS", "Reconnaissance", "Generic", "Fuzzers")
+
+
+def incidents_config(bootstrap: str, name: str, partitions: int = 6, **settings: Any) -> IncidentsConfig:
+    """nids-incidents on topics and a group of the run's own; the alert topic created too."""
+    config = IncidentsConfig(
+        kafka=KafkaSettings(bootstrap=bootstrap),
+        topics=IncidentTopics(
+            alerts=f"{name}.alerts",
+            incidents=f"{name}.incidents",
+            dead_letter=f"{name}.alerts.dlq",
+            partitions=partitions,
+        ),
+        incidents=IncidentSettings(group_id=f"{name}-incidents", **settings),
+        metrics=MetricsSettings(port=0),
+    )
+    ensure_topics({"bootstrap.servers": bootstrap}, {config.topics.alerts: partitions})
+    ensure_incident_topics(config)
+    return config
+
+
+def config_env(config: IncidentsConfig, metrics_port: int = 0) -> dict[str, str]:
+    """The NIDS_* variables that give a `nids-incidents` process `config`."""
+    settings = config.incidents
+    return {
+        **os.environ,
+        "NIDS_KAFKA_BOOTSTRAP": config.kafka.bootstrap,
+        "NIDS_TOPICS_ALERTS": config.topics.alerts,
+        "NIDS_TOPICS_INCIDENTS": config.topics.incidents,
+        "NIDS_TOPICS_DEAD_LETTER": config.topics.dead_letter,
+        "NIDS_TOPICS_PARTITIONS": str(config.topics.partitions),
+        "NIDS_INCIDENTS_GROUP_ID": settings.group_id,
+        "NIDS_INCIDENTS_INSTANCE_ID": settings.instance_id or "harness",
+        "NIDS_INCIDENTS_KEY": settings.key,
+        "NIDS_INCIDENTS_IDLE_CLOSE_S": str(settings.idle_close_s),
+        "NIDS_INCIDENTS_MAX_DURATION_S": str(settings.max_duration_s),
+        "NIDS_INCIDENTS_UPDATE_INTERVAL_S": str(settings.update_interval_s),
+        "NIDS_INCIDENTS_DELIVERY": settings.delivery,
+        "NIDS_INCIDENTS_MAX_RECORDS": str(settings.max_records),
+        "NIDS_METRICS_PORT": str(metrics_port),
+    }
+
+
+def start_incidents(config: IncidentsConfig, log: Path, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+    """`nids-incidents` as an operator runs it, on `config`, its log appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "incidents.cli"], env=config_env(config, metrics_port), stdout=out, stderr=out
+        )
+
+
+def synthetic_alerts(
+    count: int, sources: int, start: float = 1_700_000_000.0, per_second: float = 1000.0
+) -> Iterator[Alert]:
+    """`count` alerts from `sources` attacking addresses, event times `per_second` apart on average;
+    every tenth source pauses for a while halfway (a second episode), and a few alerts carry no
+    addresses (they group by attack_cat alone)."""
+    for index in range(count):
+        source = index % sources
+        ts = start + index / per_second
+        if source % 10 == 0 and index > count // 2:
+            ts += 600.0
+        addressed = index % 97 != 0
+        yield Alert(
+            flow_id=f"alert-{index}",
+            is_attack=True,
+            attack_cat=CATEGORIES[source % len(CATEGORIES)],
+            attack_probability=0.5 + (index % 50) / 100,
+            model_version="harness",
+            detected_at=ts + 0.05,
+            ts=ts,
+            source=Source("harness.flows", index % 6, index),
+            class_probabilities={CATEGORIES[source % len(CATEGORIES)]: 0.9},
+            srcip=f"175.45.{176 + source // 256}.{source % 256}" if addressed else msgspec.UNSET,
+            sport=1024 + index % 60000,
+            dstip=f"149.171.126.{10 + index % 10}" if addressed else msgspec.UNSET,
+            dsport=(80, 443, 21, 53)[index % 4],
+        )
+
+
+def produce_alerts(bootstrap: str, topic: str, alerts: Iterator[Alert]) -> int:
+    """Alerts to `topic` keyed by flow_id, as the detector writes them; returns how many."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
+    encoder = msgspec.json.Encoder()
+    sent = 0
+    for alert in alerts:
+        while True:
+            try:
+                producer.produce(topic, encoder.encode(alert), alert.flow_id)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        sent += 1
+    if producer.flush(60):
+        raise RuntimeError(f"{topic}: alerts not all delivered")
+    return sent
+
+
+def latest_incidents(
+    bootstrap: str, topic: str, idle_seconds: float = 3.0
+) -> tuple[dict[str, Incident], list[Incident]]:
+    """Every incident record of `topic` (read_committed) and the latest per incident_id."""
+    records = [
+        incident_decoder.decode(message.value() or b"")
+        for message in read_topic(bootstrap, topic, idle_seconds=idle_seconds)
+    ]
+    return {incident.incident_id: incident for incident in records}, records
+
+
+def repartitioned(bootstrap: str, config: IncidentsConfig) -> list[Alert]:
+    """The repartition topic's committed alerts, partition by partition in offset order: the sequence
+    the stream's incidents came from (the offline reference reads the same)."""
+    consumer: Consumer = downstream_consumer(bootstrap, f"{config.incidents.group_id}-reference")
+    out: list[Alert] = []
+    try:
+        for partition in range(config.topics.partitions):
+            place = TopicPartition(config.repartition_topic, partition)
+            low, high = consumer.get_watermark_offsets(place, timeout=10, cached=False)
+            consumer.assign([TopicPartition(config.repartition_topic, partition, low)])
+            read_to = low
+            while read_to < high:
+                batch = consumer.consume(5000, timeout=1.0)
+                if not batch:
+                    position = consumer.position([place])[0].offset
+                    if position >= high:
+                        break
+                    continue
+                for message in batch:
+                    if message.error() is None:
+                        out.append(msgspec.json.decode(message.value() or b"", type=Alert))
+                        read_to = (message.offset() or 0) + 1
+            consumer.unassign()
+    finally:
+        consumer.close()
+    return out

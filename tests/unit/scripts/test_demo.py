@@ -1,0 +1,80 @@
+"""scripts/demo.py's view and summary without a broker: the detector and its /metrics are stand-ins."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from nids_harness.checkout import REPO
+from nids_harness.metrics import Samples
+
+
+@pytest.fixture
+def demo() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("demo", REPO / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class RunningProcess:
+    returncode = None
+
+    def poll(self) -> None:
+        return None
+
+
+def scrapes(consumed: int) -> Samples:
+    return {
+        ("nids_flows_consumed_total", ()): float(consumed),
+        ("nids_alerts_total", (("attack_cat", "DoS"),)): consumed / 10,
+        ("nids_invalid_records_total", (("reason", "not_json"),)): 2.0,
+    }
+
+
+def test_ctrl_c_during_the_view_leaves_the_summary_the_last_scrape(
+    demo: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scraped = iter([scrapes(1000), scrapes(2500), scrapes(4000)])
+    monkeypatch.setattr(demo, "scrape", lambda _port: next(scraped))
+    ticks = iter(range(3))
+
+    def sleep(_seconds: float) -> None:
+        # The third second of the view: Ctrl-C.
+        if next(ticks) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo.time, "sleep", sleep)
+    watch = demo.Watch()
+    process: Any = RunningProcess()
+    with pytest.raises(KeyboardInterrupt):
+        watch.run(process, duration=0)
+    assert watch.samples == scrapes(2500)
+    line = demo.summary(watch.samples, interrupted=True, seconds=3, detector_code=0)
+    assert "interrupted after 3 s: consumed 2,500 flows, alerts 250, invalid 2; detector exit code 0" in line
+
+
+def test_the_scrape_at_shutdown_replaces_the_view_s_last_one(demo: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    watch = demo.Watch()
+    watch.samples = scrapes(1000)
+    monkeypatch.setattr(demo, "scrape", lambda _port: scrapes(1200))
+    assert watch.scrape() and watch.samples == scrapes(1200)
+
+    def refused(_port: int) -> Samples:
+        raise ConnectionRefusedError
+
+    monkeypatch.setattr(demo, "scrape", refused)
+    assert not watch.scrape() and watch.samples == scrapes(1200)
+
+
+def test_a_detector_that_exits_ends_the_view_with_its_code(demo: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo.time, "sleep", lambda _seconds: None)
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    with pytest.raises(demo.DemoError, match=r"nids-detect exited \(0\)"):
+        demo.Watch().run(exited, duration=0)
