@@ -5,13 +5,23 @@ from __future__ import annotations
 import time
 from typing import cast
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from nids_common.errors import NidsError
 
 ChangelogRecords = list[tuple[bytes, bytes | None]]
 RESTORE_TIMEOUT_S = 120.0
 _BATCH = 10_000
+# What a partition of a topic just created answers until its leader is known.
+_NOT_READY_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
 
 
 class ChangelogReader:
@@ -24,13 +34,12 @@ class ChangelogReader:
     def read(self, partition: int) -> ChangelogRecords:
         """Every record of `partition`, in order. Raises NidsError past `timeout`."""
         place = TopicPartition(self.topic, partition)
-        # With isolation.level=read_committed the "high" offset is the last stable offset.
-        low, end = self.consumer.get_watermark_offsets(place, timeout=10, cached=False)
+        deadline = time.monotonic() + self.timeout
+        low, end = self._bounds(place, deadline)
         if end <= low:
             return []
         self.consumer.assign([TopicPartition(self.topic, partition, low)])
         records: ChangelogRecords = []
-        deadline = time.monotonic() + self.timeout
         read_to = low
         try:
             while True:
@@ -49,6 +58,21 @@ class ChangelogReader:
                     )
         finally:
             self.consumer.unassign()
+
+    def _bounds(self, place: TopicPartition, deadline: float) -> tuple[int, int]:
+        """The partition's first offset and last stable offset (read_committed's "high" watermark).
+        A topic just created may have no leader yet: asked again until `deadline`."""
+        while True:
+            try:
+                low, high = self.consumer.get_watermark_offsets(place, timeout=5, cached=False)
+                return int(low), int(high)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not (error.retriable() or error.code() in _NOT_READY_YET) or time.monotonic() > deadline:
+                    raise NidsError(
+                        f"{place.topic}[{place.partition}]: cannot read the changelog: {error.str()}"
+                    ) from None
+                time.sleep(0.5)
 
     def close(self) -> None:
         self.consumer.close()

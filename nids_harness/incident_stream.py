@@ -75,30 +75,37 @@ def start_incidents(config: IncidentsConfig, log: Path, metrics_port: int = 0) -
 def synthetic_alerts(
     count: int, sources: int, start: float = 1_700_000_000.0, per_second: float = 1000.0
 ) -> Iterator[Alert]:
-    """`count` alerts from `sources` attacking addresses, event times `per_second` apart on average;
-    every tenth source pauses for a while halfway (a second episode), and a few alerts carry no
-    addresses (they group by attack_cat alone)."""
-    for index in range(count):
+    """`count` alerts from `sources` attacking addresses in turn, event times `per_second` apart (as
+    live traffic: time only moves forward); every tenth source is silent through the middle third of
+    the stream and then attacks again (a second episode), and every 97th alert carries no addresses
+    (it groups by attack_cat alone)."""
+    silent_from, silent_to = count // 3, 2 * count // 3
+    emitted = 0
+    index = 0
+    while emitted < count:
         source = index % sources
         ts = start + index / per_second
-        if source % 10 == 0 and index > count // 2:
-            ts += 600.0
-        addressed = index % 97 != 0
+        index += 1
+        if source % 10 == 0 and silent_from <= index < silent_to:
+            continue
+        addressed = emitted % 97 != 0
+        category = CATEGORIES[source % len(CATEGORIES)]
         yield Alert(
-            flow_id=f"alert-{index}",
+            flow_id=f"alert-{emitted}",
             is_attack=True,
-            attack_cat=CATEGORIES[source % len(CATEGORIES)],
-            attack_probability=0.5 + (index % 50) / 100,
+            attack_cat=category,
+            attack_probability=0.5 + (emitted % 50) / 100,
             model_version="harness",
             detected_at=ts + 0.05,
             ts=ts,
-            source=Source("harness.flows", index % 6, index),
-            class_probabilities={CATEGORIES[source % len(CATEGORIES)]: 0.9},
+            source=Source("harness.flows", emitted % 6, emitted),
+            class_probabilities={category: 0.9},
             srcip=f"175.45.{176 + source // 256}.{source % 256}" if addressed else msgspec.UNSET,
-            sport=1024 + index % 60000,
-            dstip=f"149.171.126.{10 + index % 10}" if addressed else msgspec.UNSET,
-            dsport=(80, 443, 21, 53)[index % 4],
+            sport=1024 + emitted % 60000,
+            dstip=f"149.171.126.{10 + emitted % 10}" if addressed else msgspec.UNSET,
+            dsport=(80, 443, 21, 53)[emitted % 4],
         )
+        emitted += 1
 
 
 def produce_alerts(bootstrap: str, topic: str, alerts: Iterator[Alert]) -> int:
