@@ -6,30 +6,40 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client import CollectorRegistry
 
+from incidents.cli import build_service
 from incidents.clients import ensure_incident_topics
 from incidents.config import IncidentsConfig, IncidentSettings, IncidentTopics
+from incidents.metrics import IncidentMetrics
 from nids_common.config import KafkaSettings
 from nids_common.contract import Alert, Incident, Source, incident_decoder
 from nids_common.kafka import ensure_topics
 from nids_common.metrics_server import MetricsSettings
+from nids_harness.errors import HarnessError
 from nids_harness.reading import downstream_consumer, read_topic
+from nids_harness.waiting import wait_until
 
 CATEGORIES = ("Exploits", "DoS", "Reconnaissance", "Generic", "Fuzzers")
 
 
-def incidents_config(bootstrap: str, name: str, partitions: int = 6, **settings: Any) -> IncidentsConfig:
-    """nids-incidents on topics and a group of the run's own; the alert topic created too."""
+def incidents_config(
+    bootstrap: str, name: str, partitions: int = 6, alerts: str | None = None, **settings: Any
+) -> IncidentsConfig:
+    """nids-incidents on topics and a group of the run's own, reading `alerts` (default: a new alert
+    topic of the run's own, created here)."""
+    settings.setdefault("instance_id", name)
     config = IncidentsConfig(
         kafka=KafkaSettings(bootstrap=bootstrap),
         topics=IncidentTopics(
-            alerts=f"{name}.alerts",
+            alerts=alerts or f"{name}.alerts",
             incidents=f"{name}.incidents",
             dead_letter=f"{name}.alerts.dlq",
             partitions=partitions,
@@ -37,9 +47,34 @@ def incidents_config(bootstrap: str, name: str, partitions: int = 6, **settings:
         incidents=IncidentSettings(group_id=f"{name}-incidents", **settings),
         metrics=MetricsSettings(port=0),
     )
-    ensure_topics({"bootstrap.servers": bootstrap}, {config.topics.alerts: partitions})
+    if alerts is None:
+        ensure_topics({"bootstrap.servers": bootstrap}, {config.topics.alerts: partitions})
     ensure_incident_topics(config)
     return config
+
+
+class RunningIncidents:
+    """nids-incidents, built as the CLI builds it, on a thread of the calling process."""
+
+    def __init__(self, config: IncidentsConfig) -> None:
+        self.metrics = IncidentMetrics(CollectorRegistry(), rules=[rule.name for rule in config.incidents.suppress])
+        self.service = build_service(config, self.metrics)
+        self.thread = threading.Thread(target=self.service.run, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+        wait_until(lambda: condition() or not self.thread.is_alive(), timeout)
+        return condition()
+
+    def value(self, name: str, **labels: str) -> float:
+        found = self.metrics.registry.get_sample_value(name, labels or None)
+        return 0.0 if found is None else found
+
+    def stop(self) -> None:
+        self.service.stop()
+        self.thread.join(30)
+        if self.thread.is_alive():
+            raise HarnessError("nids-incidents did not stop within 30 s")
 
 
 def config_env(config: IncidentsConfig, metrics_port: int = 0) -> dict[str, str]:

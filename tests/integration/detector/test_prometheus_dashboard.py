@@ -13,7 +13,9 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import start_http_server
 
+from incidents.config import SuppressRule
 from nids_harness.checkout import REPO
+from nids_harness.incident_stream import RunningIncidents, incidents_config
 from nids_harness.ports import free_port
 from nids_harness.running_detector import RunningDetector, detector_config
 from nids_harness.topics import make_topics
@@ -34,13 +36,24 @@ def test_every_dashboard_query_answers_from_a_real_scrape(
 ) -> None:
     topics = make_topics(kafka_bootstrap, unique_name)
     running = RunningDetector(detector_config(kafka_bootstrap, topics, unique_name, trained_model))
-    metrics_port, prometheus_port = free_port(), free_port()
+    # nids-incidents on the detector's alerts, with a suppression rule: the incident panels' queries.
+    incidents = RunningIncidents(
+        incidents_config(
+            kafka_bootstrap,
+            unique_name,
+            alerts=topics.alerts,
+            suppress=(SuppressRule(name="recon-lab", attack_cat="Reconnaissance"),),
+        )
+    )
+    metrics_port, incidents_port, prometheus_port = free_port(), free_port(), free_port()
     server, _thread = start_http_server(metrics_port, addr="127.0.0.1", registry=running.metrics.registry)
+    incidents_server, _ = start_http_server(incidents_port, addr="127.0.0.1", registry=incidents.metrics.registry)
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n"
-        "scrape_configs:\n  - job_name: nids-detector\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{metrics_port}']\n"
+        "scrape_configs:\n"
+        f"  - job_name: nids-detector\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+        f"  - job_name: nids-incidents\n    static_configs:\n      - targets: ['127.0.0.1:{incidents_port}']\n"
     )
     prometheus = start_prometheus(prometheus_binary, config, tmp_path, prometheus_port)
     base = f"http://127.0.0.1:{prometheus_port}"
@@ -62,6 +75,8 @@ def test_every_dashboard_query_answers_from_a_real_scrape(
         assert running.wait_for(lambda: running.value("nids_flows_consumed_total") >= 4010, 90)
         # Let a few scrapes see the final counters.
         assert wait_until(lambda: scraped_total(base) >= 4010, 30)
+        alerts = running.metrics.totals.alerts
+        assert incidents.wait_for(lambda: incidents.value("nids_incident_alerts_tracked_total") >= alerts, 60)
         time.sleep(2)
         empty = []
         for title, expr in dashboard_queries():
@@ -77,7 +92,9 @@ def test_every_dashboard_query_answers_from_a_real_scrape(
         prometheus.terminate()
         prometheus.wait(20)
         server.shutdown()
+        incidents_server.shutdown()
         running.stop()
+        incidents.stop()
 
     model, _ = load_model(trained_model)
     predicted = model.score(flows).attack_cat

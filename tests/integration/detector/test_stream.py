@@ -3,21 +3,28 @@ dead-letter topic with their reason, metrics agree with the topics, a consumer g
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pandas as pd
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+from prometheus_client import CollectorRegistry
 
+from detector.cli import build_detector
+from detector.metrics import DetectorMetrics
 from detector.reload import load_live
-from detector.service import Detector
 from nids_common.contract import Header, alert_decoder, verdict_decoder
 from nids_harness.payloads import bad_payloads, valid_flow
 from nids_harness.reading import read_topic
 from nids_harness.running_detector import RunningDetector, detector_config
 from nids_harness.topics import make_topics
 from nids_model.artifact import load_model
+from nids_model.detection import DetectionModel, Features, Scores
 from tests.integration.helpers import replay_synthetic
 
 FLOWS = 3000
@@ -194,27 +201,18 @@ def test_a_failed_delivery_rewinds_and_nothing_is_lost(
     kafka_bootstrap: str, unique_name: str, trained_model: Path
 ) -> None:
     topics = make_topics(kafka_bootstrap, unique_name)
+    # The broker itself refuses the alerts for a while: the topic takes no message that large.
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    set_max_message_bytes(admin, topics.alerts, 64)
     flows = replay_synthetic(kafka_bootstrap, topics.flows, 1500, seed=81, run_id="rw")
-    failures = {"left": 3}
-
-    def fail_first_reports(detector: Detector) -> None:
-        real_report = detector.checkpoint.on_delivery
-
-        def flaky_report(err: KafkaError | None, msg: object) -> None:
-            # The broker is real; only the first three delivery reports are turned into failures.
-            if failures["left"] > 0:
-                failures["left"] -= 1
-                err = KafkaError(KafkaError._MSG_TIMED_OUT)
-            real_report(err, msg)
-
-        detector.checkpoint.on_delivery = flaky_report  # type: ignore[method-assign]
-
     # Small batches over 6 partitions: the batches after the rewind cover only some partitions.
     config = detector_config(kafka_bootstrap, topics, unique_name, trained_model, max_records=100)
-    running = RunningDetector(config, before_start=fail_first_reports)
+    running = RunningDetector(config)
     try:
-        assert running.wait_for(lambda: running.value("nids_flows_scored_total") >= 1500, 60)
-        assert running.value("nids_delivery_failures_total") >= 1
+        assert running.wait_for(lambda: running.value("nids_delivery_failures_total") >= 1, 60)
+        assert running.value("nids_flows_scored_total") == 0  # nothing committed while alerts fail
+        set_max_message_bytes(admin, topics.alerts, 1_048_588)
+        assert running.wait_for(lambda: running.value("nids_flows_scored_total") >= 1500, 90)
     finally:
         running.stop()
     model, _ = load_model(trained_model)
@@ -234,39 +232,47 @@ def test_a_failed_delivery_rewinds_and_nothing_is_lost(
 def test_a_scoring_error_stops_the_detector_and_loses_nothing(
     kafka_bootstrap: str, unique_name: str, trained_model: Path
 ) -> None:
-    from prometheus_client import CollectorRegistry
-
-    from detector.metrics import DetectorMetrics
-
     topics = make_topics(kafka_bootstrap, unique_name)
     flows = replay_synthetic(kafka_bootstrap, topics.flows, 1200, seed=91, run_id="se")
     # Full batches of 100: one is scoring on the scorer thread while the next is read.
     config = detector_config(kafka_bootstrap, topics, unique_name, trained_model, max_records=100)
     live = load_live(trained_model, threads=1)
-    model = live.model
-    broken = Detector(config, live, DetectorMetrics(CollectorRegistry()))
-    calls = {"n": 0}
-    real_score = model.score_features
-
-    def score_then_fail(features):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("scorer broke")
-        return real_score(features)
-
-    model.score_features = score_then_fail  # type: ignore[method-assign]
-    try:
+    broken_live = dataclasses.replace(live, model=FailsOnCall(live.model, 4))  # type: ignore[arg-type]
+    broken = build_detector(config, broken_live, DetectorMetrics(CollectorRegistry()))
+    with pytest.raises(RuntimeError, match="scorer broke"):
         broken.run()
-        raise AssertionError("the scorer's error did not stop the detector")
-    except RuntimeError as exc:
-        assert str(exc) == "scorer broke"
-    assert broken.counts.scored < 1200
+    assert broken.totals.scored < 1200
     # The group resumes from the last batch that was finished: every attack is alerted in the end.
     running = RunningDetector(config)
     try:
-        assert running.wait_for(lambda: broken.counts.scored + running.value("nids_flows_scored_total") >= 1200, 60)
+        assert running.wait_for(lambda: broken.totals.scored + running.value("nids_flows_scored_total") >= 1200, 60)
     finally:
         running.stop()
     expected = set(flows["flow_id"][load_model(trained_model)[0].score(flows).is_attack])
     alerts = read_topic(kafka_bootstrap, topics.alerts, expected=len(expected))
     assert {m.key().decode() for m in alerts} == expected
+
+
+def set_max_message_bytes(admin: AdminClient, topic: str, limit: int) -> None:
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", str(limit), incremental_operation=AlterConfigOpType.SET)
+    ])  # fmt: skip
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+
+
+class FailsOnCall:
+    """The real model, whose `score_features` raises on call number `failing`."""
+
+    def __init__(self, model: DetectionModel, failing: int) -> None:
+        self.model, self.failing, self.calls = model, failing, 0
+        self.classes = model.classes
+
+    def features(self, columns: Any) -> Features:
+        return self.model.features(columns)
+
+    def score_features(self, features: Features) -> Scores:
+        self.calls += 1
+        if self.calls == self.failing:
+            raise RuntimeError("scorer broke")
+        return self.model.score_features(features)

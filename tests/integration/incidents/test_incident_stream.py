@@ -8,19 +8,16 @@ import os
 import random
 import re
 import signal
-import threading
 import time
 from pathlib import Path
 
 import msgspec
-from prometheus_client import CollectorRegistry
 
-from incidents.cli import build_service
 from incidents.config import IncidentsConfig
-from incidents.metrics import IncidentMetrics
 from incidents.offline import run_offline
 from nids_common.contract import Incident
 from nids_harness.incident_stream import (
+    RunningIncidents,
     incidents_config,
     latest_incidents,
     produce_alerts,
@@ -62,19 +59,14 @@ def test_incidents_in_process_equal_the_offline_reference(kafka_bootstrap: str, 
         kafka_bootstrap, unique_name, PARTITIONS, delivery="exactly_once", idle_close_s=4.0, instance_id=unique_name
     )
     sent = produce_alerts(kafka_bootstrap, config.topics.alerts, synthetic_alerts(4000, sources=30))
-    metrics = IncidentMetrics(CollectorRegistry())
-    service = build_service(config, metrics)
-    thread = threading.Thread(target=service.run, daemon=True)
-    thread.start()
-    registry = metrics.registry
+    running = RunningIncidents(config)
     try:
-        assert wait_until(lambda: (registry.get_sample_value("nids_incident_alerts_tracked_total") or 0) >= sent, 90)
+        assert running.wait_for(lambda: running.value("nids_incident_alerts_tracked_total") >= sent, 90)
         # The stream goes quiet: processing time closes every incident left open.
-        assert wait_until(lambda: registry.get_sample_value("nids_incidents_open") == 0, 30)
+        assert running.wait_for(lambda: running.value("nids_incidents_open") == 0, 30)
     finally:
-        service.stop()
-        thread.join(30)
-    assert not thread.is_alive()
+        running.stop()
+    registry = running.metrics.registry
     incidents = assert_exact(config, kafka_bootstrap, sent)
     assert len(incidents) >= 30  # one or two episodes per source, plus the address-less fallback keys
     assert registry.get_sample_value("nids_incident_records_total", {"state": "closed"}) == len(incidents)

@@ -27,10 +27,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from prometheus_client import CollectorRegistry
 
 from detector.cli import serve_metrics
-from nids_common.metrics_server import MetricsSettings
 from detector.metrics import DetectorMetrics
 from nids_common.contract import Topics, alert_decoder
 from nids_common.kafka import create_acls
+from nids_common.metrics_server import MetricsSettings
 from nids_harness.ports import free_port
 from nids_harness.secure import SecureBroker, service_env
 from nids_harness.waiting import wait_until

@@ -55,12 +55,16 @@ def test_dashboard_covers_every_metric_the_issue_lists() -> None:
     assert units["Detector memory"] == "bytes" and units["Detection rate (recall) per class"] == "percentunit"
 
 
-def test_dashboard_metric_names_exist_in_the_detector() -> None:
+def test_dashboard_metric_names_exist_in_the_detector_or_incidents() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
     from detector.metrics import DetectorMetrics
+    from incidents.metrics import IncidentMetrics
 
-    exposed = generate_latest(DetectorMetrics(CollectorRegistry()).registry).decode()
+    exposed = "".join(
+        generate_latest(metrics.registry).decode()
+        for metrics in (DetectorMetrics(CollectorRegistry()), IncidentMetrics(CollectorRegistry()))
+    )
     names = set(
         re.findall(
             r"\b(nids_[a-z_]+|process_[a-z_]+)\b",
@@ -68,8 +72,8 @@ def test_dashboard_metric_names_exist_in_the_detector() -> None:
         )
     )
     for name in names:
-        family = re.sub(r"_(bucket|total)$", "", name)
-        assert re.search(rf"^# TYPE ({family}|{name}) ", exposed, re.M), f"{name} is not exposed by the detector"
+        family = re.sub(r"_(bucket|total|sum|count)$", "", name)
+        assert re.search(rf"^# TYPE ({family}|{name}) ", exposed, re.M), f"{name} is exposed by neither service"
 
 
 def test_provisioning_points_at_the_dashboard_folder_compose_mounts() -> None:
