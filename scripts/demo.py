@@ -2,8 +2,9 @@
 
 Starts the local Kafka broker (or uses KAFKA_BOOTSTRAP), trains a model if there is none (on
 UNSW-NB15 files in data/ when present, else on synthetic flows), creates the topics, starts nids-detect
-and nids-replay as separate processes, and shows flows/s, alerts by class, per-class detection rate,
-lag and latency from the detector's own Prometheus endpoint. Ctrl-C stops everything and prints a summary.
+nids-incidents and nids-replay as separate processes, and shows flows/s, alerts by class, per-class
+detection rate, lag and latency from the detector's own Prometheus endpoint, and the open incidents
+beside the alert rate (nids-incidents' endpoint). Ctrl-C stops everything and prints a summary.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from detector.alerts_cli import endpoints
-from nids_common.contract import Alert, Topics, alert_decoder
+from detector.incident_board import COLUMNS, IncidentBoard
+from incidents.config import INCIDENTS_METRICS_PORT
+from nids_common.contract import INCIDENTS_TOPIC, Alert, Topics, alert_decoder, incident_decoder
 from nids_common.errors import ArtifactError
 from nids_common.kafka import ensure_topics
 from nids_harness.assignment import wait_for_assignment
@@ -40,6 +43,7 @@ BIN = Path(sys.executable).parent
 LOGS = REPO / ".cache" / "demo"
 METRICS_PORT = int(os.environ.get("NIDS_METRICS_PORT", "9108"))
 METRICS_URL = metrics_url(METRICS_PORT)
+INCIDENTS_PORT = INCIDENTS_METRICS_PORT
 TOPICS = Topics()  # the services' defaults: the demo runs them with config/*.yaml
 STATUS_EVERY_S = 10.0
 
@@ -134,9 +138,39 @@ def alert_tail(bootstrap: str, recent: deque[Alert]) -> LiveReader:
     return LiveReader(bootstrap, TOPICS.alerts, keep, from_start=False, poll_seconds=0.5)
 
 
-def view(samples: Samples, previous: Samples, span: float, recent: deque[Alert], started: float) -> Group:
+def incident_tail(bootstrap: str, board: IncidentBoard) -> LiveReader:
+    """The incidents topic from its start (compacted: the state of every incident), into `board`."""
+
+    def keep(message: Message, _arrived: float) -> None:
+        board.add(incident_decoder.decode(message.value() or b""))
+
+    return LiveReader(bootstrap, INCIDENTS_TOPIC, keep, from_start=True, poll_seconds=0.5)
+
+
+def incidents_view(watch: Watch, span: float) -> Table:
+    """Open incidents beside the alert rate: what a person reads instead of every alert."""
+    alerts = watch.rate("nids_alerts_total", span)
+    records = watch.rate("nids_incident_records_total", span, incidents=True)
+    reduction = f"{alerts / records:,.0f} alerts per incident record" if records else "no incident records this second"
+    title = (
+        f"incidents: {total(watch.incident_samples, 'nids_incidents_open'):,.0f} open; "
+        f"{alerts:,.0f} alerts/s → {records:,.1f} incident records/s ({reduction}); "
+        f"suppressed {total(watch.incident_samples, 'nids_alerts_suppressed_total'):,.0f} "
+        "(nids-alerts --incidents shows them too)"
+    )
+    table = Table(title=title, expand=True)
+    for column in COLUMNS:
+        table.add_column(column)
+    for cells in watch.board.rows(time.time(), limit=8):
+        table.add_row(*cells)
+    return table
+
+
+def view(watch: Watch, span: float) -> Group:
+    samples, previous, recent, started = watch.samples, watch.previous, watch.recent, watch.started
+
     def rate(name: str) -> float:
-        return (total(samples, name) - total(previous, name)) / span if previous else 0.0
+        return watch.rate(name, span)
 
     head = Table.grid(padding=(0, 3))
     head.add_row(
@@ -182,8 +216,8 @@ def view(samples: Samples, previous: Samples, span: float, recent: deque[Alert],
             alert.flow_id,
             f"{source.topic}/{source.partition}@{source.offset}",
         )
-    footer = f"metrics: {METRICS_URL}   logs: {LOGS}/   Ctrl-C stops everything"
-    return Group(Panel(head, title="nids demo"), classes, latest, footer)
+    footer = f"metrics: {METRICS_URL} and {metrics_url(INCIDENTS_PORT)}   logs: {LOGS}/   Ctrl-C stops everything"
+    return Group(Panel(head, title="nids demo"), classes, incidents_view(watch, span), latest, footer)
 
 
 class DemoError(Exception):
@@ -215,10 +249,12 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait()
 
 
-def status_line(samples: Samples, started: float) -> str:
+def status_line(samples: Samples, incident_samples: Samples, started: float) -> str:
     return (
         f"[{time.monotonic() - started:5.0f} s] scored {total(samples, 'nids_flows_scored_total'):,.0f}, "
         f"alerts {total(samples, 'nids_alerts_total'):,.0f}, "
+        f"incident records {total(incident_samples, 'nids_incident_records_total'):,.0f} "
+        f"({total(incident_samples, 'nids_incidents_open'):,.0f} open), "
         f"invalid {total(samples, 'nids_invalid_records_total'):,.0f}, "
         f"lag {total(samples, 'nids_consumer_lag'):,.0f}, latency p99 {latency_p99(samples)}, "
         f"model {model_line(samples)}"
@@ -266,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             detector = start_process([str(BIN / "nids-detect")], "detector.log", env)
             running.callback(stop_process, detector, 60)
+            incidents = start_process([str(BIN / "nids-incidents")], "incidents.log", env)
+            running.callback(stop_process, incidents, 60)
             # The summary counts what the detector did by the time the replay stopped.
             running.callback(watch.scrape)
             try:
@@ -282,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             alerts = alert_tail(bootstrap, watch.recent)
             alerts.start()
             running.callback(alerts.stop)
+            board = incident_tail(bootstrap, watch.board)
+            board.start()
+            running.callback(board.stop)
             watch.run(detector, args.duration)
     except KeyboardInterrupt:
         interrupted = True
@@ -289,15 +330,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"make demo: {exc}", file=sys.stderr)
         return 1
     code = detector.returncode if detector is not None else None
-    print("\n" + summary(watch.samples, interrupted, time.monotonic() - watch.started, code), flush=True)
+    print(
+        "\n" + summary(watch.samples, watch.incident_samples, interrupted, time.monotonic() - watch.started, code),
+        flush=True,
+    )
     return 0 if code in (0, -signal.SIGTERM) else 1
 
 
-def summary(samples: Samples, interrupted: bool, seconds: float, detector_code: int | None) -> str:
+def summary(
+    samples: Samples, incident_samples: Samples, interrupted: bool, seconds: float, detector_code: int | None
+) -> str:
+    alerts = total(samples, "nids_alerts_total")
+    records = total(incident_samples, "nids_incident_records_total")
+    reduction = f" ({alerts / records:,.0f} alerts per incident record)" if records else ""
     return (
         f"nids demo {'interrupted' if interrupted else 'finished'} after {seconds:,.0f} s: "
         f"consumed {total(samples, 'nids_flows_consumed_total'):,.0f} flows, "
-        f"alerts {total(samples, 'nids_alerts_total'):,.0f}, "
+        f"alerts {alerts:,.0f}, incident records {records:,.0f}{reduction}, "
         f"invalid {total(samples, 'nids_invalid_records_total'):,.0f}; "
         f"detector exit code {detector_code}. Logs in {LOGS}/"
     )
@@ -309,21 +358,32 @@ class Watch:
 
     def __init__(self) -> None:
         self.samples: Samples = {}
+        self.previous: Samples = {}
+        self.incident_samples: Samples = {}
+        self.previous_incidents: Samples = {}
         self.recent: deque[Alert] = deque(maxlen=8)
+        self.board = IncidentBoard()
         self.started = time.monotonic()
 
     def scrape(self) -> bool:
-        """Take the detector's metrics now; False (the last ones kept) while it does not answer."""
+        """Take the detector's and nids-incidents' metrics now; False (the last ones kept) while the
+        detector does not answer."""
+        with contextlib.suppress(OSError):
+            self.previous_incidents, self.incident_samples = self.incident_samples, scrape(INCIDENTS_PORT)
         try:
-            self.samples = scrape(METRICS_PORT)
+            self.previous, self.samples = self.samples, scrape(METRICS_PORT)
         except OSError:
             return False
         return True
 
+    def rate(self, name: str, span: float, incidents: bool = False) -> float:
+        """Per second of `name` between the last two scrapes."""
+        now, before = (self.incident_samples, self.previous_incidents) if incidents else (self.samples, self.previous)
+        return (total(now, name) - total(before, name)) / span if before and span > 0 else 0.0
+
     def run(self, detector: subprocess.Popen[bytes], duration: float) -> None:
         """The live view until `duration` seconds have passed (0: until interrupted)."""
         self.started = time.monotonic()
-        previous: Samples = {}
         last = printed = self.started
         console = Console()
         with Live(refresh_per_second=2, transient=False, console=console) as live:
@@ -335,12 +395,12 @@ class Watch:
                     continue
                 now = time.monotonic()
                 if console.is_terminal:
-                    live.update(view(self.samples, previous, now - last, self.recent, self.started))
+                    live.update(view(self, now - last))
                 elif now - printed >= STATUS_EVERY_S:
                     # Not a terminal (a pipe, a log): a plain line every 10 s instead of a live view.
-                    print(status_line(self.samples, self.started), flush=True)
+                    print(status_line(self.samples, self.incident_samples, self.started), flush=True)
                     printed = now
-                previous, last = self.samples, now
+                last = now
 
 
 if __name__ == "__main__":
