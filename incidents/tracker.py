@@ -98,7 +98,8 @@ class PartitionIncidents:
     def open_incidents(self) -> int:
         return len(self._open)
 
-    def add_batch(self, alerts: Sequence[Alert], now: float) -> Changes:
+    # One inlined per-alert loop: a function call per step costs ~15% at 100k alerts/s.
+    def add_batch(self, alerts: Sequence[Alert], now: float) -> Changes:  # noqa: PLR0912
         """Feed a batch of this partition's alerts, in arrival order; `now` is processing time."""
         changes = Changes()
         if not alerts:

@@ -23,7 +23,16 @@ def test_docker_compose_config_validates() -> None:
     services = subprocess.run(
         [tool, "-f", str(REPO / "docker-compose.yml"), "config", "--services"], capture_output=True, text=True, cwd=REPO
     ).stdout.split()
-    assert set(services) == {"kafka", "init-topics", "trainer", "detector", "incidents", "replay", "prometheus", "grafana"}
+    assert set(services) == {
+        "kafka",
+        "init-topics",
+        "trainer",
+        "detector",
+        "incidents",
+        "replay",
+        "prometheus",
+        "grafana",
+    }
 
 
 def test_the_detector_scales_and_the_partition_count_is_one_setting() -> None:
