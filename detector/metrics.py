@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Plat
 
 from detector.values import RELOAD_RESULTS, BatchOutcome
 from nids_common.contract import DEAD_LETTER_REASONS
+from nids_common.metrics_server import KafkaClientMetrics
 from nids_common.schema import ATTACK_CLASSES, CATEGORICAL_FEATURES, NORMAL, NUMERIC_FEATURES
 
 BATCH_RECORD_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000)
@@ -76,12 +77,9 @@ class DetectorMetrics:
             "nids_consumer_lag", "Messages behind the end of each assigned partition.", ["partition"], registry=r
         )
         self.model_info = Gauge("nids_model_info", "The model in use (value 1).", ["version"], registry=r)
-        self.delivery_failures = Counter(
-            "nids_delivery_failures", "Alert, verdict or dead-letter messages not delivered.", registry=r
-        )
-        self.kafka_errors = Counter(
-            "nids_kafka_errors", "Errors reported by the Kafka client, by code.", ["code"], registry=r
-        )
+        client = KafkaClientMetrics.declare(r, "Alert, verdict or dead-letter messages")
+        self.delivery_failures, self.kafka_errors = client.delivery_failures, client.kafka_errors
+        self.broker_up = client.broker_up
         self.model_reloads = Counter(
             "nids_model_reloads",
             "New model versions seen while running: loaded (live) or refused (checks failed).",
@@ -121,7 +119,6 @@ class DetectorMetrics:
             ["output"],
             registry=r,
         )
-        self.broker_up = Gauge("nids_broker_up", "1 while the Kafka cluster is reachable, else 0.", registry=r)
         self.classes = tuple(classes)
         for cat in self.classes:
             if cat != NORMAL:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 
 from nids_common.contract import DEAD_LETTER_REASONS, Incident
+from nids_common.metrics_server import KafkaClientMetrics
 from nids_common.schema import ATTACK_CLASSES, NORMAL
 
 INCIDENT_STATES = ("open", "update", "closed")
@@ -63,13 +64,9 @@ class IncidentMetrics:
             buckets=SECONDS_BUCKETS,
             registry=r,
         )
-        self.delivery_failures = Counter(
-            "nids_delivery_failures", "Repartitioned alerts, incidents or state records not delivered.", registry=r
-        )
-        self.kafka_errors = Counter(
-            "nids_kafka_errors", "Errors reported by the Kafka client, by code.", ["code"], registry=r
-        )
-        self.broker_up = Gauge("nids_broker_up", "1 while the Kafka cluster is reachable, else 0.", registry=r)
+        client = KafkaClientMetrics.declare(r, "Repartitioned alerts, incidents, state records or dead letters")
+        self.delivery_failures, self.kafka_errors = client.delivery_failures, client.kafka_errors
+        self.broker_up = client.broker_up
         for state in INCIDENT_STATES:
             self.records.labels(state=state)
         for cat in classes:
@@ -79,7 +76,6 @@ class IncidentMetrics:
             self.suppressed.labels(rule=rule)
         for reason in DEAD_LETTER_REASONS:
             self.invalid.labels(reason=reason)
-        self.broker_up.set(1)
 
     def record_incidents(self, incidents: Iterable[Incident]) -> None:
         for incident in incidents:

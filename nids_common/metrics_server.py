@@ -8,7 +8,7 @@ import logging
 import ssl
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from nids_common.errors import NidsError
 
@@ -57,3 +57,24 @@ def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> Non
         raise NidsError(f"cannot serve metrics on {settings.address}:{settings.port}: {exc}") from None
     scheme = "https" if settings.tls_cert else "http"
     log.info("metrics on %s://%s:%d/metrics", scheme, settings.address, settings.port)
+
+
+@dataclasses.dataclass(frozen=True)
+class KafkaClientMetrics:
+    """The Kafka-client metrics every stream service exports alike (the checkpoint and the client
+    health update them): `nids_delivery_failures_total`, `nids_kafka_errors_total{code}`, `nids_broker_up`."""
+
+    delivery_failures: Counter
+    kafka_errors: Counter
+    broker_up: Gauge
+
+    @classmethod
+    def declare(cls, registry: CollectorRegistry, outputs: str) -> KafkaClientMetrics:
+        """`outputs`: what the service produces, for the delivery failures' help text."""
+        metrics = cls(
+            Counter("nids_delivery_failures", f"{outputs} not delivered.", registry=registry),
+            Counter("nids_kafka_errors", "Errors reported by the Kafka client, by code.", ["code"], registry=registry),
+            Gauge("nids_broker_up", "1 while the Kafka cluster is reachable, else 0.", registry=registry),
+        )
+        metrics.broker_up.set(1)
+        return metrics
