@@ -64,6 +64,7 @@ bench: install broker
 	$(BIN)/python -m bench.drift
 	$(BIN)/python -m bench.reload
 	$(BIN)/python -m bench.chaos
+	$(BIN)/python -m bench.incidents_throughput
 
 clean:
 	-scripts/kafka-local stop
