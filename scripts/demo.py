@@ -43,7 +43,8 @@ BIN = Path(sys.executable).parent
 LOGS = REPO / ".cache" / "demo"
 METRICS_PORT = int(os.environ.get("NIDS_METRICS_PORT", "9108"))
 METRICS_URL = metrics_url(METRICS_PORT)
-INCIDENTS_PORT = INCIDENTS_METRICS_PORT
+# nids-incidents' /metrics; its config reads NIDS_METRICS_PORT too, so the demo gives it its own.
+INCIDENTS_PORT = int(os.environ.get("DEMO_INCIDENTS_PORT", str(INCIDENTS_METRICS_PORT)))
 TOPICS = Topics()  # the services' defaults: the demo runs them with config/*.yaml
 STATUS_EVERY_S = 10.0
 
@@ -302,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             detector = start_process([str(BIN / "nids-detect")], "detector.log", env)
             running.callback(stop_process, detector, 60)
-            incidents = start_process([str(BIN / "nids-incidents")], "incidents.log", env)
+            incidents_env = {**env, "NIDS_METRICS_PORT": str(INCIDENTS_PORT)}
+            incidents = start_process([str(BIN / "nids-incidents")], "incidents.log", incidents_env)
             running.callback(stop_process, incidents, 60)
             # The summary counts what the detector did by the time the replay stopped.
             running.callback(watch.scrape)

@@ -14,12 +14,20 @@ import threading
 from nids_harness.checkout import REPO
 from nids_harness.ports import free_port
 
-SUMMARY = r"nids demo {how} after \d+ s: consumed ([\d,]+) flows, alerts ([\d,]+), invalid 0; detector exit code 0"
+SUMMARY = (
+    r"nids demo {how} after \d+ s: consumed ([\d,]+) flows, alerts ([\d,]+), incident records ([\d,]+)"
+    r"(?: \([\d,]+ alerts per incident record\))?, invalid 0; detector exit code 0"
+)
 STATUS = re.compile(r"scored ([\d,]+), alerts ([\d,]+)")
 
 
 def start_demo(kafka_bootstrap: str, *options: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap, "NIDS_METRICS_PORT": str(free_port())}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "NIDS_METRICS_PORT": str(free_port()),
+        "DEMO_INCIDENTS_PORT": str(free_port()),
+    }
     return subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "demo.py"), "--rate", "2000", *options],
         cwd=REPO,
@@ -30,9 +38,8 @@ def start_demo(kafka_bootstrap: str, *options: str) -> subprocess.Popen[str]:
     )
 
 
-def numbers(match: re.Match[str]) -> tuple[int, int]:
-    consumed, alerts = (int(group.replace(",", "")) for group in match.groups())
-    return consumed, alerts
+def numbers(match: re.Match[str]) -> tuple[int, ...]:
+    return tuple(int(group.replace(",", "")) for group in match.groups())
 
 
 def test_demo_runs_the_pipeline_and_stops_cleanly(kafka_bootstrap: str) -> None:
@@ -41,8 +48,9 @@ def test_demo_runs_the_pipeline_and_stops_cleanly(kafka_bootstrap: str) -> None:
     assert demo.returncode == 0, stdout[-2000:] + stderr[-2000:]
     summary = re.search(SUMMARY.format(how="finished"), stdout)
     assert summary, stdout[-2000:]
-    consumed, alerts = numbers(summary)
+    consumed, alerts, records = numbers(summary)
     assert consumed > 10_000 and 0 < alerts < consumed
+    assert 0 < records < alerts  # incidents: fewer records to read than alerts
     # Not a terminal here: plain status lines instead of the live view.
     assert "scored" in stdout and "latency p99" in stdout
 
@@ -71,7 +79,7 @@ def test_ctrl_c_stops_the_demo_with_a_summary_of_the_run(kafka_bootstrap: str) -
     assert demo.returncode == 0, stdout[-2000:] + stderr[-2000:]
     summary = re.search(SUMMARY.format(how="interrupted"), stdout)
     assert summary, stdout[-2000:]
-    consumed, alerts = numbers(summary)
+    consumed, alerts, _records = numbers(summary)
     # The counters only grow: the summary, taken when the replay stopped, holds at least what the
     # last status line showed.
     assert consumed >= scored > 0 and alerts >= alerts_seen > 0
