@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
@@ -78,11 +79,17 @@ class IncidentMetrics:
             self.invalid.labels(reason=reason)
 
     def record_incidents(self, incidents: Iterable[Incident]) -> None:
+        # Counted per batch first: one labels() lookup per state and class, not per record.
+        states: collections.Counter[str] = collections.Counter()
+        opened: collections.Counter[str] = collections.Counter()
         for incident in incidents:
-            self.records.labels(state=incident.state).inc()
+            states[incident.state] += 1
             if incident.state == "open":
-                first_class = next(iter(incident.alerts_by_attack_cat), "")
-                self.opened.labels(attack_cat=first_class).inc()
+                opened[next(iter(incident.alerts_by_attack_cat), "")] += 1
+        for state, n in states.items():
+            self.records.labels(state=state).inc(n)
+        for cat, n in opened.items():
+            self.opened.labels(attack_cat=cat).inc(n)
 
     def record_suppressed(self, counts: dict[str, int], already: dict[str, int]) -> None:
         """Advance each rule's counter to the suppressor's running count (`already`: what was exported)."""

@@ -97,8 +97,11 @@ class IncidentService:
             [m for m in consumed if not self.health.is_error(m)] if any(map(Message.error, consumed)) else consumed
         )
         now = self.clock()
-        alerts = [m for m in messages if m.topic() == self.config.topics.alerts]
-        rekeyed = [m for m in messages if m.topic() != self.config.topics.alerts] if alerts else messages
+        alerts_topic = self.config.topics.alerts
+        alerts: list[Message] = []
+        rekeyed: list[Message] = []
+        for message in messages:
+            (alerts if message.topic() == alerts_topic else rekeyed).append(message)
         quiet_due = now >= self._next_quiet_check
         if not messages and not quiet_due:
             return
