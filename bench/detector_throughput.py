@@ -30,11 +30,11 @@ from prometheus_client import CollectorRegistry
 
 from bench.common import ensure_broker, flows_frame, fresh_topics, model_path, replay_command
 from detector.cli import build_detector
-from detector.config import AT_LEAST_ONCE, EXACTLY_ONCE
 from detector.config import load as load_detector_config
 from detector.metrics import DetectorMetrics
 from detector.reload import load_live
 from detector.service import Detector
+from nids_common.checkpoint import AT_LEAST_ONCE, EXACTLY_ONCE
 from nids_common.config import Topics
 from nids_common.contract import DEFAULT_PARTITIONS
 from nids_harness.checkout import KAFKA_LOCAL, REPO

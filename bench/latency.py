@@ -20,7 +20,7 @@ import numpy as np
 from confluent_kafka import Message
 
 from bench.common import ensure_broker, fresh_topics, model_path, replay_command
-from detector.config import AT_LEAST_ONCE, EXACTLY_ONCE
+from nids_common.checkpoint import AT_LEAST_ONCE, EXACTLY_ONCE
 from nids_common.contract import alert_decoder
 from nids_harness.checkout import REPO
 from nids_harness.detector_process import start_ready_detector

@@ -14,12 +14,12 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from detector.clients import client_health, make_consumer, make_producer
-from detector.config import DEFAULT_PATH, EXACTLY_ONCE, DetectorConfig, load
+from detector.config import DEFAULT_PATH, DetectorConfig, load
 from detector.metrics import DetectorMetrics
 from detector.reload import ModelReloader, load_live
 from detector.service import Detector
 from detector.values import LiveModel
-from nids_common.checkpoint import Checkpoint, TransactionalCheckpoint
+from nids_common.checkpoint import make_checkpoint
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_OK
@@ -63,8 +63,7 @@ def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMet
         config, health.on_error, lambda stats: metrics.record_statistics(stats, config.topics.flows), health.on_commit
     )
     producer = make_producer(config, health.on_error)
-    checkpoint_class = TransactionalCheckpoint if settings.delivery == EXACTLY_ONCE else Checkpoint
-    checkpoint = checkpoint_class(consumer, producer, metrics, refusals=health.refusals)
+    checkpoint = make_checkpoint(settings.delivery, consumer, producer, metrics, health.refusals)
     reloader = ModelReloader(
         settings.model,
         live,

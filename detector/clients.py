@@ -10,8 +10,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from detector.config import EXACTLY_ONCE, DetectorConfig
-from nids_common.checkpoint import ClientMetrics
+from detector.config import DetectorConfig
+from nids_common.checkpoint import EXACTLY_ONCE, ClientMetrics
 from nids_common.client_health import ClientHealth
 from nids_common.contract import RECORD_OVERHEAD_BYTES
 from nids_common.stream_clients import STATISTICS_INTERVAL_MS, consumer_settings, producer_settings

@@ -5,16 +5,14 @@ from __future__ import annotations
 import dataclasses
 import socket
 from pathlib import Path
-from typing import Final, Literal
+from typing import Literal
 
+from nids_common.checkpoint import AT_LEAST_ONCE, Delivery
 from nids_common.config import KafkaSettings, load_config
 from nids_common.contract import DEAD_LETTER_MAX_BYTES, Topics
 from nids_common.metrics_server import MetricsSettings
 
 DEFAULT_PATH = Path("config/detector.yaml")
-Delivery = Literal["at_least_once", "exactly_once"]
-AT_LEAST_ONCE: Final = "at_least_once"
-EXACTLY_ONCE: Final = "exactly_once"
 GroupProtocol = Literal["classic", "consumer"]
 
 

@@ -25,7 +25,7 @@ from incidents.config import DEFAULT_PATH, IncidentsConfig, load
 from incidents.metrics import IncidentMetrics
 from incidents.offline import read_alerts, run_offline
 from incidents.service import IncidentService
-from nids_common.checkpoint import Checkpoint, TransactionalCheckpoint
+from nids_common.checkpoint import make_checkpoint
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.contract import Incident
@@ -61,8 +61,7 @@ def build_service(config: IncidentsConfig, metrics: IncidentMetrics) -> Incident
     health = client_health(config, metrics)
     consumer = make_consumer(config, health)
     producer = make_producer(config, health)
-    checkpoint_class = TransactionalCheckpoint if config.incidents.delivery == "exactly_once" else Checkpoint
-    checkpoint = checkpoint_class(consumer, producer, metrics, refusals=health.refusals)
+    checkpoint = make_checkpoint(config.incidents.delivery, consumer, producer, metrics, health.refusals)
     changelog = ChangelogReader(make_changelog_consumer(config, health.on_error), config.changelog_topic)
     return IncidentService(config, metrics, consumer, checkpoint, health, changelog)
 

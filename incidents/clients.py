@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer
 
 from incidents.config import IncidentsConfig
-from nids_common.checkpoint import ClientMetrics
+from nids_common.checkpoint import EXACTLY_ONCE, ClientMetrics
 from nids_common.client_health import ClientHealth
 from nids_common.contract import DEAD_LETTER_PARTITIONS, RECORD_OVERHEAD_BYTES
 from nids_common.kafka import ensure_topics
@@ -38,7 +38,7 @@ def make_consumer(config: IncidentsConfig, health: ClientHealth) -> Consumer:
 
 
 def make_producer(config: IncidentsConfig, health: ClientHealth) -> Producer:
-    exactly_once = config.incidents.delivery == "exactly_once"
+    exactly_once = config.incidents.delivery == EXACTLY_ONCE
     service: dict[str, Any] = {
         # Java's default partitioner (murmur2 of the key): `nids-incidents --offline --partitions N`
         # places each key where the stream does.

@@ -8,10 +8,10 @@ import ipaddress
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 import msgspec
 
+from nids_common.checkpoint import AT_LEAST_ONCE, Delivery
 from nids_common.config import KafkaSettings, load_config
 from nids_common.contract import (
     DEFAULT_PARTITIONS,
@@ -26,7 +26,6 @@ from nids_common.metrics_server import MetricsSettings
 DEFAULT_PATH = Path("config/incidents.yaml")
 # Beside the detector's 9108, so both can run on one host.
 INCIDENTS_METRICS_PORT = 9109
-Delivery = Literal["at_least_once", "exactly_once"]
 
 DEFAULT_SEVERITY: Mapping[str, Priority] = {
     "Reconnaissance": "low",
@@ -126,7 +125,7 @@ class IncidentSettings:
     max_duration_s: float = 3600.0
     # The least detection time between two records of one incident (updates come at 10, 100, … alerts).
     update_interval_s: float = 10.0
-    delivery: Delivery = "at_least_once"
+    delivery: Delivery = AT_LEAST_ONCE
     severity: Mapping[str, Priority] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SEVERITY))
     # The severity of a class `severity` does not name.
     default_severity: Priority = "medium"

@@ -40,7 +40,7 @@ from incidents.suppression import Suppressor
 from incidents.tracker import Changes, PartitionIncidents
 from nids_common.checkpoint import Checkpoint
 from nids_common.client_health import ClientHealth
-from nids_common.contract import Alert, Source, alert_decoder
+from nids_common.contract import Alert, alert_decoder
 from nids_common.dead_letters import InvalidRecord, classify_invalid, classify_unparsable, dead_letter
 from nids_common.kafka import ProduceStalled, produce_all
 
@@ -292,5 +292,6 @@ class _NotAlert(Exception):
 
 
 def _invalid(message: Message, problem: tuple[str, str | None, str]) -> InvalidRecord:
-    source = Source(cast(str, message.topic()), cast(int, message.partition()), cast(int, message.offset()))
-    return InvalidRecord(*problem, source.topic, source.partition, source.offset)
+    return InvalidRecord(
+        *problem, cast(str, message.topic()), cast(int, message.partition()), cast(int, message.offset())
+    )

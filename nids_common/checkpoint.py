@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol, cast
+from typing import Final, Literal, Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import Counter, Gauge
@@ -28,6 +28,11 @@ from nids_common.errors import EXIT_FAILURE, NidsError
 from nids_common.kafka import Refusals
 
 log = logging.getLogger("nids.checkpoint")
+
+# The two delivery modes a stream service runs in: `Checkpoint` and `TransactionalCheckpoint`.
+Delivery = Literal["at_least_once", "exactly_once"]
+AT_LEAST_ONCE: Final = "at_least_once"
+EXACTLY_ONCE: Final = "exactly_once"
 
 FLUSH_TIMEOUT_S = 30.0
 TRANSACTION_TIMEOUT_S = 10.0
@@ -268,3 +273,12 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
         TopicPartition(topic, partition, cast(int, messages[index].offset()) + 1)
         for (topic, partition), index in last.items()
     ]
+
+
+def make_checkpoint(
+    delivery: Delivery, consumer: Consumer, producer: Producer, metrics: ClientMetrics, refusals: Refusals
+) -> Checkpoint:
+    """The checkpoint of `delivery`: one transaction per batch in exactly_once (the producer is
+    transactional), else outputs flushed before the offsets are committed."""
+    checkpoint_class = TransactionalCheckpoint if delivery == EXACTLY_ONCE else Checkpoint
+    return checkpoint_class(consumer, producer, metrics, refusals=refusals)

@@ -12,12 +12,12 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from detector.clients import client_health
-from detector.config import EXACTLY_ONCE, DetectorConfig, DetectorSettings
+from detector.config import DetectorConfig, DetectorSettings
 from detector.metrics import DetectorMetrics
 from detector.reload import ModelReloader
 from detector.service import Detector
 from detector.values import LiveModel
-from nids_common.checkpoint import Checkpoint, TransactionalCheckpoint
+from nids_common.checkpoint import EXACTLY_ONCE, make_checkpoint
 from nids_common.config import KafkaSettings
 from nids_common.contract import Topics
 from nids_common.metrics_server import MetricsSettings
@@ -115,8 +115,7 @@ def rig(logs: dict[int, list[bytes]], *, batch: int = 4, model: StandInModel | N
     exactly_once = config.detector.delivery == EXACTLY_ONCE
     producer = StandInProducer(broker, transactional=exactly_once)
     health = client_health(config, metrics)
-    checkpoint_class = TransactionalCheckpoint if exactly_once else Checkpoint
-    checkpoint = checkpoint_class(consumer, producer, metrics, refusals=health.refusals)  # type: ignore[arg-type]
+    checkpoint = make_checkpoint(config.detector.delivery, consumer, producer, metrics, health.refusals)  # type: ignore[arg-type]
     live = LiveModel(model or StandInModel(), "v1", Path("."))  # type: ignore[arg-type]
     detector = Detector(config, live, metrics, consumer, checkpoint, health, NoReloads(), ThreadPoolExecutor(1))  # type: ignore[arg-type]
     return Rig(detector, broker, consumer, producer, metrics)

@@ -15,7 +15,7 @@ from incidents.config import IncidentsConfig, IncidentSettings, IncidentTopics
 from incidents.metrics import IncidentMetrics
 from incidents.offline import run_offline
 from incidents.service import IncidentService
-from nids_common.checkpoint import Checkpoint, TransactionalCheckpoint
+from nids_common.checkpoint import EXACTLY_ONCE, make_checkpoint
 from nids_common.config import KafkaSettings
 from nids_common.contract import Alert, Incident, incident_decoder
 from nids_common.metrics_server import MetricsSettings
@@ -96,15 +96,10 @@ def rig(alerts: list[Alert], *, batch: int = 7, **settings: Any) -> Rig:
         broker.append(config.topics.alerts, index % 2, Record(item.flow_id.encode(), msgspec.json.encode(item)))
     metrics = IncidentMetrics(CollectorRegistry(), rules=[rule.name for rule in config.incidents.suppress])
     consumer = StandInConsumer(broker, batch)
-    exactly_once = config.incidents.delivery == "exactly_once"
+    exactly_once = config.incidents.delivery == EXACTLY_ONCE
     producer = StandInProducer(broker, transactional=exactly_once)
     health = client_health(config, metrics)
-    checkpoint = (TransactionalCheckpoint if exactly_once else Checkpoint)(
-        consumer,  # type: ignore[arg-type]
-        producer,  # type: ignore[arg-type]
-        metrics,
-        refusals=health.refusals,
-    )
+    checkpoint = make_checkpoint(config.incidents.delivery, consumer, producer, metrics, health.refusals)  # type: ignore[arg-type]
     changelog = StandInChangelog(broker, config.changelog_topic)
     clock = Clock()
     service = IncidentService(config, metrics, consumer, checkpoint, health, changelog, clock)  # type: ignore[arg-type]
