@@ -31,7 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from detector.config import DetectorConfig
 from detector.decode import decode_batch
@@ -109,23 +109,14 @@ class Detector:
 
     def _consume(self) -> list[Message]:
         settings = self.config.detector
-        try:
-            consumed = self.consumer.consume(num_messages=settings.max_records, timeout=settings.max_wait_ms / 1000)
-        except KafkaException as exc:
-            self.health.on_consume_error(exc.args[0], self.config.topics.flows)
-            self.health.raise_if_broken()
-            raise
-        self.health.raise_if_broken()
-        return consumed
+        return self.health.consume(
+            self.consumer, settings.max_records, settings.max_wait_ms / 1000, self.config.topics.flows
+        )
 
     def _decode(self, consumed: list[Message]) -> Batch | None:
         """Decode a consumed batch and hand its valid flows to the scorer thread."""
         started = time.perf_counter()
-        # Errors (partition EOF, broker trouble) are rare: one C-level pass tells whether to look.
-        if any(map(Message.error, consumed)):
-            messages = [message for message in consumed if not self.health.is_error(message)]
-        else:
-            messages = consumed
+        messages = self.health.without_errors(consumed)
         if not messages:
             return None
         decoded = decode_batch(

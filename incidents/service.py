@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 import msgspec
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from incidents.changelog import ChangelogReader
 from incidents.config import IncidentsConfig
@@ -93,9 +93,7 @@ class IncidentService:
 
     def _step(self, consumed: list[Message]) -> None:
         started = time.perf_counter()
-        messages = (
-            [m for m in consumed if not self.health.is_error(m)] if any(map(Message.error, consumed)) else consumed
-        )
+        messages = self.health.without_errors(consumed)
         now = self.clock()
         alerts_topic = self.config.topics.alerts
         alerts: list[Message] = []
@@ -131,14 +129,9 @@ class IncidentService:
 
     def _consume(self) -> list[Message]:
         settings = self.config.incidents
-        try:
-            consumed = self.consumer.consume(num_messages=settings.max_records, timeout=settings.max_wait_ms / 1000)
-        except KafkaException as exc:
-            self.health.on_consume_error(exc.args[0], self.config.topics.alerts)
-            self.health.raise_if_broken()
-            raise
-        self.health.raise_if_broken()
-        return consumed
+        return self.health.consume(
+            self.consumer, settings.max_records, settings.max_wait_ms / 1000, self.config.topics.alerts
+        )
 
     # -- re-key ---------------------------------------------------------------------------------
     def _rekey(self, messages: Sequence[Message]) -> None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from nids_common.checkpoint import ClientMetrics
 from nids_common.kafka import FatalKafkaError, Refusals
@@ -69,6 +69,25 @@ class ClientHealth:
         if err is not None:
             self.metrics.kafka_errors.labels(code=err.name()).inc()
             log.warning("offset commit failed: %s", err.str())
+
+    def consume(self, consumer: Consumer, max_records: int, timeout_s: float, topic: str) -> list[Message]:
+        """A batch from `consumer` (error messages included); stops the service on a refusal or a
+        fatal error, whether consume() raised it or a callback reported it."""
+        try:
+            consumed = consumer.consume(num_messages=max_records, timeout=timeout_s)
+        except KafkaException as exc:
+            self.on_consume_error(exc.args[0], topic)
+            self.raise_if_broken()
+            raise
+        self.raise_if_broken()
+        return consumed
+
+    def without_errors(self, consumed: list[Message]) -> list[Message]:
+        """The messages of `consumed` that carry no error; the errors are noted."""
+        # Errors (partition EOF, broker trouble) are rare: one C-level pass tells whether to look.
+        if not any(map(Message.error, consumed)):
+            return consumed
+        return [message for message in consumed if not self.is_error(message)]
 
     def is_error(self, message: Message) -> bool:
         """True for a consumed message that carries an error (partition EOF, broker trouble), noted."""
