@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from bench.common import ensure_broker, flows_frame, fresh_topics, model_path, replay_command
 from detector.cli import build_detector
 from detector.config import load as load_detector_config
-from detector.metrics import DetectorMetrics
+from detector.metrics import DetectorMetrics, Totals
 from detector.reload import load_live
 from detector.service import Detector
 from nids_common.checkpoint import AT_LEAST_ONCE, EXACTLY_ONCE
@@ -43,7 +43,7 @@ from nids_harness.metrics import scrape_total
 from nids_harness.ports import free_port
 from nids_harness.secure import SecureBroker, secure_role_env
 from nids_model.artifact import load_model
-from producer.replay import replay
+from producer.replay import ReplaySummary, replay
 
 NO_DRIFT = "at_least_once, no drift"
 # The detector as configured (at_least_once, drift metrics on), and what one setting changes.
@@ -55,6 +55,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 SASL_SSL = "at_least_once, SASL_SSL"
+
+
+def prefill_flows(bootstrap: str, topic: str, frame: pd.DataFrame) -> ReplaySummary:
+    """`frame`'s flows onto `topic` as nids-replay writes them, as fast as the broker takes them."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "batch.size": 1_000_000,
+        }
+    )
+    return replay([frame.iloc[i : i + 50_000] for i in range(0, len(frame), 50_000)], producer, topic)
 
 
 def secure_broker_topics() -> tuple[str, Topics, dict[str, Any]]:
@@ -92,6 +106,15 @@ def detector_for(
 def run_batch_detector(
     bootstrap: str, topics: Topics, target: int, librdkafka: dict[str, Any] | None = None, **settings: Any
 ) -> float:
+    """flows/s of a fresh group over the first `target` flows of the pre-filled topic."""
+    totals, elapsed = timed_batch_detector(bootstrap, topics, target, librdkafka, **settings)
+    return totals.consumed / elapsed
+
+
+def timed_batch_detector(
+    bootstrap: str, topics: Topics, target: int, librdkafka: dict[str, Any] | None = None, **settings: Any
+) -> tuple[Totals, float]:
+    """The detector's totals and seconds from its first batch read until `target` flows are consumed."""
     detector = detector_for(bootstrap, topics, f"bench-batch-{time.monotonic_ns()}", librdkafka, **settings)
     started: list[float] = []
 
@@ -102,8 +125,7 @@ def run_batch_detector(
 
     t0 = time.perf_counter()
     detector.run(keep_going)
-    elapsed = time.perf_counter() - (started[0] if started else t0)
-    return detector.totals.consumed / elapsed
+    return detector.totals, time.perf_counter() - (started[0] if started else t0)
 
 
 def run_naive_detector(bootstrap: str, topics: Topics, seconds: float) -> float:
@@ -186,17 +208,8 @@ def main() -> None:
     bootstrap = ensure_broker()
     frame, source = flows_frame(args.flows)
     topics = fresh_topics("detector")
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            "batch.size": 1_000_000,
-        }
-    )
     chunks = [frame.iloc[i : i + 50_000] for i in range(0, len(frame), 50_000)]
-    summary = replay(chunks, producer, topics.flows)
+    summary = prefill_flows(bootstrap, topics.flows, frame)
     print(f"source: {source}; pre-filled {summary.delivered:,} flows ({summary.rate:,.0f} flows/s produced)")
     # name → (bootstrap, topics, librdkafka settings, detector settings)
     variants: dict[str, tuple[str, Topics, dict[str, Any], dict[str, Any]]] = {

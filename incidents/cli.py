@@ -20,6 +20,7 @@ from incidents.clients import (
     make_changelog_consumer,
     make_consumer,
     make_producer,
+    partition_count,
 )
 from incidents.config import DEFAULT_PATH, IncidentsConfig, load
 from incidents.metrics import IncidentMetrics
@@ -43,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
         "--partitions",
         type=int,
         default=1,
-        help="offline: spread keys over this many partitions as Kafka's default partitioner does (default: 1)",
+        help="offline: spread keys over this many partitions as the stream's repartition topic does (default: 1)",
     )
     p.add_argument("--all", action="store_true", help="offline: every record (open, update, closed), not only closed")
     p.add_argument("--json", action="store_true", help="one JSON object per line, for piping")
@@ -63,7 +64,8 @@ def build_service(config: IncidentsConfig, metrics: IncidentMetrics) -> Incident
     producer = make_producer(config, health)
     checkpoint = make_checkpoint(config.incidents.delivery, consumer, producer, metrics, health.refusals)
     changelog = ChangelogReader(make_changelog_consumer(config, health.on_error), config.changelog_topic)
-    return IncidentService(config, metrics, consumer, checkpoint, health, changelog)
+    partitions = partition_count(producer, config.repartition_topic)
+    return IncidentService(config, metrics, consumer, checkpoint, health, changelog, partitions)
 
 
 def stream_command(args: argparse.Namespace) -> int:

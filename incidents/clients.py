@@ -8,17 +8,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from incidents.config import IncidentsConfig
+from incidents.repartition import MAX_RUN_BYTES
 from nids_common.checkpoint import EXACTLY_ONCE, ClientMetrics
 from nids_common.client_health import ClientHealth
 from nids_common.contract import DEAD_LETTER_PARTITIONS, RECORD_OVERHEAD_BYTES
+from nids_common.errors import NidsError
 from nids_common.kafka import ensure_topics
 from nids_common.stream_clients import consumer_settings, producer_settings
 
 # Incidents and state are read for their latest value per key.
 COMPACTED = {"cleanup.policy": "compact"}
+METADATA_TIMEOUT_S = 30.0
 
 
 def make_consumer(config: IncidentsConfig, health: ClientHealth) -> Consumer:
@@ -40,14 +43,27 @@ def make_consumer(config: IncidentsConfig, health: ClientHealth) -> Consumer:
 def make_producer(config: IncidentsConfig, health: ClientHealth) -> Producer:
     exactly_once = config.incidents.delivery == EXACTLY_ONCE
     service: dict[str, Any] = {
-        # Java's default partitioner (murmur2 of the key): `nids-incidents --offline --partitions N`
-        # places each key where the stream does.
-        "partitioner": "murmur2_random",
-        "message.max.bytes": config.incidents.max_alert_bytes + RECORD_OVERHEAD_BYTES,
+        "message.max.bytes": largest_message(config),
     }
     return Producer(
         producer_settings(config.kafka, health.on_error, config.transactional_id if exactly_once else None, **service)
     )
+
+
+def largest_message(config: IncidentsConfig) -> int:
+    """The largest message this service writes: a run of alerts, or a dead letter."""
+    return MAX_RUN_BYTES + config.incidents.max_alert_bytes + RECORD_OVERHEAD_BYTES
+
+
+def partition_count(producer: Producer, topic: str, timeout: float = METADATA_TIMEOUT_S) -> int:
+    """How many partitions `topic` has (it exists: ensure_incident_topics ran)."""
+    try:
+        found = producer.list_topics(topic, timeout=timeout).topics[topic]
+    except KafkaException as exc:
+        raise NidsError(f"{topic}: no metadata within {timeout:.0f} s: {exc.args[0].str()}") from None
+    if found.error is not None or not found.partitions:
+        raise NidsError(f"{topic}: {found.error.str() if found.error else 'no partitions'}")
+    return len(found.partitions)
 
 
 def make_changelog_consumer(config: IncidentsConfig, on_error: Callable[[KafkaError], None]) -> Consumer:
@@ -83,6 +99,7 @@ def topic_layout(config: IncidentsConfig) -> tuple[dict[str, int], dict[str, dic
         config.topics.dead_letter: DEAD_LETTER_PARTITIONS,
     }
     settings = {
+        config.repartition_topic: {"max.message.bytes": str(largest_message(config))},
         config.changelog_topic: COMPACTED,
         config.topics.incidents: COMPACTED,
         config.topics.dead_letter: {"max.message.bytes": str(config.incidents.max_alert_bytes + RECORD_OVERHEAD_BYTES)},

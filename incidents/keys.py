@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nids_common.contract import FALLBACK_KEY, Alert, IncidentKey, KeyChoice
+from nids_common.contract import FALLBACK_KEY, AlertSummary, IncidentKey, KeyChoice
 
-KeyFunction = Callable[[Alert], str]
+KeyFunction = Callable[[AlertSummary], str]
 # Identity fields are any JSON; these mean "no value" in UNSW-NB15 and the alerts built from it.
 _MISSING = frozenset({"", "-"})
 
@@ -30,7 +30,7 @@ def key_function(choice: KeyChoice) -> KeyFunction:
     by, _, with_class = choice.partition("+")
     addresses = {"src": _source, "dst": _destination, "pair": _pair}[by]
 
-    def key(alert: Alert) -> str:
+    def key(alert: AlertSummary) -> str:
         part = addresses(alert)
         if part is None:
             return f"{FALLBACK_KEY}={alert.attack_cat}"
@@ -39,17 +39,17 @@ def key_function(choice: KeyChoice) -> KeyFunction:
     return key
 
 
-def _source(alert: Alert) -> str | None:
+def _source(alert: AlertSummary) -> str | None:
     source = address_text(alert.srcip)
     return None if source is None else f"src={source}"
 
 
-def _destination(alert: Alert) -> str | None:
+def _destination(alert: AlertSummary) -> str | None:
     destination = address_text(alert.dstip)
     return None if destination is None else f"dst={destination}"
 
 
-def _pair(alert: Alert) -> str | None:
+def _pair(alert: AlertSummary) -> str | None:
     source, destination = address_text(alert.srcip), address_text(alert.dstip)
     if source is None or destination is None:
         return None
@@ -57,7 +57,7 @@ def _pair(alert: Alert) -> str | None:
     return f"pair={low},{high}"
 
 
-def describe_key(choice: KeyChoice, alert: Alert, text: str) -> IncidentKey:
+def describe_key(choice: KeyChoice, alert: AlertSummary, text: str) -> IncidentKey:
     """The struct of `text`, the key of `alert` under `choice` (made from the alert, not parsed back:
     addresses are any JSON and may hold the separators)."""
     by = choice.partition("+")[0]

@@ -1,6 +1,6 @@
-"""The offline reference: the stream's incident logic over a file of alerts, one Alert JSON per line.
+"""The offline reference: the stream's incident logic over a file of alerts, one alert JSON per line.
 
-Each alert goes to the partition Kafka's default partitioner gives its key, so every partition sees
+Each alert goes to the repartition partition of its key (incidents.repartition), so every partition sees
 the alerts, and the stream time, the stream's repartition topic would give it when the file holds
 the alerts in that topic's order. After each batch every partition expires; at the end of the file
 every incident still open closes with `end_of_input`.
@@ -15,16 +15,16 @@ import msgspec
 
 from incidents.config import IncidentSettings
 from incidents.keys import key_function
-from incidents.partitioner import partition_for
+from incidents.repartition import partition_for
 from incidents.suppression import Suppressor
 from incidents.tracker import PartitionIncidents
-from nids_common.contract import Alert, Incident, alert_decoder
+from nids_common.contract import AlertSummary, Incident, alert_summary_decoder
 from nids_common.errors import InputError
 
 BATCH_ALERTS = 10_000
 
 
-def read_alerts(path: Path) -> Iterator[Alert]:
+def read_alerts(path: Path) -> Iterator[AlertSummary]:
     """The alerts of a JSON-lines file; blank lines are skipped, a bad one stops with file:line and why."""
     try:
         with path.open("rb") as lines:
@@ -32,7 +32,7 @@ def read_alerts(path: Path) -> Iterator[Alert]:
                 if not line.strip():
                     continue
                 try:
-                    yield alert_decoder.decode(line)
+                    yield alert_summary_decoder.decode(line)
                 except msgspec.DecodeError as exc:
                     raise InputError(f"{path}:{number}: not an alert: {exc}") from None
     except OSError as exc:
@@ -40,7 +40,7 @@ def read_alerts(path: Path) -> Iterator[Alert]:
 
 
 def run_offline(
-    alerts: Iterable[Alert], settings: IncidentSettings, partitions: int = 1, batch_alerts: int = BATCH_ALERTS
+    alerts: Iterable[AlertSummary], settings: IncidentSettings, partitions: int = 1, batch_alerts: int = BATCH_ALERTS
 ) -> Iterator[Incident]:
     """Every incident record the stream would write for `alerts`, batch by batch."""
     if partitions < 1:
@@ -48,7 +48,7 @@ def run_offline(
     suppressor = Suppressor(settings.suppress)
     trackers = [PartitionIncidents(settings, now=0.0, suppressor=suppressor) for _ in range(partitions)]
     key_text = key_function(settings.key)
-    batches: list[list[Alert]] = [[] for _ in range(partitions)]
+    batches: list[list[AlertSummary]] = [[] for _ in range(partitions)]
     pending = 0
     for alert in alerts:
         batches[partition_for(key_text(alert), partitions) if partitions > 1 else 0].append(alert)
@@ -61,7 +61,7 @@ def run_offline(
         yield from tracker.close_all("end_of_input").incidents
 
 
-def _feed(trackers: list[PartitionIncidents], batches: list[list[Alert]]) -> Iterator[Incident]:
+def _feed(trackers: list[PartitionIncidents], batches: list[list[AlertSummary]]) -> Iterator[Incident]:
     for tracker, batch in zip(trackers, batches, strict=True):
         if not batch:
             continue

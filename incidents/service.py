@@ -6,8 +6,8 @@ of `run`:
 
 1. Consume a batch from both topics.
 2. Re-key (`_rekey`): each alert of the alert topic is decoded (a message that is not an alert goes to
-   the dead-letter topic with its reason) and produced, its bytes unchanged, to the repartition topic
-   under its incident key.
+   the dead-letter topic with its reason) and goes to the repartition partition of its incident key,
+   in runs (incidents.repartition).
 3. Track (`_track`): the repartition partition's alerts go, in order, to that partition's incidents
    (incidents.tracker.PartitionIncidents); then incidents idle by stream time close, and, once a
    second, every partition that saw no alert for idle_close_s of processing time closes its own.
@@ -36,11 +36,12 @@ from incidents.changelog import ChangelogReader
 from incidents.config import IncidentsConfig
 from incidents.keys import key_function
 from incidents.metrics import IncidentMetrics
+from incidents.repartition import decode_run, encode_runs, partition_for
 from incidents.suppression import Suppressor
 from incidents.tracker import Changes, PartitionIncidents
 from nids_common.checkpoint import Checkpoint
 from nids_common.client_health import ClientHealth
-from nids_common.contract import Alert, alert_decoder
+from nids_common.contract import AlertSummary, Reason, alert_summary_decoder
 from nids_common.dead_letters import InvalidRecord, classify_invalid, classify_unparsable, dead_letter
 from nids_common.kafka import ProduceStalled, produce_all
 
@@ -58,12 +59,14 @@ class IncidentService:
         checkpoint: Checkpoint,
         health: ClientHealth,
         changelog: ChangelogReader,
+        repartition_partitions: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config, self.metrics = config, metrics
         self.consumer, self.checkpoint, self.health, self.changelog = consumer, checkpoint, health, changelog
         self.producer = checkpoint.producer
         self.clock = clock
+        self.repartition_partitions = repartition_partitions
         self.running = True
         checkpoint.may_retry = self.may_retry
         settings = config.incidents
@@ -103,12 +106,13 @@ class IncidentService:
         quiet_due = now >= self._next_quiet_check
         if not messages and not quiet_due:
             return
-        changes = self._track(rekeyed, now, quiet_due)
+        changes, tracked, unreadable = self._track(rekeyed, now, quiet_due)
         if not messages and not changes:
             return
         self.checkpoint.begin()
         try:
             self._rekey(alerts)
+            self._dead_letter(unreadable)
             self._produce_changes(changes)
         except ProduceStalled as exc:
             log.error("%s; rewinding the batch to process it again", exc)
@@ -119,7 +123,7 @@ class IncidentService:
             self._rewind(messages)
             return
         self.metrics.alerts_read.inc(len(alerts))
-        self.metrics.alerts_tracked.inc(len(rekeyed))
+        self.metrics.alerts_tracked.inc(tracked)
         for found in changes.values():
             self.metrics.record_incidents(found.incidents)
         self.metrics.record_suppressed(self.suppressor.counts, self._exported_suppressed)
@@ -135,12 +139,12 @@ class IncidentService:
 
     # -- re-key ---------------------------------------------------------------------------------
     def _rekey(self, messages: Sequence[Message]) -> None:
-        """Alerts to the repartition topic under their incident key; what is not an alert, dead-lettered."""
+        """Alerts to the repartition partition of their incident key; what is not an alert, dead-lettered."""
         if not messages:
             return
-        keyed: list[tuple[str, bytes]] = []
+        runs: dict[int, list[AlertSummary]] = {}
         invalid: list[tuple[Message, InvalidRecord]] = []
-        key = self._key
+        key, partitions = self._key, self.repartition_partitions
         for message in messages:
             value = message.value()
             try:
@@ -148,7 +152,7 @@ class IncidentService:
                     raise _NotAlert("empty", None, "no value")
                 if len(value) > self._max_bytes:
                     raise _NotAlert("too_large", None, f"{len(value)} bytes > limit {self._max_bytes}")
-                alert = alert_decoder.decode(value)
+                alert = alert_summary_decoder.decode(value)
             except _NotAlert as exc:
                 invalid.append((message, _invalid(message, exc.args)))
                 continue
@@ -158,14 +162,21 @@ class IncidentService:
             except msgspec.DecodeError:
                 invalid.append((message, _invalid(message, classify_unparsable(cast(bytes, value)))))
                 continue
-            keyed.append((key(alert), value))
-        produce_all(
-            self.producer, self.config.repartition_topic, keyed, self.checkpoint.on_delivery, running=self.may_retry
-        )
-        if invalid:
-            self._dead_letter(invalid)
+            runs.setdefault(partition_for(key(alert), partitions), []).append(alert)
+        for partition, alerts in runs.items():
+            produce_all(
+                self.producer,
+                self.config.repartition_topic,
+                [(None, run) for run in encode_runs(alerts)],
+                self.checkpoint.on_delivery,
+                running=self.may_retry,
+                partition=partition,
+            )
+        self._dead_letter(invalid)
 
     def _dead_letter(self, invalid: list[tuple[Message, InvalidRecord]]) -> None:
+        if not invalid:
+            return
         letters = [dead_letter(message.value(), error, self._max_bytes) for message, error in invalid]
         produce_all(
             self.producer,
@@ -180,13 +191,27 @@ class IncidentService:
             log.warning("dead-lettered %s", error)
 
     # -- track ----------------------------------------------------------------------------------
-    def _track(self, messages: Sequence[Message], now: float, quiet_due: bool) -> dict[int, Changes]:
-        """Each partition's alerts to its incidents, then the closes by stream and processing time."""
-        by_partition: dict[int, list[Alert]] = {}
+    def _track(
+        self, messages: Sequence[Message], now: float, quiet_due: bool
+    ) -> tuple[dict[int, Changes], int, list[tuple[Message, InvalidRecord]]]:
+        """Each partition's alerts to its incidents, then the closes by stream and processing time.
+        Returns the changes per partition, how many alerts were tracked, and the messages that are
+        not runs of alerts (only this group writes the topic: a foreign writer's, to dead-letter)."""
+        by_partition: dict[int, list[AlertSummary]] = {}
+        unreadable: list[tuple[Message, InvalidRecord]] = []
+        tracked = 0
         for message in messages:
-            partition = cast(int, message.partition())
-            # Only alerts this stage wrote reach the repartition topic: they decode.
-            by_partition.setdefault(partition, []).append(alert_decoder.decode(cast(bytes, message.value())))
+            try:
+                alerts = decode_run(cast(bytes, message.value()))
+            except msgspec.ValidationError as exc:
+                unreadable.append((message, _invalid(message, classify_invalid(str(exc)))))
+                continue
+            except msgspec.DecodeError as exc:
+                problem = (Reason.NOT_OBJECT, None, f"not a run of alerts: {exc}")
+                unreadable.append((message, _invalid(message, problem)))
+                continue
+            by_partition.setdefault(cast(int, message.partition()), []).extend(alerts)
+            tracked += len(alerts)
         changes: dict[int, Changes] = {}
         for partition, alerts in by_partition.items():
             incidents = self.partitions.get(partition)
@@ -203,7 +228,7 @@ class IncidentService:
                 closed = incidents.close_quiet(now)
                 if closed.incidents or closed.changed_keys:
                     changes.setdefault(partition, Changes()).extend(closed)
-        return changes
+        return changes, tracked, unreadable
 
     def _produce_changes(self, changes: dict[int, Changes]) -> None:
         """Incident records keyed by incident_id; each changed key's state to the changelog partition

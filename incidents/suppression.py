@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from incidents.config import SuppressRule
 from incidents.keys import address_text
-from nids_common.contract import Alert
+from nids_common.contract import AlertSummary
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -48,7 +48,7 @@ class Suppressor:
     def active(self) -> bool:
         return bool(self.rules)
 
-    def rule_for(self, alert: Alert) -> str | None:
+    def rule_for(self, alert: AlertSummary) -> str | None:
         """The name of the rule suppressing `alert` (counted), or None."""
         candidates = self._class_masks.get(alert.attack_cat, self._any_class)
         if candidates:

@@ -49,7 +49,7 @@ from incidents.state import (
     record,
 )
 from incidents.suppression import Suppressor
-from nids_common.contract import Alert, CloseReason, Incident, IncidentState, SampleFlow
+from nids_common.contract import AlertSummary, CloseReason, Incident, IncidentState, SampleFlow
 from nids_common.errors import NidsError
 
 ChangelogRecord = tuple[str, bytes | None]
@@ -99,7 +99,7 @@ class PartitionIncidents:
         return len(self._open)
 
     # One inlined per-alert loop: a function call per step costs ~15% at 100k alerts/s.
-    def add_batch(self, alerts: Sequence[Alert], now: float) -> Changes:  # noqa: PLR0912
+    def add_batch(self, alerts: Sequence[AlertSummary], now: float) -> Changes:  # noqa: PLR0912
         """Feed a batch of this partition's alerts, in arrival order; `now` is processing time."""
         changes = Changes()
         if not alerts:
@@ -201,7 +201,7 @@ class PartitionIncidents:
     def changelog_records(self, keys: Iterable[str]) -> list[ChangelogRecord]:
         """(key, state) for the changelog, None (a tombstone) for a key with nothing left."""
         records: list[ChangelogRecord] = []
-        for key in sorted(keys):
+        for key in keys:
             if key == STREAM_TIME_KEY:
                 records.append((key, encode_state(StreamClock(stream_time=self.stream_time))))
                 continue
@@ -244,7 +244,7 @@ class PartitionIncidents:
                 partition._watch(key, state.pending)
         return partition
 
-    def _open_incident(self, key: str, alert: Alert, ts: float, stream: float) -> Incident:
+    def _open_incident(self, key: str, alert: AlertSummary, ts: float, stream: float) -> Incident:
         incident = OpenIncident(
             incident_id=incident_id(key, alert.flow_id, ts),
             key=describe_key(self.settings.key, alert, key),
@@ -298,7 +298,7 @@ def _expired(incident: OpenIncident, stream: float, idle: float, max_duration: f
     return None
 
 
-def _count(incident: OpenIncident, alert: Alert, ts: float) -> None:
+def _count(incident: OpenIncident, alert: AlertSummary, ts: float) -> None:
     """What every alert of an incident adds to it, the first included."""
     incident.alerts += 1
     by_attack_cat = incident.by_attack_cat

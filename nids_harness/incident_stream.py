@@ -19,10 +19,13 @@ from incidents.cli import build_service
 from incidents.clients import ensure_incident_topics
 from incidents.config import IncidentsConfig, IncidentSettings, IncidentTopics
 from incidents.metrics import IncidentMetrics
+from incidents.repartition import decode_run
+from nids_common.community_id import community_id
 from nids_common.config import KafkaSettings
-from nids_common.contract import Alert, Incident, Source, incident_decoder
+from nids_common.contract import Alert, AlertSummary, Incident, Source, incident_decoder
 from nids_common.kafka import ensure_topics
 from nids_common.metrics_server import MetricsSettings
+from nids_common.schema import ATTACK_CLASSES
 from nids_harness.errors import HarnessError
 from nids_harness.reading import downstream_consumer, read_topic
 from nids_harness.waiting import wait_until
@@ -125,6 +128,9 @@ def synthetic_alerts(
             continue
         addressed = emitted % 97 != 0
         category = CATEGORIES[source % len(CATEGORIES)]
+        srcip = f"175.45.{176 + source // 256}.{source % 256}" if addressed else msgspec.UNSET
+        dstip = f"149.171.126.{10 + emitted % 10}" if addressed else msgspec.UNSET
+        sport, dsport = 1024 + emitted % 60000, (80, 443, 21, 53)[emitted % 4]
         yield Alert(
             flow_id=f"alert-{emitted}",
             is_attack=True,
@@ -134,11 +140,13 @@ def synthetic_alerts(
             detected_at=ts + 0.05,
             ts=ts,
             source=Source("harness.flows", emitted % 6, emitted),
-            class_probabilities={category: 0.9},
-            srcip=f"175.45.{176 + source // 256}.{source % 256}" if addressed else msgspec.UNSET,
-            sport=1024 + emitted % 60000,
-            dstip=f"149.171.126.{10 + emitted % 10}" if addressed else msgspec.UNSET,
-            dsport=(80, 443, 21, 53)[emitted % 4],
+            # As the detector writes them: a probability for every class.
+            class_probabilities={name: 0.9 if name == category else 0.1 / 9 for name in ATTACK_CLASSES},
+            srcip=srcip,
+            sport=sport,
+            dstip=dstip,
+            dsport=dsport,
+            community_id=community_id(srcip, sport, dstip, dsport, "tcp") if addressed else msgspec.UNSET,
         )
         emitted += 1
 
@@ -172,11 +180,11 @@ def latest_incidents(
     return {incident.incident_id: incident for incident in records}, records
 
 
-def repartitioned(bootstrap: str, config: IncidentsConfig) -> list[Alert]:
+def repartitioned(bootstrap: str, config: IncidentsConfig) -> list[AlertSummary]:
     """The repartition topic's committed alerts, partition by partition in offset order: the sequence
     the stream's incidents came from (the offline reference reads the same)."""
     consumer: Consumer = downstream_consumer(bootstrap, f"{config.incidents.group_id}-reference")
-    out: list[Alert] = []
+    out: list[AlertSummary] = []
     try:
         for partition in range(config.topics.partitions):
             place = TopicPartition(config.repartition_topic, partition)
@@ -192,7 +200,7 @@ def repartitioned(bootstrap: str, config: IncidentsConfig) -> list[Alert]:
                     continue
                 for message in batch:
                     if message.error() is None:
-                        out.append(msgspec.json.decode(message.value() or b"", type=Alert))
+                        out.extend(decode_run(message.value() or b""))
                         read_to = (message.offset() or 0) + 1
             consumer.unassign()
     finally:

@@ -3,18 +3,17 @@
 It keeps to the behaviour the loops rely on: a consumer reads the partitions of its topics from a
 position that seek() moves and commit() stores for its group; a producer appends what it produces
 when flush() reports delivery, or, in a transaction, only once the transaction commits (with the
-offsets it was given), as a read_committed reader sees it. Keys go to partitions as Kafka's default
-partitioner puts them. Faults are scheduled by the test.
+offsets it was given), as a read_committed reader sees it. Keys go to partitions as the default
+partitioner puts them (librdkafka's, CRC-32). Faults are scheduled by the test.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
-
-from incidents.partitioner import partition_for
 
 TIMESTAMP_MS = 1_700_000_000_000
 
@@ -41,7 +40,7 @@ class StandInBroker:
 
     def append(self, topic: str, partition: int, record: Record) -> None:
         if partition < 0:
-            partition = partition_for((record.key or b"").decode(), len(self.logs[topic]))
+            partition = zlib.crc32(record.key or b"") % len(self.logs[topic])  # librdkafka's default
         self.logs[topic][partition].append(record)
 
     def fill(self, topic: str, partition: int, values: list[bytes]) -> None:

@@ -1,4 +1,4 @@
-"""The offline reference: the tracker over a file, partitioned as Kafka's default partitioner would."""
+"""The offline reference: the tracker over a file, partitioned as the stream's repartition topic is."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from incidents.config import IncidentSettings
 from incidents.offline import read_alerts, run_offline
-from incidents.partitioner import partition_for
+from incidents.repartition import partition_for
 from nids_common.errors import InputError
 from tests.unit.incidents.factory import alert
 

@@ -12,8 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from incidents.clients import client_health
 from incidents.config import IncidentsConfig, IncidentSettings, IncidentTopics
+from incidents.keys import key_function
 from incidents.metrics import IncidentMetrics
 from incidents.offline import run_offline
+from incidents.repartition import decode_run
 from incidents.service import IncidentService
 from nids_common.checkpoint import EXACTLY_ONCE, make_checkpoint
 from nids_common.config import KafkaSettings
@@ -102,7 +104,7 @@ def rig(alerts: list[Alert], *, batch: int = 7, **settings: Any) -> Rig:
     checkpoint = make_checkpoint(config.incidents.delivery, consumer, producer, metrics, health.refusals)  # type: ignore[arg-type]
     changelog = StandInChangelog(broker, config.changelog_topic)
     clock = Clock()
-    service = IncidentService(config, metrics, consumer, checkpoint, health, changelog, clock)  # type: ignore[arg-type]
+    service = IncidentService(config, metrics, consumer, checkpoint, health, changelog, PARTITIONS, clock)  # type: ignore[arg-type]
     return Rig(service, broker, consumer, producer, changelog, clock, config)
 
 
@@ -123,9 +125,10 @@ def offline_reference(run: Rig) -> list[Incident]:
     """The offline run over the repartition topic as the stream read it, partition by partition."""
     config = run.config
     alerts = [
-        msgspec.json.decode(record.value or b"", type=Alert)
+        alert
         for partition in sorted(run.broker.logs[config.repartition_topic])
         for record in run.broker.logs[config.repartition_topic][partition]
+        for alert in decode_run(record.value or b"")
     ]
     return [
         incident
@@ -169,11 +172,16 @@ def test_a_late_alert_joins_the_open_incident_and_is_counted_late() -> None:
 def test_every_partition_of_the_repartition_topic_holds_whole_keys() -> None:
     run = rig(mixed_alerts())
     run.run()
-    owners: dict[bytes | None, set[int]] = collections.defaultdict(set)
+    owners: dict[str, set[int]] = collections.defaultdict(set)
+    key = key_function(run.config.incidents.key)
     for partition, log in run.broker.logs[run.config.repartition_topic].items():
         for record in log:
-            owners[record.key].add(partition)
+            for tracked in decode_run(record.value or b""):
+                owners[key(tracked)].add(partition)
     assert len(owners) == 3 and all(len(partitions) == 1 for partitions in owners.values())
+    assert sum(len(log) for log in run.broker.logs[run.config.topics.alerts].values()) == sum(
+        len(decode_run(record.value or b"")) for record in run.broker.records(run.config.repartition_topic)
+    )
 
 
 def test_state_in_the_changelog_survives_a_new_owner() -> None:
@@ -205,6 +213,16 @@ def test_what_is_not_an_alert_is_dead_lettered_and_the_rest_tracked() -> None:
     assert letter.value == b"{not json"
     assert dict(letter.headers or [])["nids.reason"] == b"not_json"
     assert run.latest() and sum(i.alerts for i in run.latest().values()) == 4
+
+
+def test_a_repartition_message_that_is_not_a_run_of_alerts_is_dead_lettered_not_fatal() -> None:
+    run = rig(episode("175.45.176.1", 4))
+    run.broker.append(run.config.repartition_topic, 1, Record(None, b"written by someone else"))
+    run.run()
+    (letter,) = run.broker.records(run.config.topics.dead_letter)
+    assert letter.value == b"written by someone else"
+    assert dict(letter.headers or [])["nids.reason"] == b"bad_type"  # MessagePack reads "w" as the number 119
+    assert sum(i.alerts for i in run.latest().values()) == 4
 
 
 def test_suppressed_alerts_are_counted_per_rule_and_in_their_incident() -> None:

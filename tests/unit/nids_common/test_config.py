@@ -64,6 +64,7 @@ def test_config_is_frozen(tmp_path: Path) -> None:
         ("detector:\n  group_protocol: 2\n", "field detector.group_protocol: Expected `str`, got `int`"),
         ("- a\n- b\n", "top level must be a mapping"),
         ("detector: [unclosed\n", "not valid YAML at line"),
+        ("detector:\n  max_records: 5\n  max_records: 6\n", "at line 3: key 'max_records' appears twice"),
     ],
 )
 def test_bad_files_name_file_field_and_reason(tmp_path: Path, text: str, expected: str) -> None:
