@@ -54,7 +54,8 @@ test-integration: install
 	scripts/ensure-system-deps
 	$(BIN)/python -m pytest -q tests/integration
 
-# Every benchmark in turn (about 25 minutes; bench.memory alone runs 10). Figures, not pass/fail.
+# Every benchmark in turn (about 40 minutes; bench.memory and bench.incidents_memory run 10 each).
+# Figures, not pass/fail.
 bench: install broker
 	$(BIN)/python -m bench.model_throughput
 	$(BIN)/python -m bench.detector_throughput
@@ -65,6 +66,8 @@ bench: install broker
 	$(BIN)/python -m bench.reload
 	$(BIN)/python -m bench.chaos
 	$(BIN)/python -m bench.incidents_throughput
+	$(BIN)/python -m bench.incidents_memory
+	$(BIN)/python -m bench.incidents_restore
 
 clean:
 	-scripts/kafka-local stop

@@ -14,6 +14,12 @@ from confluent_kafka import KafkaError, TopicPartition
 from nids_common.config import KafkaSettings
 
 STATISTICS_INTERVAL_MS = 5000
+# How long the broker lets a transaction stay open before aborting it (librdkafka's default is 60 s).
+# A member killed mid-transaction, and not restarted under the same transactional id to fence it,
+# blocks read_committed readers of the partitions it wrote (the next owner of its partitions among
+# them) until then. A transaction here spans one batch, well under a second; Kafka Streams uses
+# 10 s for the same reason.
+TRANSACTION_TIMEOUT_MS = 10_000
 
 
 def consumer_settings(
@@ -53,7 +59,11 @@ def producer_settings(
         # The checkpoint only needs to hear of failures: a Python callback per delivered message costs
         # about a microsecond each at tens of thousands of messages per second.
         "delivery.report.only.error": True,
-        **({"transactional.id": transactional_id} if transactional_id else {}),
+        **(
+            {"transactional.id": transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}
+            if transactional_id
+            else {}
+        ),
         **service,
         **kafka.librdkafka,
     }
