@@ -2,8 +2,8 @@
 
 A changelog record is (key string, msgpack of KeyState) for an incident key, a tombstone when the
 key has nothing left, and (STREAM_TIME_KEY, msgpack of StreamClock) for the partition's stream time.
-The state structs are written as arrays, not maps: a changelog record per changed key and batch is
-the stage's largest write, and arrays halve it. A field is only ever added at the end, with a default.
+Maps, not arrays (which would halve the records): a changelog written by an earlier version must
+still restore, so a field is only ever added with a default.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ STREAM_TIME_KEY = "@stream_time"
 FIRST_UPDATE_AT = 10
 
 
-class OpenIncident(msgspec.Struct, kw_only=True, array_like=True, gc=False):
+class OpenIncident(msgspec.Struct, kw_only=True, gc=False):
     """An incident still taking alerts. Mutable: the partition updates it in place per alert. Untracked
     by the garbage collector (nothing refers back to it): a partition holds many."""
 
@@ -50,19 +50,19 @@ class OpenIncident(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     last_record_detected_at: float = 0.0
 
 
-class PendingSuppressed(msgspec.Struct, kw_only=True, array_like=True, gc=False):
+class PendingSuppressed(msgspec.Struct, kw_only=True, gc=False):
     """Suppressed alerts of a key without an open incident, for the key's next incident."""
 
     count: int
     last_ts: float
 
 
-class KeyState(msgspec.Struct, kw_only=True, tag="key", array_like=True, gc=False):
+class KeyState(msgspec.Struct, kw_only=True, tag="key", gc=False):
     incident: OpenIncident | None = None
     pending: PendingSuppressed | None = None
 
 
-class StreamClock(msgspec.Struct, kw_only=True, tag="clock", array_like=True):
+class StreamClock(msgspec.Struct, kw_only=True, tag="clock"):
     stream_time: float
 
 
