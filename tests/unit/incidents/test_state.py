@@ -17,11 +17,13 @@ from incidents.state import (
 )
 from nids_common.contract import IncidentKey, SampleFlow
 
+KEY = IncidentKey(text="src=10.0.0.1", by="src", addresses=("10.0.0.1",), attack_cat=None, source_unknown=False)
+
 
 def test_states_round_trip_through_the_changelog_encoding() -> None:
     incident = OpenIncident(
         incident_id="abc",
-        key=IncidentKey(text="src=10.0.0.1", by="src", addresses=("10.0.0.1",), attack_cat=None, source_unknown=False),
+        key=KEY,
         first_ts=1.5,
         last_ts=9.0,
         first_detected_at=100.0,
@@ -56,9 +58,7 @@ WRITTEN_BY_0_4_0 = {
     "67c0": KeyState(
         incident=OpenIncident(
             incident_id="abc",
-            key=IncidentKey(
-                text="src=10.0.0.1", by="src", addresses=("10.0.0.1",), attack_cat=None, source_unknown=False
-            ),
+            key=KEY,
             first_ts=1.0,
             last_ts=2.0,
             first_detected_at=1.5,
