@@ -7,7 +7,9 @@ timeout 6 s) read a live stream of --rate alerts/s in which every alert comes fr
 every repartition partition writes an `open` record all the time. Once both hold partitions and the
 stream has run WARM_S seconds, one member is SIGKILLed. Printed per round: seconds from the kill to
 the survivor's restore of the partitions it took over (from its log: when, and how long the restore
-took) and to the first incident record of those partitions (its Kafka timestamp, read_committed).
+took) and to the first incident record of those partitions (its Kafka timestamp, read_committed),
+and whether the killed member had a transaction open (the local broker's log says it rolled it back
+on timeout): that transaction holds every read_committed reader of its partitions until then.
 The target is the first incident within 10 s of the kill; the session timeout is most of it.
 """
 
@@ -32,6 +34,7 @@ from incidents.config import IncidentsConfig
 from incidents.repartition import partition_for
 from nids_common.contract import incident_decoder
 from nids_harness.incident_stream import incidents_config, start_incidents
+from nids_harness.local_broker import broker_home
 from nids_harness.reading import read_topic
 from nids_harness.waiting import wait_until
 
@@ -66,18 +69,33 @@ def restores(log: Path, after: float) -> list[tuple[float, int, float]]:
     return found
 
 
-def one_round(bootstrap: str, rate: int) -> tuple[float, float, float]:
-    """Seconds from the kill to the survivor's restores of the moved partitions, to their first incident
-    record, and the longest restore itself."""
+@dataclasses.dataclass(frozen=True)
+class Round:
+    restored_s: float  # from the kill to the survivor's restore of the moved partitions
+    first_incident_s: float  # from the kill to their first incident record
+    restore_s: float  # the longest restore itself
+    open_transaction: bool  # the killed member's transaction was open, and aborted by the broker
+
+
+def rolled_back_on_timeout(transactional_id: str) -> bool:
+    """Whether the local broker's log says it aborted an open transaction of `transactional_id` on timeout."""
+    log = broker_home() / "logs" / "server.log"
+    wanted = f"rollback of ongoing transaction for transactionalId {transactional_id} due to timeout"
+    return log.exists() and wanted in log.read_text(errors="replace")
+
+
+def one_round(bootstrap: str, rate: int) -> Round:
     name = f"bench.incidents-restore.{uuid.uuid4().hex[:6]}"
     config: IncidentsConfig = incidents_config(bootstrap, name, PARTITIONS, delivery="exactly_once")
     folder = Path(tempfile.mkdtemp(prefix="incidents-restore-"))
     logs = [folder / "a.log", folder / "b.log"]
     members: list[subprocess.Popen[bytes]] = []
+    transactional_ids = []
     for index, log in enumerate(logs):
         own = dataclasses.replace(
             config, incidents=dataclasses.replace(config.incidents, instance_id=f"{name}-{index}")
         )
+        transactional_ids.append(own.transactional_id)
         members.append(start_incidents(own, log))
     alerts = LiveAlerts(bootstrap, config.topics.alerts, rate, int(rate * SLOT_S))
     try:
@@ -101,8 +119,12 @@ def one_round(bootstrap: str, rate: int) -> tuple[float, float, float]:
     written = records_after(bootstrap, config, moved, killed_at)
     if not written:
         raise SystemExit(f"no incident of partitions {moved} after the kill; see {logs[1]}")
-    first = min(written)
-    return max(at for at, _, _ in taken) - killed_at, first - killed_at, max(seconds for _, _, seconds in taken)
+    return Round(
+        restored_s=max(at for at, _, _ in taken) - killed_at,
+        first_incident_s=min(written) - killed_at,
+        restore_s=max(seconds for _, _, seconds in taken),
+        open_transaction=rolled_back_on_timeout(transactional_ids[0]),
+    )
 
 
 def records_after(bootstrap: str, config: IncidentsConfig, moved: list[int], after: float) -> list[float]:
@@ -124,11 +146,12 @@ def main() -> None:
     bootstrap = ensure_broker()
     results = []
     for round_number in range(1, args.rounds + 1):
-        restored, first, longest = one_round(bootstrap, args.rate)
-        results.append(first)
+        result = one_round(bootstrap, args.rate)
+        results.append(result.first_incident_s)
         print(
-            f"round {round_number}: SIGKILL → moved partitions restored {restored:.1f} s (longest restore "
-            f"{longest:.2f} s) → first incident of them {first:.1f} s"
+            f"round {round_number}: SIGKILL{' mid-transaction' if result.open_transaction else ''} → moved "
+            f"partitions restored {result.restored_s:.1f} s (longest restore {result.restore_s:.2f} s) → first "
+            f"incident of them {result.first_incident_s:.1f} s"
         )
     print(f"first incident after the kill: median {statistics.median(results):.1f} s, worst {max(results):.1f} s")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -12,6 +13,9 @@ from nids_common.errors import NidsError
 ChangelogRecords = list[tuple[bytes, bytes | None]]
 RESTORE_TIMEOUT_S = 120.0
 _BATCH = 10_000
+# How long one consume() waits before the positions are checked again: a partition read to its end
+# is done at once, not after a batch that never fills.
+_WAIT_S = 0.01
 # What a partition of a topic just created answers until its leader is known.
 _NOT_READY_YET = frozenset(
     {
@@ -25,39 +29,44 @@ _NOT_READY_YET = frozenset(
 
 
 class ChangelogReader:
-    """Reads one changelog partition from its start to its last stable offset with a consumer of its
+    """Reads changelog partitions from their start to their last stable offset with a consumer of its
     own (no group, read_committed: an aborted transaction's state is never restored)."""
 
     def __init__(self, consumer: Consumer, topic: str, timeout: float = RESTORE_TIMEOUT_S) -> None:
         self.consumer, self.topic, self.timeout = consumer, topic, timeout
 
-    def read(self, partition: int) -> ChangelogRecords:
-        """Every record of `partition`, in order. Raises NidsError past `timeout`."""
-        place = TopicPartition(self.topic, partition)
+    def read(self, partitions: Sequence[int]) -> dict[int, ChangelogRecords]:
+        """Every record of each of `partitions`, in order, read side by side. Raises NidsError past
+        `timeout`."""
         deadline = time.monotonic() + self.timeout
-        low, end = self._bounds(place, deadline)
-        if end <= low:
-            return []
-        self.consumer.assign([TopicPartition(self.topic, partition, low)])
-        records: ChangelogRecords = []
-        read_to = low
+        records: dict[int, ChangelogRecords] = {partition: [] for partition in partitions}
+        starts: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        for partition in partitions:
+            low, end = self._bounds(TopicPartition(self.topic, partition), deadline)
+            if end > low:
+                starts[partition], ends[partition] = low, end
+        if not ends:
+            return records
+        self.consumer.assign([TopicPartition(self.topic, partition, low) for partition, low in starts.items()])
+        read_to = dict(starts)
         try:
-            while True:
-                for message in self.consumer.consume(_BATCH, timeout=0.2):
+            while ends:
+                for message in self.consumer.consume(_BATCH, timeout=_WAIT_S):
                     if message.error() is None:
-                        records.append((cast(bytes, message.key()), message.value()))
-                        read_to = cast(int, message.offset()) + 1
+                        partition = cast(int, message.partition())
+                        records[partition].append((cast(bytes, message.key()), message.value()))
+                        read_to[partition] = cast(int, message.offset()) + 1
                 # Transaction markers and aborted records are never returned: the position passes them.
-                position = max(read_to, self.consumer.position([place])[0].offset)
-                if position >= end:
-                    return records
-                if time.monotonic() > deadline:
-                    raise NidsError(
-                        f"{self.topic}[{partition}]: state not restored within {self.timeout:.0f} s "
-                        f"(at offset {position} of {end})"
-                    )
+                for place in self.consumer.position([TopicPartition(self.topic, p) for p in ends]):
+                    if max(read_to[place.partition], place.offset) >= ends[place.partition]:
+                        del ends[place.partition]
+                if ends and time.monotonic() > deadline:
+                    behind = ", ".join(f"[{p}] at {read_to[p]} of {end}" for p, end in sorted(ends.items()))
+                    raise NidsError(f"{self.topic}: state not restored within {self.timeout:.0f} s ({behind})")
         finally:
             self.consumer.unassign()
+        return records
 
     def _bounds(self, place: TopicPartition, deadline: float) -> tuple[int, int]:
         """The partition's first offset and last stable offset (read_committed's "high" watermark).

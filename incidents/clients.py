@@ -46,7 +46,13 @@ def make_producer(config: IncidentsConfig, health: ClientHealth) -> Producer:
         "message.max.bytes": largest_message(config),
     }
     return Producer(
-        producer_settings(config.kafka, health.on_error, config.transactional_id if exactly_once else None, **service)
+        producer_settings(
+            config.kafka,
+            health.on_error,
+            config.transactional_id if exactly_once else None,
+            config.incidents.transaction_timeout_ms,
+            **service,
+        )
     )
 
 
@@ -67,13 +73,16 @@ def partition_count(producer: Producer, topic: str, timeout: float = METADATA_TI
 
 
 def make_changelog_consumer(config: IncidentsConfig, on_error: Callable[[KafkaError], None]) -> Consumer:
-    """A group-less reader of the changelog (assigned one partition at a time by the restore)."""
+    """A group-less reader of the changelog (assigned the partitions being restored)."""
     return Consumer(
         {
             **config.kafka.client_config(error_cb=on_error),
             "group.id": f"{config.incidents.group_id}-restore",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
+            # The restore reads to a known end: a fetch held for more data (500 ms by default) is
+            # only delay, at every assignment.
+            "fetch.wait.max.ms": 10,
             **config.kafka.librdkafka,
         }
     )

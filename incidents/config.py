@@ -118,6 +118,11 @@ class IncidentSettings:
     max_alert_bytes: int = 65_536
     # How long the group waits for a silent member before its partitions (and state) move.
     session_timeout_ms: int = 6000
+    # exactly_once: how long the broker keeps one of this member's transactions open. No longer than
+    # session_timeout_ms, so a killed member's open transaction is aborted by the time its partitions
+    # move, and their next owner reads on at once. A transaction stalled longer (a broker outage) is
+    # fenced: the member stops and, restarted, resumes from its last commit.
+    transaction_timeout_ms: int = 6000
     key: KeyChoice = "src"
     # An incident closes when no alert of its key came for this long (event time) …
     idle_close_s: float = 60.0
@@ -135,6 +140,8 @@ class IncidentSettings:
     def __post_init__(self) -> None:
         if not self.group_id:
             raise ValueError("group_id: must not be empty")
+        if self.transaction_timeout_ms < 1000:
+            raise ValueError("transaction_timeout_ms: must be >= 1000")
         if self.idle_close_s <= 0:
             raise ValueError("idle_close_s: must be > 0")
         if self.max_duration_s < self.idle_close_s:

@@ -52,7 +52,8 @@ class IncidentMetrics:
         )
         self.restore_seconds = Histogram(
             "nids_incident_restore_seconds",
-            "Time to restore one partition's open incidents from its changelog.",
+            "Time to restore, side by side from the changelog, the open incidents of the partitions one "
+            "assignment (or rewind) takes over.",
             buckets=SECONDS_BUCKETS,
             registry=r,
         )

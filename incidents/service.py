@@ -253,30 +253,30 @@ class IncidentService:
             )
 
     # -- state ----------------------------------------------------------------------------------
-    def _restore(self, partition: int) -> None:
+    def _restore(self, partitions: Sequence[int]) -> None:
+        """Each of `partitions`' incidents as its changelog has them, the partitions read side by side."""
         started = time.perf_counter()
-        records = self.changelog.read(partition)
-        self.partitions[partition] = PartitionIncidents.restore(
-            records, self.config.incidents, self.clock(), self.suppressor
-        )
+        found = self.changelog.read(partitions)
         seconds = time.perf_counter() - started
         self.metrics.restore_seconds.observe(seconds)
-        self.metrics.restored_keys.inc(self.partitions[partition].open_incidents)
-        log.info(
-            "%s[%d]: %d open incidents restored from %d changelog records in %.2f s",
-            self.config.repartition_topic,
-            partition,
-            self.partitions[partition].open_incidents,
-            len(records),
-            seconds,
-        )
+        for partition, records in found.items():
+            restored = PartitionIncidents.restore(records, self.config.incidents, self.clock(), self.suppressor)
+            self.partitions[partition] = restored
+            self.metrics.restored_keys.inc(restored.open_incidents)
+            log.info(
+                "%s[%d]: %d open incidents restored from %d changelog records in %.2f s",
+                self.config.repartition_topic,
+                partition,
+                restored.open_incidents,
+                len(records),
+                seconds,
+            )
 
     def _rewind(self, messages: Sequence[Message]) -> None:
         """The batch is read again, onto state as the changelog has it (what the failed batch wrote
         was aborted, or is at-least-once's repeat)."""
         self.checkpoint.rewind(messages)
-        for partition in list(self.partitions):
-            self._restore(partition)
+        self._restore(list(self.partitions))
 
     def _close(self) -> None:
         try:
@@ -293,8 +293,8 @@ class IncidentService:
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         owned = self._owned(partitions)
         log.info("assigned repartition partitions %s", owned)
-        for partition in owned:
-            self._restore(partition)
+        if owned:
+            self._restore(owned)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Every batch is committed before the next consume(): nothing is in flight to hand over.

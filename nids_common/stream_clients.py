@@ -18,7 +18,7 @@ STATISTICS_INTERVAL_MS = 5000
 # A member killed mid-transaction, and not restarted under the same transactional id to fence it,
 # blocks read_committed readers of the partitions it wrote (the next owner of its partitions among
 # them) until then. A transaction here spans one batch, well under a second; Kafka Streams uses
-# 10 s for the same reason.
+# 10 s for the same reason. One that outlives it (a broker outage) is fenced: the member stops.
 TRANSACTION_TIMEOUT_MS = 10_000
 
 
@@ -47,7 +47,11 @@ def consumer_settings(
 
 
 def producer_settings(
-    kafka: KafkaSettings, on_error: Callable[[KafkaError], None], transactional_id: str | None, **service: Any
+    kafka: KafkaSettings,
+    on_error: Callable[[KafkaError], None],
+    transactional_id: str | None,
+    transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
+    **service: Any,
 ) -> dict[str, Any]:
     """An idempotent producer (no duplicates or reordering from its own retries); transactional
     when `transactional_id` is given (exactly_once)."""
@@ -60,7 +64,7 @@ def producer_settings(
         # about a microsecond each at tens of thousands of messages per second.
         "delivery.report.only.error": True,
         **(
-            {"transactional.id": transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}
+            {"transactional.id": transactional_id, "transaction.timeout.ms": transaction_timeout_ms}
             if transactional_id
             else {}
         ),

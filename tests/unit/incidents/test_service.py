@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -41,9 +42,12 @@ class StandInChangelog:
     def __init__(self, broker: StandInBroker, topic: str) -> None:
         self.broker, self.topic, self.reads = broker, topic, 0
 
-    def read(self, partition: int) -> list[tuple[bytes, bytes | None]]:
-        self.reads += 1
-        return [(record.key or b"", record.value) for record in self.broker.logs[self.topic][partition]]
+    def read(self, partitions: Sequence[int]) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        self.reads += len(partitions)
+        return {
+            partition: [(record.key or b"", record.value) for record in self.broker.logs[self.topic][partition]]
+            for partition in partitions
+        }
 
     def close(self) -> None:
         pass
