@@ -1,12 +1,16 @@
-"""Chaos: SIGKILL the detector mid-batch, then the broker, and count what a downstream reader sees.
+"""Chaos: SIGKILL the detector mid-batch, then a broker, and count what a downstream reader sees.
 
     .venv/bin/python -m bench.chaos [--flows 1000000] [--kills 5] [--delivery both] [--no-broker-kill]
+    .venv/bin/python -m bench.chaos --cluster --fault leader|transaction-coordinator|group-coordinator
 
 1. Pre-fill a 6-partition topic with --flows flows (the dev file repeated, or synthetic), malformed
    records of every dead-letter reason and one oversized compressible message, interleaved.
 2. Start nids-detect (static membership, the given delivery mode); --kills times, at a random point
    mid-stream, SIGKILL it and start it again at once with the same instance id.
-3. SIGKILL the local broker (only one this run started) and start it again.
+3. SIGKILL the local broker (only one this run started) and start it again. With --cluster, on the
+   local three-broker cluster (topics replicated 3 times, min.insync.replicas 2): SIGKILL the node
+   that leads flow partition 0, or coordinates the detector's transactions, or its group; start it
+   again 5 s later.
 4. When the group has committed everything, read the alert and dead-letter topics as a downstream
    consumer does (read_committed) and compare them with the offline scoring of the same flows.
 
@@ -24,7 +28,8 @@ import os
 import orjson
 
 from bench.common import ensure_broker, flows_frame, model_path
-from nids_harness.chaos import DELIVERY_MODES, OVERSIZED_BYTES, run_chaos
+from nids_harness.chaos import DELIVERY_MODES, OVERSIZED_BYTES, BrokerFault, run_chaos, single_broker_fault
+from nids_harness.cluster import FAULTS, crash, start_cluster
 
 
 def main() -> None:
@@ -36,11 +41,20 @@ def main() -> None:
     parser.add_argument("--no-broker-kill", action="store_true")
     parser.add_argument("--static-membership", action="store_true", help="detector.static_membership: true")
     parser.add_argument("--group-protocol", choices=("classic", "consumer"), default="classic")
+    parser.add_argument("--cluster", action="store_true", help="the local three-broker cluster (started if down)")
+    parser.add_argument("--fault", choices=sorted(FAULTS), default="leader", help="--cluster: which node to kill")
     args = parser.parse_args()
-    kill_broker = not args.no_broker_kill and "KAFKA_BOOTSTRAP" not in os.environ
-    if not args.no_broker_kill and not kill_broker:
-        print("KAFKA_BOOTSTRAP names a broker this run did not start: it is not killed")
-    bootstrap = ensure_broker()
+    fault: BrokerFault | None = None
+    if args.cluster:
+        bootstrap = start_cluster()
+        fault = None if args.no_broker_kill else crash(FAULTS[args.fault])
+        print(f"three-broker cluster {bootstrap}; broker fault: {'none' if fault is None else args.fault}")
+    else:
+        if not args.no_broker_kill and "KAFKA_BOOTSTRAP" in os.environ:
+            print("KAFKA_BOOTSTRAP names a broker this run did not start: it is not killed")
+        elif not args.no_broker_kill:
+            fault = single_broker_fault
+        bootstrap = ensure_broker()
     frame, source = flows_frame(args.flows)
     print(f"source: {source}; {args.flows:,} flows, {args.malformed:,} malformed, 1 oversized ({OVERSIZED_BYTES:,} B)")
     modes = DELIVERY_MODES if args.delivery == "both" else (args.delivery,)
@@ -52,7 +66,7 @@ def main() -> None:
             delivery,
             args.kills,
             args.malformed,
-            kill_broker,
+            fault,
             static_membership=args.static_membership,
             group_protocol=args.group_protocol,
         )

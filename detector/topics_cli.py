@@ -1,8 +1,9 @@
 """nids-topics: create the stream's topics (flows, alerts, dead letters, verdicts) as the contract says.
 
 Names and the partition count come from the detector's config (topics.*, NIDS_TOPICS_PARTITIONS);
-the dead-letter topic's max.message.bytes from detector.dead_letter_max_bytes. Topics that already
-exist are left as they are. With --acls (as an admin principal) it also grants each role only the
+the dead-letter topic's max.message.bytes from detector.dead_letter_max_bytes; replication from the
+contract (3 copies, min.insync.replicas 2) or, on a smaller cluster, as many as it has brokers.
+Topics that already exist are left as they are. With --acls (as an admin principal) it also grants each role only the
 rights its service needs (nids_common.acls).
 """
 
@@ -24,6 +25,18 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nids-topics", description=__doc__, epilog=EXIT_CODES_HELP)
     p.add_argument("--config", default=str(DEFAULT_PATH), help=f"detector config (default: {DEFAULT_PATH})")
     p.add_argument("--acls", action="store_true", help="also create the ACLs of the replay, detector and alerts roles")
+    p.add_argument(
+        "--replication-factor",
+        type=int,
+        metavar="N",
+        help="copies of each new topic's partitions (default: 3, or as many brokers as the cluster has)",
+    )
+    p.add_argument(
+        "--min-insync-replicas",
+        type=int,
+        metavar="N",
+        help="copies a write needs before it is acknowledged (default: 2, or 1 below three copies)",
+    )
     defaults = Principals()
     for role in ("replay", "detector", "alerts"):
         p.add_argument(
@@ -43,13 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def create_command(args: argparse.Namespace) -> int:
     config = load(args.config)
     topics = config.topics
-    ensure_topics(
+    replication = ensure_topics(
         config.kafka.client_config(),
         topics.partition_counts(),
         configs=topics.configs(config.detector.dead_letter_max_bytes),
+        factor=args.replication_factor,
+        min_insync=args.min_insync_replicas,
     )
     counts = ", ".join(f"{name} ({count})" for name, count in topics.partition_counts().items())
-    print(f"nids-topics: present on {config.kafka.bootstrap}: {counts}")
+    print(
+        f"nids-topics: present on {config.kafka.bootstrap}: {counts}; new ones get replication factor "
+        f"{replication.factor}, min.insync.replicas {replication.min_insync}"
+    )
     if args.acls:
         principals = Principals(args.replay_principal, args.detector_principal, args.alerts_principal)
         bindings = role_acls(topics, config.detector.group_id, config.transactional_id_prefix, principals)

@@ -155,12 +155,19 @@ class Checkpoint:
     def on_delivery(self, err: KafkaError | None, message: Message) -> None:
         if err is not None:
             self._failed_deliveries += 1
-            if self.refusals is None or not self.refusals.note(err, "WRITE", message.topic()):
-                log.warning("delivery failed: %s", err.str())
+            refused = self.refusals is not None and self.refusals.note(err, "WRITE", message.topic())
+            # The first failure of a batch says why; the batch's count follows when it is rewound
+            # (a broker outage fails thousands of messages at once, for one reason).
+            if not refused and self._failed_deliveries == 1:
+                log.warning("delivery failed: %s (%s [%s])", err.str(), message.topic(), message.partition())
 
     def close(self) -> None:
         """Deliver what is still queued; a batch whose outputs are lost here was never committed."""
-        remaining = self.producer.flush(self.timeout)
+        try:
+            remaining = self.producer.flush(self.timeout)
+        except KafkaException as exc:  # a producer in a fatal state delivers nothing more
+            log.error("output undelivered at shutdown (%s); its batch was not committed", exc.args[0].str())
+            return
         if remaining:
             log.error("%d message(s) undelivered at shutdown; their batch was not committed", remaining)
 

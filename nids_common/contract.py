@@ -21,6 +21,11 @@ DEAD_LETTER_PARTITIONS: Final = 1
 # The largest dead-letter value: a larger original is cut to this prefix (headers say so). Under
 # Kafka's default topic limit (1,048,588 bytes) with room for the key and headers.
 DEAD_LETTER_MAX_BYTES: Final = 1_000_000
+# Copies of every partition, and how many must have a write before it is acknowledged (producers use
+# acks=all): one broker can fail without losing an acknowledged record or stopping writes. A
+# cluster with fewer brokers gets what it can hold (nids_common.kafka.replication_for).
+REPLICATION_FACTOR: Final = 3
+MIN_INSYNC_REPLICAS: Final = 2
 # nids-alerts reads in throwaway groups under this prefix: tailing never moves a real consumer's offsets.
 ALERTS_GROUP_PREFIX: Final = "nids-alerts-"
 # Key, headers and record overhead on top of the value, for the producer's and the topic's limit.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -10,6 +11,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AclBinding, AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from nids_common.contract import MIN_INSYNC_REPLICAS, REPLICATION_FACTOR
 from nids_common.errors import AccessDenied, NidsError
 
 Key = str | bytes | None
@@ -170,28 +172,53 @@ def _produce_when_room(
                 ) from None
 
 
+@dataclasses.dataclass(frozen=True)
+class Replication:
+    factor: int
+    min_insync: int
+
+
+def replication_for(brokers: int) -> Replication:
+    """The contract's replication on a cluster of `brokers`: 3 copies, 2 in sync, or as many as fit
+    (one broker: 1 and 1; two: 2 and 1, so that either may fail)."""
+    factor = max(1, min(REPLICATION_FACTOR, brokers))
+    return Replication(factor, max(1, min(MIN_INSYNC_REPLICAS, factor - 1)))
+
+
 def ensure_topics(
     client_config: Mapping[str, Any],
     partitions_by_topic: Mapping[str, int],
     timeout: float = 30.0,
     configs: Mapping[str, Mapping[str, str]] | None = None,
-) -> None:
-    """Create the topics that do not exist yet, with their `configs`; existing ones are left as they are."""
+    factor: int | None = None,
+    min_insync: int | None = None,
+) -> Replication:
+    """Create the topics that do not exist yet, with their `configs` and replication (by default the
+    contract's for the brokers the cluster lists now); existing ones are left as they are. Returns
+    the replication new topics got."""
     admin = AdminClient(dict(client_config))
-    existing = admin.list_topics(timeout=timeout).topics
+    metadata = admin.list_topics(timeout=timeout)
+    default = replication_for(len(metadata.brokers) if factor is None else factor)
+    replication = Replication(factor or default.factor, min_insync or default.min_insync)
     wanted = [
-        NewTopic(name, num_partitions=partitions, replication_factor=-1, config=dict((configs or {}).get(name, {})))
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=replication.factor,
+            config={"min.insync.replicas": str(replication.min_insync), **(configs or {}).get(name, {})},
+        )
         for name, partitions in partitions_by_topic.items()
-        if name not in existing
+        if name not in metadata.topics
     ]
     if not wanted:
-        return
+        return replication
     for name, future in admin.create_topics(wanted, operation_timeout=timeout, request_timeout=timeout).items():
         try:
             future.result()
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise NidsError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+    return replication
 
 
 def create_acls(client_config: Mapping[str, Any], bindings: Sequence[AclBinding], timeout: float = 30.0) -> None:

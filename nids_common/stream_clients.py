@@ -57,6 +57,10 @@ def producer_settings(
     when `transactional_id` is given (exactly_once)."""
     return {
         **kafka.client_config(error_cb=on_error),
+        # Acknowledged once every in-sync replica has it (min.insync.replicas, the contract's 2 of 3):
+        # a record acknowledged before a broker dies is still there after its leader moves.
+        # Idempotence implies it; it is written out because the durability above rests on it.
+        "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 5,
         "compression.type": "lz4",

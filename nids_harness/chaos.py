@@ -1,6 +1,6 @@
-"""The chaos run: SIGKILL the detector mid-batch, then the broker, and count what a downstream reader
-sees against the offline scoring of the same flows (`bench.chaos` prints it; an integration test holds
-exactly_once to it)."""
+"""The chaos run: SIGKILL the detector mid-batch, then a broker fault (the single broker's SIGKILL, or a
+cluster node's), and count what a downstream reader sees against the offline scoring of the same
+flows (`bench.chaos` prints it; integration tests hold exactly_once to it)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from confluent_kafka import KafkaException, Message, Producer
 
+from detector.config import DetectorConfig, DetectorSettings
 from nids_common.contract import Topics
 from nids_harness.detector_process import start_detector
 from nids_harness.errors import HarnessError
@@ -38,6 +40,26 @@ CONSUMED = "nids_flows_consumed_total"
 MAX_SUPERVISED_RESTARTS = 5
 
 
+@dataclasses.dataclass(frozen=True)
+class FaultTarget:
+    """What a broker fault may aim at: the run's cluster, flow topic, group and transactional id."""
+
+    bootstrap: str
+    flows: str
+    group: str
+    transactional_id: str
+
+
+# Injects a fault into the run's broker(s); returns what ends it (run once detection resumed).
+BrokerFault = Callable[[FaultTarget], Callable[[], None]]
+
+
+def single_broker_fault(_target: FaultTarget) -> Callable[[], None]:
+    """SIGKILL the one local broker and start it again at once: nothing resumes without it."""
+    sigkill_and_restart()
+    return lambda: None
+
+
 @dataclasses.dataclass
 class ChaosReport:
     delivery: str
@@ -50,7 +72,7 @@ class ChaosReport:
     missing_dead: int
     duplicated_dead: int
     detector_stalls: list[float]
-    broker_stall: float | None
+    broker_stall: float | None  # from the broker fault to the first batch committed after it
     supervisor_restarts: int  # the detector exited by itself (a fatal Kafka error) and was started again
 
     @property
@@ -58,14 +80,14 @@ class ChaosReport:
         return max(self.detector_stalls, default=0.0)
 
     def line(self) -> str:
-        broker = f"{self.broker_stall:.1f} s" if self.broker_stall is not None else "not killed"
+        broker = f"{self.broker_stall:.1f} s" if self.broker_stall is not None else "none"
         stalls = ", ".join(f"{s:.1f}" for s in self.detector_stalls)
         return (
             f"{self.delivery:>13}: {self.flows:,} flows; alerts expected {self.expected_alerts:,}, "
             f"missing {self.missing_alerts:,}, duplicated {self.duplicated_alerts:,}; dead letters expected "
             f"{self.expected_dead:,}, got {self.got_dead:,}, missing {self.missing_dead:,}, duplicated "
             f"{self.duplicated_dead:,}; stall after detector SIGKILL: longest {self.longest_detector_stall:.1f} s "
-            f"({stalls}); after broker SIGKILL: {broker}; supervisor restarts {self.supervisor_restarts}"
+            f"({stalls}); after the broker fault: {broker}; supervisor restarts {self.supervisor_restarts}"
         )
 
 
@@ -104,6 +126,8 @@ class DetectorUnderChaos:
     def __init__(self, bootstrap: str, topics: Topics, group: str, model: Path, log: Path, **settings: object) -> None:
         self.bootstrap, self.topics, self.group = bootstrap, topics, group
         self.model, self.log, self.settings = model, log, {**settings, "instance_id": f"{group}-one"}
+        identity = DetectorSettings(group_id=group, instance_id=f"{group}-one")
+        self.transactional_id = DetectorConfig(detector=identity).transactional_id
         self.port = 0
         self.exits: list[int] = []
         self.process = self._start()
@@ -146,13 +170,14 @@ def run_chaos(
     delivery: str,
     kills: int,
     malformed: int,
-    kill_broker: bool,
+    broker_fault: BrokerFault | None,
     seed: int = 1,
     workdir: Path | None = None,
     **settings: object,
 ) -> ChaosReport:
     """Three quarters of the flows (with the malformed records and the oversized one) before the
-    kills, the last quarter after the broker is back, so that every fault lands mid-stream."""
+    kills, the last quarter after `broker_fault` returned (the broker is back), so that every fault
+    lands mid-stream."""
     topics = make_topics(bootstrap, f"chaos-{delivery}-{uuid.uuid4().hex[:6]}")
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4", "message.max.bytes": 20_000_000}
@@ -182,14 +207,18 @@ def run_chaos(
                 raise HarnessError(f"the detector made no progress; see {log}")
             time.sleep(float(rng.uniform(0.0, 0.3)))
             stalls.append(detector.kill_and_restart())
+        if not wait_until(lambda: detector.consumed() > 0, 120, poll=0.1):
+            raise HarnessError(f"the detector made no progress; see {log}")
         before, killed = committed(), time.monotonic()
-        if kill_broker:
-            sigkill_and_restart()
+        target = FaultTarget(bootstrap, topics.flows, group, detector.transactional_id)
+        recover = broker_fault(target) if broker_fault is not None else None
         late_malformed = range(malformed, malformed + 10)
         late_ids, late_dead = prefill(producer, topics.flows, late, late_malformed, "late", False, parts=2)
         # detector.consumed() supervises the detector while the group catches up.
-        if kill_broker and wait_until(lambda: detector.consumed() >= 0 and committed() > before, 180, poll=0.25):
-            broker_stall = time.monotonic() - killed
+        resumed = wait_until(lambda: detector.consumed() >= 0 and committed() > before, 180, poll=0.25)
+        if recover is not None:
+            broker_stall = time.monotonic() - killed if resumed else None
+            recover()
         flow_ids, dead_keys = flow_ids + late_ids, dead_keys | late_dead
 
         def all_committed() -> bool:

@@ -30,7 +30,10 @@ ENCODE_ROWS = 1000
 LOOP_CACHE_ROWS = 2_000_000
 # The replay producer's librdkafka settings; `kafka.librdkafka` of the config overrides any of them.
 # Large lz4 batches: a replay sends tens of thousands of small JSON flows a second.
+# acks=all with idempotence: a flow acknowledged before a broker dies is still there, once (see
+# nids_common.stream_clients).
 PRODUCER_DEFAULTS = {
+    "acks": "all",
     "enable.idempotence": True,
     "compression.type": "lz4",
     "linger.ms": 20,

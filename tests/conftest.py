@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from nids_harness.checkout import KAFKA_LOCAL
+from nids_harness.cluster import start_cluster, stop_cluster
+from nids_harness.errors import HarnessError
 from nids_harness.secure import SecureBroker
 from tests.integration.helpers import unavailable
 
@@ -79,6 +81,21 @@ def secure_broker() -> Iterator[SecureBroker]:
     yield broker
     if started_here:
         subprocess.run([KAFKA_LOCAL, "stop", "--secure"], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[str]:
+    """The local three-broker cluster (`scripts/kafka-local --brokers 3`), started for this session,
+    for tests that kill its nodes. Under CI=true a cluster that does not start fails the test."""
+    try:
+        bootstrap = start_cluster()
+    except HarnessError as exc:
+        unavailable(str(exc))
+    problem = _broker_answers(bootstrap)
+    if problem:
+        unavailable(f"the three-broker cluster at {bootstrap} does not answer: {problem}")
+    yield bootstrap
+    stop_cluster()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 
 from nids_common.contract import DEAD_LETTER_MAX_BYTES, Header, Reason
 from nids_dataset.synthetic import synthetic_frame
-from nids_harness.chaos import OVERSIZED_BYTES, run_chaos
+from nids_harness.chaos import OVERSIZED_BYTES, run_chaos, single_broker_fault
 from nids_harness.reading import read_topic
 from nids_harness.running_detector import RunningDetector, detector_config
 from nids_harness.topics import make_topics
@@ -60,7 +60,14 @@ def test_exactly_once_through_detector_and_broker_sigkills(
 ) -> None:
     frame = synthetic_frame(120_000, seed=17)
     report = run_chaos(
-        own_broker, frame, trained_model, "exactly_once", kills=3, malformed=300, kill_broker=True, workdir=tmp_path
+        own_broker,
+        frame,
+        trained_model,
+        "exactly_once",
+        kills=3,
+        malformed=300,
+        broker_fault=single_broker_fault,
+        workdir=tmp_path,
     )
     print(report.line())
     assert report.missing_alerts == 0 and report.duplicated_alerts == 0, report.line()

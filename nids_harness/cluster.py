@@ -1,0 +1,104 @@
+"""The three-broker cluster `scripts/kafka-local --brokers 3` runs: starting it, finding which node
+leads a partition or coordinates a transactional id or group, and crashing one node (the chaos
+run's broker faults)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+from confluent_kafka.admin import AdminClient
+
+from nids_harness.chaos import BrokerFault, FaultTarget
+from nids_harness.checkout import KAFKA_LOCAL
+from nids_harness.errors import HarnessError
+
+NODES = 3
+_CLUSTER = [KAFKA_LOCAL, "--brokers", str(NODES)]
+TRANSACTION_STATE = "__transaction_state"
+CONSUMER_OFFSETS = "__consumer_offsets"
+
+
+def start_cluster() -> str:
+    """Start every node that is not running (all of them the first time); the bootstrap servers."""
+    result = subprocess.run([*_CLUSTER, "start"], check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise HarnessError(f"kafka-local --brokers {NODES} start failed: {result.stderr.strip()[-2000:]}")
+    return cluster_bootstrap()
+
+
+def restart_cluster() -> None:
+    """Start the nodes that are down again."""
+    start_cluster()
+
+
+def cluster_bootstrap() -> str:
+    return subprocess.run([*_CLUSTER, "bootstrap"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def stop_cluster() -> None:
+    subprocess.run([*_CLUSTER, "stop"], check=False, capture_output=True)
+
+
+def kill_node(node: int) -> None:
+    """SIGKILL one node, as a crash would; `start_cluster` brings it back."""
+    result = subprocess.run([*_CLUSTER, "kill", str(node)], check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise HarnessError(f"kafka-local kill {node}: {result.stderr.strip()}")
+
+
+def leader_of(bootstrap: str, topic: str, partition: int) -> int:
+    """The node id that leads `topic`[`partition`] now (-1 while none does)."""
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=15)
+    return int(metadata.topics[topic].partitions[partition].leader)
+
+
+def java_string_hash(text: str) -> int:
+    """Java's String.hashCode, which Kafka uses to place a transactional id or group on a partition of
+    its internal topics (UTF-16 code units, 32-bit overflow)."""
+    value = 0
+    encoded = text.encode("utf-16-be")
+    for index in range(0, len(encoded), 2):
+        value = (31 * value + int.from_bytes(encoded[index : index + 2], "big")) & 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _coordinator(bootstrap: str, internal_topic: str, name: str) -> int:
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(internal_topic, timeout=15)
+    partitions = metadata.topics[internal_topic].partitions
+    if not partitions:
+        raise HarnessError(f"{internal_topic} does not exist yet")
+    # Kafka's Utils.abs: the sign bit cleared (Integer.MIN_VALUE maps to 0).
+    return int(partitions[(java_string_hash(name) & 0x7FFFFFFF) % len(partitions)].leader)
+
+
+def transaction_coordinator(bootstrap: str, transactional_id: str) -> int:
+    """The node that coordinates `transactional_id`'s transactions: the leader of its partition of
+    __transaction_state."""
+    return _coordinator(bootstrap, TRANSACTION_STATE, transactional_id)
+
+
+def group_coordinator(bootstrap: str, group: str) -> int:
+    """The node that coordinates `group`: the leader of its partition of __consumer_offsets."""
+    return _coordinator(bootstrap, CONSUMER_OFFSETS, group)
+
+
+def crash(node_of: Callable[[FaultTarget], int]) -> BrokerFault:
+    """A chaos run's broker fault: SIGKILL the node `node_of` names for the run; its recovery starts
+    the node again."""
+
+    def fault(target: FaultTarget) -> Callable[[], None]:
+        node = node_of(target)
+        if node < 1:
+            raise HarnessError("no node to kill: the partition has no leader")
+        kill_node(node)
+        return restart_cluster
+
+    return fault
+
+
+FAULTS: dict[str, Callable[[FaultTarget], int]] = {
+    "leader": lambda target: leader_of(target.bootstrap, target.flows, 0),
+    "transaction-coordinator": lambda target: transaction_coordinator(target.bootstrap, target.transactional_id),
+    "group-coordinator": lambda target: group_coordinator(target.bootstrap, target.group),
+}
