@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?=
 
-.PHONY: demo test test-unit test-integration lint format install broker broker-secure broker-stop bench clean
+.PHONY: demo test test-unit test-integration lint format install broker broker-secure broker-cluster broker-stop bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,11 @@ broker:
 broker-stop:
 	scripts/kafka-local stop
 	scripts/kafka-local stop --secure
+	scripts/kafka-local stop --brokers 3
+
+# Three brokers, each a KRaft voter; topics get replication 3 and min.insync.replicas 2.
+broker-cluster:
+	scripts/kafka-local start --brokers 3
 
 # The secure broker (SASL_SSL, ACLs, a principal per role; docs/security.md). Needs `make install`:
 # it grants the roles with nids-topics --acls.
@@ -72,4 +77,5 @@ bench: install broker
 clean:
 	-scripts/kafka-local stop
 	-scripts/kafka-local stop --secure
+	-scripts/kafka-local stop --brokers 3
 	rm -rf $(VENV) .cache .kafka-local build *.egg-info

@@ -1,16 +1,18 @@
 """Chaos: SIGKILL the detector mid-batch, then a broker, and count what a downstream reader sees.
 
     .venv/bin/python -m bench.chaos [--flows 1000000] [--kills 5] [--delivery both] [--no-broker-kill]
-    .venv/bin/python -m bench.chaos --cluster --fault leader|transaction-coordinator|group-coordinator
+    .venv/bin/python -m bench.chaos --cluster [--fault leader] [--flows 200000] [--kills 2]
 
 1. Pre-fill a 6-partition topic with --flows flows (the dev file repeated, or synthetic), malformed
    records of every dead-letter reason and one oversized compressible message, interleaved.
 2. Start nids-detect (static membership, the given delivery mode); --kills times, at a random point
    mid-stream, SIGKILL it and start it again at once with the same instance id.
 3. SIGKILL the local broker (only one this run started) and start it again. With --cluster, on the
-   local three-broker cluster (topics replicated 3 times, min.insync.replicas 2): SIGKILL the node
-   that leads flow partition 0, or coordinates the detector's transactions, or its group; start it
-   again 5 s later.
+   local three-broker cluster (topics replicated 3 times, min.insync.replicas 2), --fault is one of
+   (nids_harness.cluster.FAULTS): SIGKILL the node that leads flow partition 0 (leader), coordinates
+   the detector's transactions (transaction-coordinator) or its group (group-coordinator), started
+   again once detection resumed; two nodes down for 20 s (two-down: writes refused); or every node
+   stopped cleanly and started again in turn (rolling-restart).
 4. When the group has committed everything, read the alert and dead-letter topics as a downstream
    consumer does (read_committed) and compare them with the offline scoring of the same flows.
 
@@ -29,7 +31,7 @@ import orjson
 
 from bench.common import ensure_broker, flows_frame, model_path
 from nids_harness.chaos import DELIVERY_MODES, OVERSIZED_BYTES, BrokerFault, run_chaos, single_broker_fault
-from nids_harness.cluster import FAULTS, crash, start_cluster
+from nids_harness.cluster import FAULTS, start_cluster
 
 
 def main() -> None:
@@ -47,7 +49,7 @@ def main() -> None:
     fault: BrokerFault | None = None
     if args.cluster:
         bootstrap = start_cluster()
-        fault = None if args.no_broker_kill else crash(FAULTS[args.fault])
+        fault = None if args.no_broker_kill else FAULTS[args.fault]
         print(f"three-broker cluster {bootstrap}; broker fault: {'none' if fault is None else args.fault}")
     else:
         if not args.no_broker_kill and "KAFKA_BOOTSTRAP" in os.environ:

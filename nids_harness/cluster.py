@@ -5,6 +5,7 @@ run's broker faults)."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable
 
 from confluent_kafka.admin import AdminClient
@@ -12,6 +13,7 @@ from confluent_kafka.admin import AdminClient
 from nids_harness.chaos import BrokerFault, FaultTarget
 from nids_harness.checkout import KAFKA_LOCAL
 from nids_harness.errors import HarnessError
+from nids_harness.waiting import wait_until
 
 NODES = 3
 _CLUSTER = [KAFKA_LOCAL, "--brokers", str(NODES)]
@@ -83,22 +85,74 @@ def group_coordinator(bootstrap: str, group: str) -> int:
     return _coordinator(bootstrap, CONSUMER_OFFSETS, group)
 
 
-def crash(node_of: Callable[[FaultTarget], int]) -> BrokerFault:
-    """A chaos run's broker fault: SIGKILL the node `node_of` names for the run; its recovery starts
-    the node again."""
+def stop_node(node: int) -> None:
+    """Stop one node cleanly (its leaderships handed over first), as a rolling restart does."""
+    result = subprocess.run([*_CLUSTER, "stop", str(node)], check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise HarnessError(f"kafka-local stop {node}: {result.stderr.strip()}")
+
+
+def fully_replicated(bootstrap: str) -> bool:
+    """Whether every partition of the cluster has all its replicas in sync (none under-replicated)."""
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=15)
+    return all(
+        len(partition.isrs) == len(partition.replicas)
+        for topic in metadata.topics.values()
+        for partition in topic.partitions.values()
+    )
+
+
+def crash(nodes_of: Callable[[FaultTarget], list[int]]) -> BrokerFault:
+    """SIGKILL the nodes `nodes_of` names for the run; the run's recovery starts them again."""
 
     def fault(target: FaultTarget) -> Callable[[], None]:
-        node = node_of(target)
-        if node < 1:
+        nodes = nodes_of(target)
+        if any(node < 1 for node in nodes):
             raise HarnessError("no node to kill: the partition has no leader")
-        kill_node(node)
+        for node in nodes:
+            kill_node(node)
         return restart_cluster
 
     return fault
 
 
-FAULTS: dict[str, Callable[[FaultTarget], int]] = {
-    "leader": lambda target: leader_of(target.bootstrap, target.flows, 0),
-    "transaction-coordinator": lambda target: transaction_coordinator(target.bootstrap, target.transactional_id),
-    "group-coordinator": lambda target: group_coordinator(target.bootstrap, target.group),
+def outage(nodes_of: Callable[[FaultTarget], list[int]], seconds: float) -> BrokerFault:
+    """SIGKILL the nodes `nodes_of` names, keep them down `seconds`, start them again: the run's
+    stall counts the whole outage."""
+    kill = crash(nodes_of)
+
+    def fault(target: FaultTarget) -> Callable[[], None]:
+        kill(target)
+        time.sleep(seconds)
+        restart_cluster()
+        return lambda: None
+
+    return fault
+
+
+def rolling_restart(target: FaultTarget) -> Callable[[], None]:
+    """Each node in turn stopped cleanly and started again, the next one only once every partition
+    is fully replicated again, as an operator upgrades a cluster."""
+    for node in range(1, NODES + 1):
+        stop_node(node)
+        start_cluster()
+        if not wait_until(lambda: fully_replicated(target.bootstrap), 120, poll=1.0):
+            raise HarnessError(f"partitions still under-replicated 120 s after node {node} came back")
+    return lambda: None
+
+
+def _leader_and_another(target: FaultTarget) -> list[int]:
+    leader = leader_of(target.bootstrap, target.flows, 0)
+    return [leader, leader % NODES + 1]
+
+
+TWO_DOWN_S = 20.0
+FAULTS: dict[str, BrokerFault] = {
+    "leader": crash(lambda target: [leader_of(target.bootstrap, target.flows, 0)]),
+    "transaction-coordinator": crash(
+        lambda target: [transaction_coordinator(target.bootstrap, target.transactional_id)]
+    ),
+    "group-coordinator": crash(lambda target: [group_coordinator(target.bootstrap, target.group)]),
+    "two-down": outage(_leader_and_another, TWO_DOWN_S),
+    "rolling-restart": rolling_restart,
 }

@@ -8,6 +8,7 @@ import subprocess
 
 import yaml
 
+from nids_common.contract import MIN_INSYNC_REPLICAS, REPLICATION_FACTOR
 from nids_harness.checkout import REPO
 from tests.integration.helpers import unavailable
 
@@ -25,6 +26,8 @@ def test_docker_compose_config_validates() -> None:
     ).stdout.split()
     assert set(services) == {
         "kafka",
+        "kafka-2",
+        "kafka-3",
         "init-topics",
         "trainer",
         "detector",
@@ -57,3 +60,23 @@ def test_the_detector_scales_and_the_partition_count_is_one_setting() -> None:
     assert services["init-topics"]["command"][0] == "nids-topics"
     scrape = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())["scrape_configs"][0]
     assert scrape["dns_sd_configs"] == [{"names": ["detector"], "type": "A", "port": 9108, "refresh_interval": "10s"}]
+
+
+def test_the_cluster_profile_runs_three_voters_and_points_every_service_at_them() -> None:
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        unavailable("docker-compose not installed (scripts/ensure-system-deps installs it)")
+    command = [tool, "--env-file", str(REPO / "deploy/cluster.env"), "-f", str(REPO / "docker-compose.yml"), "config"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    nodes = [services[name]["environment"] for name in ("kafka", "kafka-2", "kafka-3")]
+    assert [str(node["KAFKA_NODE_ID"]) for node in nodes] == ["1", "2", "3"]
+    # Without the env file, `up` starts the one broker: the other two belong to the cluster profile.
+    assert "profiles" not in services["kafka"]
+    assert services["kafka-2"]["profiles"] == services["kafka-3"]["profiles"] == ["cluster"]
+    assert {node["KAFKA_CONTROLLER_QUORUM_VOTERS"] for node in nodes} == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert {str(node["KAFKA_MIN_INSYNC_REPLICAS"]) for node in nodes} == {str(MIN_INSYNC_REPLICAS)}
+    assert {str(node["KAFKA_DEFAULT_REPLICATION_FACTOR"]) for node in nodes} == {str(REPLICATION_FACTOR)}
+    for name in ("init-topics", "detector", "incidents", "replay", "trainer"):
+        assert services[name]["environment"]["NIDS_KAFKA_BOOTSTRAP"] == "kafka:9092,kafka-2:9092,kafka-3:9092", name

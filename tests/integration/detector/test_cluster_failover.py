@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from nids_dataset.synthetic import synthetic_frame
 from nids_harness.chaos import run_chaos
-from nids_harness.cluster import FAULTS, crash, leader_of
+from nids_harness.cluster import FAULTS, leader_of
 from nids_harness.topics import make_topics
 
 # A leader's loss is noticed after the controller's broker session timeout (9 s by default), and a
@@ -39,7 +39,7 @@ def test_exactly_once_through_a_node_crash(kafka_cluster: str, trained_model: Pa
         "exactly_once",
         kills=0,
         malformed=100,
-        broker_fault=crash(FAULTS[fault]),
+        broker_fault=FAULTS[fault],
         workdir=tmp_path,
     )
     print(f"{fault}: {report.line()}")
