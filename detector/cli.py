@@ -19,7 +19,7 @@ from detector.metrics import DetectorMetrics
 from detector.reload import ModelReloader, load_live
 from detector.service import Detector
 from detector.values import LiveModel
-from nids_common.checkpoint import make_checkpoint
+from nids_common.checkpoint import EXACTLY_ONCE, make_checkpoint
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_OK
@@ -62,8 +62,16 @@ def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMet
     consumer = make_consumer(
         config, health.on_error, lambda stats: metrics.record_statistics(stats, config.topics.flows), health.on_commit
     )
-    producer = make_producer(config, health.on_error)
-    checkpoint = make_checkpoint(settings.delivery, consumer, producer, metrics, health.refusals)
+    health.producer_renewable = settings.delivery == EXACTLY_ONCE
+    producer = make_producer(config, health.on_producer_error)
+    checkpoint = make_checkpoint(
+        settings.delivery,
+        consumer,
+        producer,
+        metrics,
+        health.refusals,
+        renew=lambda: make_producer(config, health.on_producer_error),
+    )
     reloader = ModelReloader(
         settings.model,
         live,

@@ -79,7 +79,7 @@ class DetectorMetrics:
         self.model_info = Gauge("nids_model_info", "The model in use (value 1).", ["version"], registry=r)
         client = KafkaClientMetrics.declare(r, "Alert, verdict or dead-letter messages")
         self.delivery_failures, self.kafka_errors = client.delivery_failures, client.kafka_errors
-        self.broker_up = client.broker_up
+        self.broker_up, self.producer_renewals = client.broker_up, client.producer_renewals
         self.model_reloads = Counter(
             "nids_model_reloads",
             "New model versions seen while running: loaded (live) or refused (checks failed).",

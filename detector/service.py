@@ -67,7 +67,6 @@ class Detector:
         decodes and produces around it."""
         self.config, self.live, self.metrics = config, live, metrics
         self.consumer, self.checkpoint, self.health = consumer, checkpoint, health
-        self.producer = checkpoint.producer
         self.reloader, self._scorer = reloader, scorer
         self.running = True
         # The checkpoint's retries end when this detector stops, as every other bounded retry does.
@@ -186,7 +185,7 @@ class Detector:
         letters = [dead_letter(batch.messages[index].value(), error, limit) for index, error in invalid]
         keys = [batch.messages[index].key() for index, _ in invalid]
         produce_all(
-            self.producer,
+            self.checkpoint.producer,
             self.config.topics.dead_letter,
             zip(keys, (value for value, _ in letters), strict=True),
             self.checkpoint.on_delivery,
@@ -203,7 +202,7 @@ class Detector:
             rows, batch.decoded.records, scores, batch.live.model.classes, origin(messages), batch.live.version
         )
         produce_all(
-            self.producer,
+            self.checkpoint.producer,
             topic,
             payloads,
             self.checkpoint.on_delivery,

@@ -48,7 +48,7 @@ def make_producer(config: IncidentsConfig, health: ClientHealth) -> Producer:
     return Producer(
         producer_settings(
             config.kafka,
-            health.on_error,
+            health.on_producer_error,
             config.transactional_id if exactly_once else None,
             config.incidents.transaction_timeout_ms,
             **service,

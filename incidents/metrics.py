@@ -68,7 +68,7 @@ class IncidentMetrics:
         )
         client = KafkaClientMetrics.declare(r, "Repartitioned alerts, incidents, state records or dead letters")
         self.delivery_failures, self.kafka_errors = client.delivery_failures, client.kafka_errors
-        self.broker_up = client.broker_up
+        self.broker_up, self.producer_renewals = client.broker_up, client.producer_renewals
         for state in INCIDENT_STATES:
             self.records.labels(state=state)
         for cat in classes:

@@ -64,7 +64,6 @@ class IncidentService:
     ) -> None:
         self.config, self.metrics = config, metrics
         self.consumer, self.checkpoint, self.health, self.changelog = consumer, checkpoint, health, changelog
-        self.producer = checkpoint.producer
         self.clock = clock
         self.repartition_partitions = repartition_partitions
         self.running = True
@@ -165,7 +164,7 @@ class IncidentService:
             runs.setdefault(partition_for(key(alert), partitions), []).append(alert)
         for partition, alerts in runs.items():
             produce_all(
-                self.producer,
+                self.checkpoint.producer,
                 self.config.repartition_topic,
                 [(None, run) for run in encode_runs(alerts)],
                 self.checkpoint.on_delivery,
@@ -179,7 +178,7 @@ class IncidentService:
             return
         letters = [dead_letter(message.value(), error, self._max_bytes) for message, error in invalid]
         produce_all(
-            self.producer,
+            self.checkpoint.producer,
             self.config.topics.dead_letter,
             zip((message.key() for message, _ in invalid), (value for value, _ in letters), strict=True),
             self.checkpoint.on_delivery,
@@ -237,14 +236,14 @@ class IncidentService:
         for partition, found in changes.items():
             if found.incidents:
                 produce_all(
-                    self.producer,
+                    self.checkpoint.producer,
                     self.config.topics.incidents,
                     [(incident.incident_id, _incident_encoder.encode(incident)) for incident in found.incidents],
                     self.checkpoint.on_delivery,
                     running=self.may_retry,
                 )
             produce_all(
-                self.producer,
+                self.checkpoint.producer,
                 changelog,
                 self.partitions[partition].changelog_records(found.changed_keys),
                 self.checkpoint.on_delivery,

@@ -13,6 +13,7 @@ isolation.level=read_committed see each output once: an aborted or crashed batch
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -40,8 +41,14 @@ TRANSACTION_ATTEMPTS = 3
 # librdkafka can block in a transaction call long past its timeout (send_offsets_to_transaction while
 # the group coordinator is away: librdkafka issues #5456 and #5511). A call still running this long
 # after its own timeout ends the process: nothing of the open transaction is committed, and the
-# restart that follows aborts it and resumes from the last committed batch.
-STUCK_GRACE_S = 5.0
+# restart that follows aborts it and resumes from the last committed batch. librdkafka returns within
+# milliseconds of its timeout when it returns at all (the watchdog looks every 0.5 s): each second
+# more only lengthens the stall a coordinator's crash costs.
+STUCK_GRACE_S = 2.0
+# How often a fenced or failed transactional producer is replaced in-process before the service
+# stops instead (a broker failover costs one; more in a few minutes means something else is wrong).
+MAX_RENEWALS = 3
+RENEWAL_WINDOW_S = 600.0
 
 
 def exit_stuck(operation: str, seconds: float) -> None:
@@ -65,6 +72,9 @@ class ClientMetrics(Protocol):
 
     @property
     def broker_up(self) -> Gauge: ...
+
+    @property
+    def producer_renewals(self) -> Counter: ...
 
 
 class Watchdog:
@@ -182,7 +192,17 @@ class TransactionalCheckpoint(Checkpoint):
 
     Errors as librdkafka's transactions example treats them: retriable → the same call again
     (bounded); abortable → abort, and the caller rewinds to the batch's first offsets, which are the
-    committed ones; fatal, or fenced by a newer instance → TransactionFailed, the detector stops.
+    committed ones; fatal, or fenced → with `renew`, a new producer under the same transactional id
+    replaces it (at most MAX_RENEWALS in RENEWAL_WINDOW_S) and the caller rewinds; else, or past
+    that, TransactionFailed: the service stops.
+
+    Fenced is what a broker's failover most often brings: a transaction held open past its timeout
+    while partition leaders or the coordinator moved is aborted by the broker, which bumps the
+    producer's epoch, and librdkafka then calls the producer fenced, as if a newer instance had
+    started. A new producer (init_transactions) takes the epoch back; an aborted transaction is all
+    that was lost, and the rewind does it again. A second live instance with the same id would be
+    fenced in turn and renew too: the bound stops that, and such a deployment is wrong anyway (one
+    instance id per member).
     """
 
     def __init__(
@@ -194,18 +214,51 @@ class TransactionalCheckpoint(Checkpoint):
         may_retry: Callable[[], bool] = lambda: True,
         refusals: Refusals | None = None,
         on_stuck: Callable[[str, float], None] = exit_stuck,
+        renew: Callable[[], Producer] | None = None,
     ) -> None:
         super().__init__(consumer, producer, metrics, timeout, may_retry, refusals)
         self._watchdog = Watchdog(on_stuck)
+        self._renew = renew
+        self._renewed_at: collections.deque[float] = collections.deque()
         # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
         self._settle(producer.init_transactions, timeout)
 
     def begin(self) -> None:
         super().begin()
-        self._settle(self.producer.begin_transaction)
+        try:
+            self._settle(self.producer.begin_transaction)
+        except TransactionFailed as failure:
+            self._renew_or_raise(failure)
+            self._settle(self.producer.begin_transaction)
 
     def abort(self) -> None:
-        self._settle(self.producer.abort_transaction, self.timeout)
+        try:
+            self._settle(self.producer.abort_transaction, self.timeout)
+        except TransactionFailed as exc:
+            self._renew_or_raise(exc)
+
+    def _renew_or_raise(self, failure: TransactionFailed) -> None:
+        """Replace a fenced or failed producer with a new one under the same transactional id, or
+        raise `failure` when there is no `renew` or it renewed MAX_RENEWALS times in the window."""
+        now = time.monotonic()
+        while self._renewed_at and now - self._renewed_at[0] > RENEWAL_WINDOW_S:
+            self._renewed_at.popleft()
+        refused = self.refusals is not None and self.refusals.first is not None
+        if self._renew is None or refused or not self.may_retry() or len(self._renewed_at) >= MAX_RENEWALS:
+            raise failure
+        self._renewed_at.append(now)
+        log.warning(
+            "%s; a new producer with the same transactional id takes over (%d of %d in %.0f s), and the batch is "
+            "read again",
+            failure,
+            len(self._renewed_at),
+            MAX_RENEWALS,
+            RENEWAL_WINDOW_S,
+        )
+        self.metrics.producer_renewals.inc()
+        self.producer = self._renew()
+        self._failed_deliveries = 0
+        self._settle(self.producer.init_transactions, self.timeout)
 
     def commit(self, messages: Sequence[Message], *, handover: bool = False) -> bool:
         """Add the batch's offsets to its transaction and commit it. False, after aborting it, when
@@ -227,10 +280,14 @@ class TransactionalCheckpoint(Checkpoint):
                     self.timeout,
                 )
             self._retrying(self.producer.commit_transaction, self.timeout)
+        except TransactionFailed as failure:
+            self._renew_or_raise(failure)
+            return False
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if not error.txn_requires_abort():
-                raise TransactionFailed(f"transaction not committed: {error.str()}") from None
+                self._renew_or_raise(TransactionFailed(f"transaction not committed: {error.str()}"))
+                return False
             self.metrics.kafka_errors.labels(code=error.name()).inc()
             # commit_transaction flushes: deliveries that fail there are reported during the call.
             self.metrics.delivery_failures.inc(self._failed_deliveries)
@@ -283,9 +340,16 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
 
 
 def make_checkpoint(
-    delivery: Delivery, consumer: Consumer, producer: Producer, metrics: ClientMetrics, refusals: Refusals
+    delivery: Delivery,
+    consumer: Consumer,
+    producer: Producer,
+    metrics: ClientMetrics,
+    refusals: Refusals,
+    renew: Callable[[], Producer] | None = None,
 ) -> Checkpoint:
     """The checkpoint of `delivery`: one transaction per batch in exactly_once (the producer is
-    transactional), else outputs flushed before the offsets are committed."""
-    checkpoint_class = TransactionalCheckpoint if delivery == EXACTLY_ONCE else Checkpoint
-    return checkpoint_class(consumer, producer, metrics, refusals=refusals)
+    transactional, replaced by `renew()` when fenced), else outputs flushed before the offsets are
+    committed."""
+    if delivery == EXACTLY_ONCE:
+        return TransactionalCheckpoint(consumer, producer, metrics, refusals=refusals, renew=renew)
+    return Checkpoint(consumer, producer, metrics, refusals=refusals)

@@ -29,6 +29,9 @@ class ClientHealth:
         self.metrics = metrics
         self.refusals = Refusals(librdkafka, resources)
         self.fatal: KafkaError | None = None
+        # exactly_once with a checkpoint that renews its producer: a fatal producer error (fenced)
+        # is the checkpoint's to handle at its next transaction call, not the end of the service.
+        self.producer_renewable = False
         self._logged: dict[int, float] = {}
 
     def ok(self) -> bool:
@@ -55,6 +58,14 @@ class ClientHealth:
         if err.fatal() or now - self._logged.get(err.code(), -LOG_EVERY_S) >= LOG_EVERY_S:
             self._logged[err.code()] = now
             log.warning("kafka: %s", err.str())
+
+    def on_producer_error(self, err: KafkaError) -> None:
+        """The producer's error_cb."""
+        if err.fatal() and self.producer_renewable:
+            self.metrics.kafka_errors.labels(code=err.name()).inc()
+            log.warning("kafka producer: %s", err.str())
+            return
+        self.on_error(err)
 
     def on_consume_error(self, error: KafkaError, topic: str | None) -> None:
         """consume() raised `error`, or returned a message carrying it."""

@@ -62,11 +62,13 @@ def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> Non
 @dataclasses.dataclass(frozen=True)
 class KafkaClientMetrics:
     """The Kafka-client metrics every stream service exports alike (the checkpoint and the client
-    health update them): `nids_delivery_failures_total`, `nids_kafka_errors_total{code}`, `nids_broker_up`."""
+    health update them): `nids_delivery_failures_total`, `nids_kafka_errors_total{code}`, `nids_broker_up`,
+    `nids_producer_renewals_total`."""
 
     delivery_failures: Counter
     kafka_errors: Counter
     broker_up: Gauge
+    producer_renewals: Counter
 
     @classmethod
     def declare(cls, registry: CollectorRegistry, outputs: str) -> KafkaClientMetrics:
@@ -75,6 +77,11 @@ class KafkaClientMetrics:
             Counter("nids_delivery_failures", f"{outputs} not delivered.", registry=registry),
             Counter("nids_kafka_errors", "Errors reported by the Kafka client, by code.", ["code"], registry=registry),
             Gauge("nids_broker_up", "1 while the Kafka cluster is reachable, else 0.", registry=registry),
+            Counter(
+                "nids_producer_renewals",
+                "Transactional producers replaced in-process after being fenced or failing (exactly_once).",
+                registry=registry,
+            ),
         )
         metrics.broker_up.set(1)
         return metrics

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from detector.metrics import DetectorMetrics
 from nids_common.checkpoint import (
+    MAX_RENEWALS,
     TRANSACTION_ATTEMPTS,
     TransactionalCheckpoint,
     TransactionFailed,
@@ -128,3 +129,52 @@ def test_failed_deliveries_abort_the_transaction_before_its_offsets_are_sent() -
     assert checkpoint.commit(BATCH) is False
     assert producer.offsets_sent == [] and producer.calls[-1] == "abort_transaction"
     assert metrics.registry.get_sample_value("nids_delivery_failures_total") == 1
+
+
+# -- a fenced producer (a transaction the broker aborted on timeout during a failover) -------------
+FENCED = kafka_error(KafkaError._FENCED, fatal=True)
+
+
+def renewing(
+    errors: dict[str, list[KafkaError]],
+) -> tuple[TransactionalCheckpoint, list[StandInProducer], DetectorMetrics]:
+    checkpoint, first, metrics = transactional(errors)
+    made = [first]
+
+    def renew() -> StandInProducer:
+        made.append(StandInProducer(first.broker, transactional=True))
+        return made[-1]
+
+    checkpoint._renew = renew  # type: ignore[assignment]
+    return checkpoint, made, metrics
+
+
+def test_a_fenced_producer_is_replaced_and_the_batch_read_again_then_committed() -> None:
+    checkpoint, made, metrics = renewing({"commit_transaction": [FENCED]})
+    assert checkpoint.commit(BATCH) is False  # the caller rewinds
+    assert len(made) == 2 and checkpoint.producer is made[1]
+    assert made[1].calls == ["init_transactions"]
+    assert made[0].broker.committed == {}
+    assert metrics.registry.get_sample_value("nids_producer_renewals_total") == 1
+    checkpoint.begin()
+    assert checkpoint.commit(BATCH)
+    assert made[1].broker.committed == {("f", 0): 3}
+
+
+def test_an_abort_the_broker_refuses_after_a_timeout_renews_the_producer() -> None:
+    invalid_state = kafka_error(KafkaError.INVALID_TXN_STATE, fatal=True)
+    checkpoint, made, _ = renewing({"send_offsets_to_transaction": [ABORTABLE], "abort_transaction": [invalid_state]})
+    assert checkpoint.commit(BATCH) is False
+    assert checkpoint.producer is made[1]
+
+
+def test_renewals_are_bounded_then_the_service_stops() -> None:
+    checkpoint, made, _ = renewing({"commit_transaction": [FENCED]})
+    for renewal in range(MAX_RENEWALS):
+        made[-1].errors = {"commit_transaction": [FENCED]}
+        assert checkpoint.commit(BATCH) is False, renewal
+        checkpoint.begin()
+    made[-1].errors = {"commit_transaction": [FENCED]}
+    with pytest.raises(TransactionFailed, match="commit_transaction"):
+        checkpoint.commit(BATCH)
+    assert len(made) == 1 + MAX_RENEWALS
