@@ -99,7 +99,8 @@ def one_round(bootstrap: str, rate: int) -> Round:
         members.append(start_incidents(own, log))
     alerts = LiveAlerts(bootstrap, config.topics.alerts, rate, int(rate * SLOT_S))
     try:
-        wait_until(lambda: all(assignments(log) and assignments(log)[-1][1] for log in logs), 90)
+        if not wait_until(lambda: all(assignments(log) and assignments(log)[-1][1] for log in logs), 90):
+            raise SystemExit(f"both members did not hold partitions within 90 s; see {folder}")
         alerts.start()
         time.sleep(WARM_S)
         moved = assignments(logs[0])[-1][1]

@@ -120,8 +120,8 @@ class IncidentSettings:
     session_timeout_ms: int = 6000
     # exactly_once: how long the broker keeps one of this member's transactions open. No longer than
     # session_timeout_ms, so a killed member's open transaction is aborted by the time its partitions
-    # move, and their next owner reads on at once. A transaction stalled longer (a broker outage) is
-    # fenced: the member stops and, restarted, resumes from its last commit.
+    # move, and their next owner reads on at once. A transaction stalled longer (a broker's failover)
+    # is aborted: the member renews its producer and reads the batch again.
     transaction_timeout_ms: int = 6000
     key: KeyChoice = "src"
     # An incident closes when no alert of its key came for this long (event time) …

@@ -27,8 +27,9 @@ _POLL_S = 0.05
 
 
 class ProduceStalled(NidsError):
-    """The producer's local queue stayed full until the deadline, or shutdown was asked meanwhile.
-    `sent` messages of the call were handed over before it."""
+    """The producer's local queue stayed full until the deadline, or shutdown was asked meanwhile, or
+    the producer takes no message at all (a fatal or aborting state). `sent` messages of the call
+    were handed over before it."""
 
     def __init__(self, message: str, *, shutdown: bool, sent: int = 0) -> None:
         super().__init__(message)
@@ -119,7 +120,8 @@ def produce_all(
     `timeout` seconds per message and only while `running()` holds; then raises ProduceStalled.
     A message produce() refuses outright (larger than message.max.bytes, an invalid argument) goes
     to `on_refused(index, error)` and the others go on; without `on_refused` the KafkaException
-    propagates. Returns how many messages were handed to the producer.
+    propagates. A producer that takes no message (fatal, fenced, a transaction to abort) raises
+    ProduceStalled: the batch fails whole. Returns how many messages were handed to the producer.
     """
     produce = producer.produce
     rows = zip(messages, headers, strict=True) if headers is not None else zip(messages, itertools.repeat(None))
@@ -132,15 +134,26 @@ def produce_all(
             except BufferError:
                 _produce_when_room(producer, topic, partition, key, value, listed, on_delivery, running, timeout)
             except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if _producer_failed(error):
+                    raise ProduceStalled(
+                        f"{topic}: the producer takes no message ({error.str()})", shutdown=False
+                    ) from None
                 if on_refused is None:
                     raise
-                on_refused(index, exc.args[0])
+                on_refused(index, error)
                 continue
             sent += 1
     except ProduceStalled as stalled:
         stalled.sent = sent
         raise
     return sent
+
+
+def _producer_failed(error: KafkaError) -> bool:
+    """An error of the producer's state (fatal, fenced, a transaction to abort), not of the message:
+    no message would go, so the batch fails as a whole; skipping would lose them all."""
+    return error.fatal() or error.txn_requires_abort() or error.code() in (KafkaError._STATE, KafkaError._FENCED)
 
 
 def _produce_when_room(

@@ -18,7 +18,8 @@ STATISTICS_INTERVAL_MS = 5000
 # A member killed mid-transaction, and not restarted under the same transactional id to fence it,
 # blocks read_committed readers of the partitions it wrote (the next owner of its partitions among
 # them) until then. A transaction here spans one batch, well under a second; Kafka Streams uses
-# 10 s for the same reason. One that outlives it (a broker outage) is fenced: the member stops.
+# 10 s for the same reason. One that outlives it (a broker's failover) is aborted, and its producer
+# fenced: the checkpoint renews it (nids_common.checkpoint.TransactionalCheckpoint).
 TRANSACTION_TIMEOUT_MS = 10_000
 
 

@@ -7,6 +7,7 @@ exercised against the real broker by the integration tests.
 from __future__ import annotations
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from nids_common.kafka import ProduceStalled, produce_all
 
@@ -72,3 +73,51 @@ def test_shutdown_stops_the_retry_and_says_how_many_were_sent() -> None:
     with pytest.raises(ProduceStalled, match="shutdown") as stalled:
         produce_all(producer, "t", [("a", b"1"), ("b", b"2"), ("c", b"3")], report, running=lambda: False)  # type: ignore[arg-type]
     assert stalled.value.shutdown and stalled.value.sent == 2
+
+
+class FailedProducer:
+    """A producer in a failed state: produce() raises `error` for every message."""
+
+    def __init__(self, error: KafkaError) -> None:
+        self.error = error
+
+    def produce(self, *_args: object, **_kwargs: object) -> None:
+        raise KafkaException(self.error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KafkaError(KafkaError._STATE, "Erroneous state"),
+        KafkaError(KafkaError._FATAL, "fatal", fatal=True),
+        KafkaError(KafkaError._FENCED, "fenced", fatal=True),
+    ],
+)
+def test_a_producer_that_takes_nothing_fails_the_batch_instead_of_skipping_its_messages(error: KafkaError) -> None:
+    refused: list[int] = []
+    with pytest.raises(ProduceStalled, match="the producer takes no message") as stalled:
+        produce_all(
+            FailedProducer(error),  # type: ignore[arg-type]
+            "alerts",
+            [("k", b"v"), ("l", b"w")],
+            report,
+            on_refused=lambda index, _error: refused.append(index),
+        )
+    assert refused == [] and not stalled.value.shutdown
+
+
+def test_a_message_refused_for_itself_is_skipped_and_the_others_go() -> None:
+    refused: list[int] = []
+
+    class RefusesLarge(FullQueueProducer):
+        def produce(self, topic: str, value: bytes, key: object = None, partition: int = -1,
+                    on_delivery: object = None, headers: object = None) -> None:  # fmt: skip
+            if len(value) > 3:
+                raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+            super().produce(topic, value, key, partition, on_delivery, headers)
+
+    producer = RefusesLarge(0)
+    sent = produce_all(
+        producer, "t", [("a", b"big!"), ("b", b"ok")], report, on_refused=lambda i, _e: refused.append(i)
+    )  # type: ignore[arg-type]
+    assert refused == [0] and sent == 1 and [p[1] for p in producer.produced] == [b"ok"]
