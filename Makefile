@@ -73,6 +73,9 @@ bench: install broker
 	$(BIN)/python -m bench.incidents_throughput
 	$(BIN)/python -m bench.incidents_memory
 	$(BIN)/python -m bench.incidents_restore
+	for fault in leader transaction-coordinator group-coordinator two-down rolling-restart; do \
+		$(BIN)/python -m bench.chaos --cluster --fault $$fault --flows 200000 --kills 2 --malformed 500 || exit 1; \
+	done
 
 clean:
 	-scripts/kafka-local stop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import json
 import time
@@ -146,10 +147,16 @@ class DetectorMetrics:
         self.model_info.clear()
         self.model_info.labels(version=version).set(1)
 
-    def set_partitions(self, partitions: Iterable[int]) -> None:
-        self.lag.clear()
+    def assign_partitions(self, partitions: Iterable[int]) -> None:
+        """Partitions this member now owns as well (an incremental assignment adds to the others)."""
         for partition in partitions:
             self.lag.labels(partition=str(partition)).set(0)
+
+    def revoke_partitions(self, partitions: Iterable[int]) -> None:
+        """Partitions this member no longer owns (revoked or lost)."""
+        for partition in partitions:
+            with contextlib.suppress(KeyError):
+                self.lag.remove(str(partition))
 
     def record_statistics(self, stats_json: str, topic: str) -> None:
         """librdkafka's statistics callback carries the consumer lag of every assigned partition."""

@@ -260,19 +260,21 @@ class Detector:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(p.partition for p in partitions))
-        self.metrics.set_partitions(p.partition for p in partitions)
+        self.metrics.assign_partitions(p.partition for p in partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The session expired (the coordinator was out of reach): the partitions may already be
         # another member's, so the batch in flight is dropped uncommitted and read again by their owner.
         log.warning("lost partitions %s; the batch in flight is read again", sorted(p.partition for p in partitions))
         self._in_flight = None
+        self.metrics.revoke_partitions(p.partition for p in partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Called inside consume(): the batch in flight is completed and committed while this member
         # still owns its partitions, so the next owner starts right after it.
         log.info("revoked partitions %s", sorted(p.partition for p in partitions))
         self._complete_in_flight()
+        self.metrics.revoke_partitions(p.partition for p in partitions)
 
 
 def score_and_watch(model: DetectionModel, features: Features, drift: DriftMonitor | None) -> Scores:

@@ -52,7 +52,9 @@ def test_classification_counts() -> None:
 
 def test_consumer_lag_from_librdkafka_statistics() -> None:
     metrics = DetectorMetrics(CollectorRegistry())
-    metrics.set_partitions([0, 1])
+    metrics.assign_partitions([0])
+    metrics.assign_partitions([1, 2])  # incremental: added to partition 0
+    metrics.revoke_partitions([2])
     metrics.record_statistics(
         '{"topics": {"flows": {"partitions": {"0": {"consumer_lag": 12}, "1": {"consumer_lag": -1},'
         ' "-1": {"consumer_lag": 5}}}}}',
@@ -60,3 +62,4 @@ def test_consumer_lag_from_librdkafka_statistics() -> None:
     )
     assert metrics.registry.get_sample_value("nids_consumer_lag", {"partition": "0"}) == 12
     assert metrics.registry.get_sample_value("nids_consumer_lag", {"partition": "1"}) == 0
+    assert metrics.registry.get_sample_value("nids_consumer_lag", {"partition": "2"}) is None
