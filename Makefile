@@ -73,6 +73,7 @@ bench: install broker
 	$(BIN)/python -m bench.incidents_throughput
 	$(BIN)/python -m bench.incidents_memory
 	$(BIN)/python -m bench.incidents_restore
+	$(BIN)/python -m bench.rebalance
 	for fault in leader transaction-coordinator group-coordinator two-down rolling-restart; do \
 		$(BIN)/python -m bench.chaos --cluster --fault $$fault --flows 200000 --kills 2 --malformed 500 || exit 1; \
 	done

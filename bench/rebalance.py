@@ -53,7 +53,7 @@ class RebalanceRun:
     assignor: str
     delivery: str
     flows_per_s: int
-    gaps_s: list[float]  # the longest gap in scoring after each membership change
+    gaps_s: list[float]  # the longest gap in scoring after each membership change before the backlog ran out
     changes: list[str]  # join or leave
     missing: int
     repeated: int
@@ -169,7 +169,9 @@ def one_run(bootstrap: str, backlog: Backlog, assignor: str, delivery: str, chan
     finally:
         group.stop()
     alerts = collections.Counter(key_of(m) for m in read_topic(bootstrap, topics.alerts))
-    gaps = [group.longest_gap(at, at + every) for at, _ in changed_at]
+    # A change after the backlog was scored through has nothing left to stall: it is left out.
+    done_at = next((at for at, value in group.samples if value >= backlog.flows), drained)
+    gaps = [group.longest_gap(at, min(at + every, done_at)) for at, _ in changed_at if at < done_at]
     return RebalanceRun(
         assignor=assignor,
         delivery=delivery,
