@@ -29,6 +29,11 @@ def start_cluster() -> str:
     return cluster_bootstrap()
 
 
+def cluster_running() -> bool:
+    """Whether every node of the local cluster is up and answering."""
+    return subprocess.run([*_CLUSTER, "status"], check=False, capture_output=True).returncode == 0
+
+
 def restart_cluster() -> None:
     """Start the nodes that are down again."""
     start_cluster()

@@ -7,7 +7,9 @@ import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+
+import pandas as pd
 
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
@@ -71,6 +73,14 @@ def replay_command(args: argparse.Namespace) -> int:
             raise UsageError("--synthetic is endless: give --limit, --rate or --loop")
     else:
         chunks = read_ahead(file_chunks(args.data, settings.chunk_rows, settings.loop, settings.shuffle, settings.seed))
+    try:
+        return replay_chunks(config, args, chunks)
+    finally:
+        chunks.close()  # stops and joins the read-ahead thread, whatever ended the replay
+
+
+def replay_chunks(config: ProducerConfig, args: argparse.Namespace, chunks: Iterator[pd.DataFrame]) -> int:
+    settings = config.replay
     refusals = Refusals(config.kafka.librdkafka, {"topic": config.topics.flows})
     producer = make_producer(config, refusals)
     state = {"running": True}

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from queue import Full, Queue
 
 import numpy as np
@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, Producer
 
 from nids_common.errors import NidsError
 from nids_common.kafka import ProduceStalled, Refusals, produce_all
-from nids_dataset.synthetic import MEAN_GAP_S, START_TIME, synthetic_frame
+from nids_dataset.synthetic import MEAN_GAP_S, synthetic_frame
 from nids_dataset.unsw import iter_flows
 from producer.config import ProducerConfig
 from producer.encode import encode_chunk, wire_columns
@@ -28,6 +28,7 @@ SYNTHETIC_CHUNK = 20_000
 PACING_STEP = 100  # messages between pacing checks: smooth at 10,000 flows/s (a check every 10 ms)
 ENCODE_ROWS = 1000
 LOOP_CACHE_ROWS = 2_000_000
+READ_AHEAD_JOIN_S = 10.0
 # The replay producer's librdkafka settings; `kafka.librdkafka` of the config overrides any of them.
 # Large lz4 batches: a replay sends tens of thousands of small JSON flows a second.
 # acks=all with idempotence: a flow acknowledged before a broker dies is still there, once (see
@@ -85,7 +86,7 @@ def file_chunks(
             yield arranged(chunk)
 
 
-def read_ahead(chunks: Iterable[pd.DataFrame], depth: int = 2) -> Iterator[pd.DataFrame]:
+def read_ahead(chunks: Iterable[pd.DataFrame], depth: int = 2) -> Generator[pd.DataFrame, None, None]:
     """Produce chunks from a background thread, so parsing the next chunk overlaps sending this one."""
     queue: Queue[object] = Queue(maxsize=depth)
     done = object()
@@ -105,7 +106,12 @@ def read_ahead(chunks: Iterable[pd.DataFrame], depth: int = 2) -> Iterator[pd.Da
                     return
         except BaseException as exc:  # handed to the consumer thread, raised there
             failure.append(exc)
-        queue.put(done)
+        while not stop.is_set():
+            try:
+                queue.put(done, timeout=0.2)
+                return
+            except Full:
+                continue
 
     thread = threading.Thread(target=fill, name="replay-read-ahead", daemon=True)
     thread.start()
@@ -116,12 +122,20 @@ def read_ahead(chunks: Iterable[pd.DataFrame], depth: int = 2) -> Iterator[pd.Da
             raise failure[0]
     finally:
         stop.set()
+        # Joined, not left to interpreter shutdown: a daemon thread still inside numpy or pandas
+        # while the interpreter finalises can crash the process (seen: SIGSEGV after a refusal).
+        thread.join(READ_AHEAD_JOIN_S)
 
 
-def synthetic_chunks(seed: int, chunk_rows: int = SYNTHETIC_CHUNK) -> Iterator[pd.DataFrame]:
+def synthetic_chunks(
+    seed: int, chunk_rows: int = SYNTHETIC_CHUNK, start_time: float | None = None
+) -> Iterator[pd.DataFrame]:
+    """Synthetic flows as live traffic: the capture starts at `start_time` (default: now), so a second
+    replay is new traffic, not the first one's events again (an incident of the first would take them)."""
+    origin = time.time() if start_time is None else start_time
     for index in itertools.count():
         # Event times carry on from chunk to chunk, as in one long capture.
-        start = START_TIME + index * chunk_rows * MEAN_GAP_S
+        start = origin + index * chunk_rows * MEAN_GAP_S
         yield synthetic_frame(chunk_rows, seed=seed + index, start_time=start)
 
 
@@ -177,7 +191,7 @@ def encoded_slices(chunk: pd.DataFrame, run_id: str, first_id: int) -> Iterator[
     event_times = chunk["stime"].to_numpy(dtype=float) if "stime" in chunk.columns else None
     for start in range(0, count, ENCODE_ROWS):
         stop = min(start + ENCODE_ROWS, count)
-        # Without Stime (the partitioned files, synthetic flows) the event time is the send time.
+        # Without Stime (the partitioned files) the event time is the send time.
         times = event_times[start:stop] if event_times is not None else np.full(stop - start, time.time())
         payloads = encode_chunk({name: values[start:stop] for name, values in columns.items()}, ids[start:stop], times)
         yield EncodedSlice(ids[start:stop].tolist(), payloads, None if event_times is None else times)

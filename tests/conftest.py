@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from nids_harness.checkout import KAFKA_LOCAL
-from nids_harness.cluster import start_cluster, stop_cluster
+from nids_harness.cluster import cluster_running, start_cluster, stop_cluster
 from nids_harness.errors import HarnessError
 from nids_harness.secure import SecureBroker
 from tests.integration.helpers import unavailable
@@ -86,7 +86,9 @@ def secure_broker() -> Iterator[SecureBroker]:
 @pytest.fixture(scope="session")
 def kafka_cluster() -> Iterator[str]:
     """The local three-broker cluster (`scripts/kafka-local --brokers 3`), started for this session,
-    for tests that kill its nodes. Under CI=true a cluster that does not start fails the test."""
+    for tests that kill its nodes (and start them again). Under CI=true a cluster that does not start
+    fails the test; one the developer already ran is left running."""
+    started_here = not cluster_running()
     try:
         bootstrap = start_cluster()
     except HarnessError as exc:
@@ -95,7 +97,8 @@ def kafka_cluster() -> Iterator[str]:
     if problem:
         unavailable(f"the three-broker cluster at {bootstrap} does not answer: {problem}")
     yield bootstrap
-    stop_cluster()
+    if started_here:
+        stop_cluster()
 
 
 @pytest.fixture

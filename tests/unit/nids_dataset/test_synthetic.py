@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from nids_common.schema import NORMAL
@@ -33,3 +35,12 @@ def test_a_replayed_synthetic_stream_keeps_its_clock_across_chunks() -> None:
     first, second = next(chunks), next(chunks)
     assert second["stime"].iloc[0] > first["stime"].iloc[-1] - 1.0
     assert second["stime"].min() > first["stime"].min()
+
+
+def test_a_synthetic_replay_is_live_traffic_starting_now() -> None:
+    before = time.time()
+    first = next(synthetic_chunks(seed=3, chunk_rows=1000))
+    again = next(synthetic_chunks(seed=3, chunk_rows=1000, start_time=before + 3600))
+    assert before <= first["stime"].iloc[0] <= time.time() + 10
+    # The same flows, an hour later: the same features, new event times.
+    assert (again["stime"] - first["stime"]).between(3590, 3610).all()

@@ -161,3 +161,15 @@ def test_the_producer_takes_the_replay_defaults_under_the_configs_librdkafka(mon
     assert settings["linger.ms"] == 5 and settings["security.protocol"] == "SASL_SSL"
     assert settings["compression.type"] == producer.replay.PRODUCER_DEFAULTS["compression.type"]
     assert settings["delivery.report.only.error"] is True
+
+
+def test_closing_a_read_ahead_stops_and_joins_its_thread_mid_stream() -> None:
+    import threading
+
+    from producer.replay import read_ahead, synthetic_chunks
+
+    chunks = read_ahead(synthetic_chunks(seed=1, chunk_rows=500))  # endless
+    next(chunks)
+    assert any(thread.name == "replay-read-ahead" for thread in threading.enumerate())
+    chunks.close()
+    assert not any(thread.name == "replay-read-ahead" for thread in threading.enumerate())
