@@ -64,6 +64,7 @@ test-integration: install
 bench: install broker
 	$(BIN)/python -m bench.model_throughput
 	$(BIN)/python -m bench.detector_throughput
+	$(BIN)/python -m bench.detector_profile --flame bench-detector-profile.svg
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.producer_throughput
 	$(BIN)/python -m bench.memory

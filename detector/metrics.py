@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 
-from detector.values import RELOAD_RESULTS, BatchOutcome
+from detector.values import RELOAD_RESULTS, BatchOutcome, Stage
 from nids_common.contract import DEAD_LETTER_REASONS
 from nids_common.metrics_server import KafkaClientMetrics
 from nids_common.schema import ATTACK_CLASSES, CATEGORICAL_FEATURES, NORMAL, NUMERIC_FEATURES
@@ -78,6 +78,14 @@ class DetectorMetrics:
             "nids_consumer_lag", "Messages behind the end of each assigned partition.", ["partition"], registry=r
         )
         self.model_info = Gauge("nids_model_info", "The model in use (value 1).", ["version"], registry=r)
+        self.stage_seconds = Counter(
+            "nids_stage_seconds",
+            "Seconds spent per stage: the loop's (consume … metrics) and the scorer thread's (models, drift).",
+            ["stage"],
+            registry=r,
+        )
+        for stage in (*Stage.LOOP, *Stage.SCORER):
+            self.stage_seconds.labels(stage=stage)
         client = KafkaClientMetrics.declare(r, "Alert, verdict or dead-letter messages")
         self.delivery_failures, self.kafka_errors = client.delivery_failures, client.kafka_errors
         self.broker_up, self.producer_renewals = client.broker_up, client.producer_renewals
@@ -193,6 +201,10 @@ class DetectorMetrics:
         totals.scored += outcome.scored
         totals.invalid += outcome.invalid
         totals.alerts += outcome.alerts
+
+    def record_stages(self, seconds: Mapping[str, float]) -> None:
+        for stage, spent in seconds.items():
+            self.stage_seconds.labels(stage=stage).inc(spent)
 
     def record_reload(self, result: str) -> None:
         """A new model version went live (`loaded`) or failed its checks (`refused`)."""

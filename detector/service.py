@@ -40,11 +40,12 @@ from detector.messages import verdict_payloads
 from detector.metrics import DetectorMetrics, Output, Totals
 from detector.reload import ModelReloader
 from detector.status import StatusLine
-from detector.values import Batch, LiveModel, MessageSources, origin, where
+from detector.values import Batch, LiveModel, MessageSources, Stage, origin, where
 from nids_common.checkpoint import Checkpoint
 from nids_common.client_health import ClientHealth
 from nids_common.dead_letters import dead_letter
 from nids_common.kafka import ProduceStalled, produce_all
+from nids_common.stages import StageTimes
 from nids_model.detection import DetectionModel, Features, Scores
 
 log = logging.getLogger("nids.detect")
@@ -73,6 +74,7 @@ class Detector:
         checkpoint.may_retry = self.may_retry
         self._status = StatusLine(config.detector.group_id) if sys.stderr.isatty() else None
         self._in_flight: Batch | None = None
+        self.stages = StageTimes()  # the loop's, since the last committed batch
         metrics.set_model(live.version)
         self._drift = self._drift_monitor(live)
 
@@ -108,9 +110,10 @@ class Detector:
 
     def _consume(self) -> list[Message]:
         settings = self.config.detector
-        return self.health.consume(
-            self.consumer, settings.max_records, settings.max_wait_ms / 1000, self.config.topics.flows
-        )
+        with self.stages.timing(Stage.CONSUME):
+            return self.health.consume(
+                self.consumer, settings.max_records, settings.max_wait_ms / 1000, self.config.topics.flows
+            )
 
     def _decode(self, consumed: list[Message]) -> Batch | None:
         """Decode a consumed batch and hand its valid flows to the scorer thread."""
@@ -118,15 +121,18 @@ class Detector:
         messages = self.health.without_errors(consumed)
         if not messages:
             return None
-        decoded = decode_batch(
-            list(map(Message.value, messages)), MessageSources(messages), self.config.detector.max_message_bytes
-        )
+        with self.stages.timing(Stage.DECODE):
+            decoded = decode_batch(
+                list(map(Message.value, messages)), MessageSources(messages), self.config.detector.max_message_bytes
+            )
         scoring = None
+        scorer_stages = StageTimes()
         if len(decoded.valid):
-            features = self.live.model.features(decoded.columns)
-            scoring = self._scorer.submit(score_and_watch, self.live.model, features, self._drift)
+            with self.stages.timing(Stage.FEATURES):
+                features = self.live.model.features(decoded.columns)
+            scoring = self._scorer.submit(score_and_watch, self.live.model, features, self._drift, scorer_stages)
         full = len(consumed) >= self.config.detector.max_records
-        return Batch(self.live, consumed, messages, decoded, scoring, started, full)
+        return Batch(self.live, consumed, messages, decoded, scoring, started, full, scorer_stages)
 
     def _advance(self, arriving: Batch | None) -> None:
         """Steps 3 and 4 of the module docstring."""
@@ -144,7 +150,9 @@ class Detector:
     def _complete(self, batch: Batch, handover: bool = False) -> bool:
         """score → produce → flush → commit. False when an output was not delivered: nothing is
         committed and the caller rewinds."""
-        scores = batch.scores()
+        with self.stages.timing(Stage.WAIT_FOR_SCORES):
+            scores = batch.scores()
+        self.stages.merge(batch.scorer_stages.take())
         self.checkpoint.begin()
         try:
             alert_rows, alerted = self._produce(batch, scores)
@@ -152,9 +160,13 @@ class Detector:
             log.error("%s; rewinding the batch to process it again", exc)
             self.checkpoint.abort()
             return False
-        if not self.checkpoint.commit(batch.messages, handover=handover):
+        with self.stages.timing(Stage.COMMIT):
+            committed = self.checkpoint.commit(batch.messages, handover=handover)
+        if not committed:
             return False
-        self.metrics.record_batch(batch.outcome(scores, alert_rows, alerted), time.perf_counter() - batch.started)
+        with self.stages.timing(Stage.METRICS):
+            self.metrics.record_batch(batch.outcome(scores, alert_rows, alerted), time.perf_counter() - batch.started)
+            self.metrics.record_stages(self.stages.take())
         self._show_status()
         return True
 
@@ -184,31 +196,34 @@ class Detector:
         limit = self.config.detector.dead_letter_max_bytes
         letters = [dead_letter(batch.messages[index].value(), error, limit) for index, error in invalid]
         keys = [batch.messages[index].key() for index, _ in invalid]
-        produce_all(
-            self.checkpoint.producer,
-            self.config.topics.dead_letter,
-            zip(keys, (value for value, _ in letters), strict=True),
-            self.checkpoint.on_delivery,
-            headers=[headers for _, headers in letters],
-            on_refused=lambda index, error: self._refused(Output.DEAD_LETTERS, str(invalid[index][1]), error.str()),
-            running=self.may_retry,
-        )
+        with self.stages.timing(Stage.PRODUCE):
+            produce_all(
+                self.checkpoint.producer,
+                self.config.topics.dead_letter,
+                zip(keys, (value for value, _ in letters), strict=True),
+                self.checkpoint.on_delivery,
+                headers=[headers for _, headers in letters],
+                on_refused=lambda index, error: self._refused(Output.DEAD_LETTERS, str(invalid[index][1]), error.str()),
+                running=self.may_retry,
+            )
 
     def _produce_scored(self, topic: str, output: str, batch: Batch, scores: Scores, rows: np.ndarray) -> list[Message]:
         """Verdicts of `rows` (positions among the valid records) to `topic`: the alerts when `rows`
         are the attacks. Returns their messages."""
-        messages = batch.valid_messages(rows)
-        payloads = verdict_payloads(
-            rows, batch.decoded.records, scores, batch.live.model.classes, origin(messages), batch.live.version
-        )
-        produce_all(
-            self.checkpoint.producer,
-            topic,
-            payloads,
-            self.checkpoint.on_delivery,
-            on_refused=lambda index, error: self._refused(output, where(messages[index]), error.str()),
-            running=self.may_retry,
-        )
+        with self.stages.timing(Stage.PAYLOADS):
+            messages = batch.valid_messages(rows)
+            payloads = verdict_payloads(
+                rows, batch.decoded.records, scores, batch.live.model.classes, origin(messages), batch.live.version
+            )
+        with self.stages.timing(Stage.PRODUCE):
+            produce_all(
+                self.checkpoint.producer,
+                topic,
+                payloads,
+                self.checkpoint.on_delivery,
+                on_refused=lambda index, error: self._refused(output, where(messages[index]), error.str()),
+                running=self.may_retry,
+            )
         return messages
 
     def _refused(self, output: str, record: str, reason: str) -> None:
@@ -277,9 +292,13 @@ class Detector:
         self.metrics.revoke_partitions(p.partition for p in partitions)
 
 
-def score_and_watch(model: DetectionModel, features: Features, drift: DriftMonitor | None) -> Scores:
-    """The scorer thread's work for one batch: its scores, then its drift statistics."""
-    scores = model.score_features(features)
+def score_and_watch(
+    model: DetectionModel, features: Features, drift: DriftMonitor | None, stages: StageTimes
+) -> Scores:
+    """The scorer thread's work for one batch: its scores, then its drift statistics; their seconds
+    go to `stages` (the batch's own, read by the loop once this returned)."""
+    scores = model.score_features(features, stages)
     if drift is not None:
-        drift.observe(features.label, scores.attack_cat)
+        with stages.timing(Stage.DRIFT):
+            drift.observe(features.label, scores.attack_cat)
     return scores

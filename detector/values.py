@@ -16,7 +16,8 @@ from confluent_kafka import Message
 
 from detector.decode import DecodedBatch, ground_truth
 from nids_common.contract import Source
-from nids_model.detection import DetectionModel, Scores
+from nids_common.stages import StageTimes
+from nids_model.detection import SCORING_STAGES, DetectionModel, Scores
 from nids_model.manifest import ReferenceProfile
 
 # Where each row's flow was read: topics, partitions and offsets, one entry per row.
@@ -25,6 +26,23 @@ Origin = tuple[Sequence[str], Sequence[int], Sequence[int]]
 LOADED: Final = "loaded"
 REFUSED: Final = "refused"
 RELOAD_RESULTS: Final = (LOADED, REFUSED)
+
+
+class Stage:
+    """Where the detector's time goes (`nids_stage_seconds_total{stage}`): the loop's stages, then
+    the scorer thread's (the model's own, and drift statistics)."""
+
+    CONSUME: Final = "consume"
+    DECODE: Final = "decode"
+    FEATURES: Final = "features"
+    WAIT_FOR_SCORES: Final = "wait_for_scores"  # the loop idle while the scorer thread works
+    PAYLOADS: Final = "payloads"
+    PRODUCE: Final = "produce"
+    COMMIT: Final = "commit"  # flush every output, then commit (the transaction, in exactly_once)
+    METRICS: Final = "metrics"
+    DRIFT: Final = "drift"
+    LOOP: Final = (CONSUME, DECODE, FEATURES, WAIT_FOR_SCORES, PAYLOADS, PRODUCE, COMMIT, METRICS)
+    SCORER: Final = (*SCORING_STAGES, DRIFT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +66,8 @@ class Batch:
     scoring: Future[Scores] | None  # on the scorer thread; None when no message was valid
     started: float  # perf_counter() when it was consumed
     full: bool  # as many records as a batch takes: the topic has a backlog
+    # The scorer thread's seconds per stage for this batch: read once `scoring` is done.
+    scorer_stages: StageTimes = dataclasses.field(default_factory=StageTimes)
 
     def scores(self) -> Scores | None:
         return self.scoring.result() if self.scoring is not None else None

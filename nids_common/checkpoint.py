@@ -46,8 +46,10 @@ TRANSACTION_ATTEMPTS = 3
 # more only lengthens the stall a coordinator's crash costs.
 STUCK_GRACE_S = 2.0
 # How often a fenced or failed transactional producer is replaced in-process before the service
-# stops instead (a broker failover costs one; more in a few minutes means something else is wrong).
-MAX_RENEWALS = 3
+# stops instead. A broker failover costs one (nids-incidents, whose transactions time out at 6 s,
+# may need one per node of a rolling restart); two live instances sharing a transactional id fence
+# each other every few seconds and reach the bound within a minute.
+MAX_RENEWALS = 10
 RENEWAL_WINDOW_S = 600.0
 
 

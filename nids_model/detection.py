@@ -10,8 +10,15 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from nids_common.schema import NORMAL
+from nids_common.stages import StageTimes
 from nids_model.compiled import ProbabilityFunction, distinct_rows, probability_function
 from nids_model.preprocess import ColumnTable
+
+# What score_features spends its time on (StageTimes names).
+DISTINCT_ROWS = "distinct_rows"
+LABEL_MODEL = "label_model"
+ATTACK_CAT_MODEL = "attack_cat_model"
+SCORING_STAGES = (DISTINCT_ROWS, LABEL_MODEL, ATTACK_CAT_MODEL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,17 +112,19 @@ class DetectionModel:
             return Features(label_matrix, label_matrix)
         return Features(label_matrix, self.attack_cat_pipeline[0].transform(flows))
 
-    def score_features(self, features: Features) -> Scores:
+    def score_features(self, features: Features, stages: StageTimes | None = None) -> Scores:
         """The Scores of a batch's n_samples rows. Each distinct feature vector is scored once per
         batch: floods and scans repeat theirs (a third of UNSW-NB15's rows are repeats), and a row's
-        score depends on nothing else."""
-        key = (
-            features.label
-            if features.label is features.attack_cat
-            else np.hstack([features.label, features.attack_cat])
-        )
-        first, inverse = distinct_rows(key)
-        distinct = self.decide(*self._cascade(features.label[first], features.attack_cat[first]))
+        score depends on nothing else. `stages`, when given, gets the seconds of SCORING_STAGES."""
+        stages = stages if stages is not None else StageTimes()
+        with stages.timing(DISTINCT_ROWS):
+            key = (
+                features.label
+                if features.label is features.attack_cat
+                else np.hstack([features.label, features.attack_cat])
+            )
+            first, inverse = distinct_rows(key)
+        distinct = self.decide(*self._cascade(features.label[first], features.attack_cat[first], stages))
         return Scores(
             distinct.attack_probability[inverse],
             distinct.is_attack[inverse],
@@ -123,18 +132,22 @@ class DetectionModel:
             distinct.class_probabilities[inverse],
         )
 
-    def _cascade(self, label_matrix: np.ndarray, attack_cat_matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _cascade(
+        self, label_matrix: np.ndarray, attack_cat_matrix: np.ndarray, stages: StageTimes
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(attack_probability (n_samples,), class_probabilities (n_samples, n_classes)), both float64,
         of float32 matrices (n_samples, n_features); NaN class rows where not an attack.
 
         The attack_cat pipeline runs only on the rows the label pipeline calls attacks, since a
         Normal verdict needs no class. Its cost is paid in full only under a flood of attacks."""
         label_proba, attack_cat_proba = self._probability_functions()
-        attack_probability = label_proba(label_matrix)[:, self._positive_column]
+        with stages.timing(LABEL_MODEL):
+            attack_probability = label_proba(label_matrix)[:, self._positive_column]
         attacks = np.flatnonzero(attack_probability >= self.threshold)
         class_probabilities = np.full((len(attack_probability), len(self.classes)), np.nan)
         if attacks.size:
-            class_probabilities[attacks] = attack_cat_proba(attack_cat_matrix[attacks])
+            with stages.timing(ATTACK_CAT_MODEL):
+                class_probabilities[attacks] = attack_cat_proba(attack_cat_matrix[attacks])
         return attack_probability, class_probabilities
 
     def use_threads(self, threads: int) -> None:

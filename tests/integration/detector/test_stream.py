@@ -19,6 +19,7 @@ from detector.cli import build_detector
 from detector.metrics import DetectorMetrics
 from detector.reload import load_live
 from nids_common.contract import Header, alert_decoder, verdict_decoder
+from nids_common.stages import StageTimes
 from nids_harness.payloads import bad_payloads, valid_flow
 from nids_harness.reading import read_topic
 from nids_harness.running_detector import RunningDetector, detector_config
@@ -271,8 +272,8 @@ class FailsOnCall:
     def features(self, columns: Any) -> Features:
         return self.model.features(columns)
 
-    def score_features(self, features: Features) -> Scores:
+    def score_features(self, features: Features, stages: StageTimes | None = None) -> Scores:
         self.calls += 1
         if self.calls == self.failing:
             raise RuntimeError("scorer broke")
-        return self.model.score_features(features)
+        return self.model.score_features(features, stages)

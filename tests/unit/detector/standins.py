@@ -22,6 +22,7 @@ from nids_common.config import KafkaSettings
 from nids_common.contract import Topics
 from nids_common.metrics_server import MetricsSettings
 from nids_common.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from nids_common.stages import StageTimes
 from nids_model.detection import Features, Scores
 from tests.unit.kafka_standins import Record, StandInBroker, StandInConsumer, StandInProducer
 
@@ -48,7 +49,7 @@ class StandInModel:
         matrix = np.asarray(columns["sbytes"], dtype=np.float32).reshape(-1, 1)
         return Features(matrix, matrix)
 
-    def score_features(self, features: Features) -> Scores:
+    def score_features(self, features: Features, stages: StageTimes | None = None) -> Scores:
         self.calls += 1
         if self.calls == self.fail_on_call:
             raise RuntimeError("scorer broke")

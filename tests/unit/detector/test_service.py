@@ -8,6 +8,7 @@ import collections
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from detector.values import Stage
 from nids_common.errors import NidsError
 from nids_common.kafka import FatalKafkaError
 from tests.unit.detector.standins import TOPICS, Rig, StandInModel, partition_logs, rig
@@ -151,3 +152,15 @@ def test_a_refused_read_stops_the_loop_with_one_line() -> None:
     run.consumer.on_consume[1] = refused
     with pytest.raises(NidsError, match="may not READ"):
         run.run()
+
+
+def test_where_the_time_goes_is_counted_per_stage() -> None:
+    run = rig(partition_logs(SIZES), batch=4)
+    run.run()
+    spent = {
+        stage: run.metrics.registry.get_sample_value("nids_stage_seconds_total", {"stage": stage})
+        for stage in (*Stage.LOOP, *Stage.SCORER)
+    }
+    assert all(seconds is not None for seconds in spent.values())  # every stage exported from the start
+    # The stand-in model times none of the model's own stages; every loop stage ran.
+    assert all(spent[stage] > 0 for stage in Stage.LOOP), spent
