@@ -19,6 +19,7 @@ import argparse
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -69,7 +70,9 @@ def main() -> None:
     )
     spy = None
     if args.flame is not None:
-        tool = shutil.which("py-spy")
+        # Installed beside this interpreter (the dev extras), or on PATH.
+        beside = Path(sys.executable).with_name("py-spy")
+        tool = str(beside) if beside.exists() else shutil.which("py-spy")
         if tool is None:
             raise SystemExit("--flame needs py-spy: pip install py-spy")
         spy = subprocess.Popen([tool, "record", "-o", str(args.flame), "-r", "100", "--pid", str(detector.pid)])
