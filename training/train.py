@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 from nids_common.errors import InputError
 from nids_common.progress import progress
 from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
+from nids_common.stages import StageTimes
 from nids_dataset.unsw import load_flows
 from nids_model import artifact
 from nids_model.canary import CANARY_FILE, make_canary
@@ -73,22 +74,16 @@ class TrainingResult:
     validation: pd.DataFrame
 
 
-class PhaseClock:
+class PhaseClock(StageTimes):
     """Seconds spent per phase of a training run (the manifest's training_seconds_by_phase); a phase
     entered twice adds up."""
 
     def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
-        self.now = now
+        super().__init__(now)
         self.started = now()
-        self.seconds: dict[str, float] = {}
 
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        started = self.now()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + self.now() - started
+    def phase(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return self.timing(name)
 
     def total(self) -> float:
         return self.now() - self.started
