@@ -19,11 +19,11 @@ from detector.metrics import DetectorMetrics
 from detector.reload import ModelReloader, load_live
 from detector.service import Detector
 from detector.values import LiveModel
-from nids_common.checkpoint import EXACTLY_ONCE, make_checkpoint
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_OK
 from nids_common.metrics_server import serve_metrics
+from nids_common.stream_clients import renewing_checkpoint
 
 log = logging.getLogger("nids.detect")
 
@@ -62,15 +62,8 @@ def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMet
     consumer = make_consumer(
         config, health.on_error, lambda stats: metrics.record_statistics(stats, config.topics.flows), health.on_commit
     )
-    health.producer_renewable = settings.delivery == EXACTLY_ONCE
-    producer = make_producer(config, health.on_producer_error)
-    checkpoint = make_checkpoint(
-        settings.delivery,
-        consumer,
-        producer,
-        metrics,
-        health.refusals,
-        renew=lambda: make_producer(config, health.on_producer_error),
+    checkpoint = renewing_checkpoint(
+        settings.delivery, consumer, lambda: make_producer(config, health.on_producer_error), metrics, health
     )
     reloader = ModelReloader(
         settings.model,

@@ -26,12 +26,12 @@ from incidents.config import DEFAULT_PATH, IncidentsConfig, load
 from incidents.metrics import IncidentMetrics
 from incidents.offline import read_alerts, run_offline
 from incidents.service import IncidentService
-from nids_common.checkpoint import EXACTLY_ONCE, make_checkpoint
 from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.contract import Incident
 from nids_common.errors import EXIT_OK
 from nids_common.metrics_server import serve_metrics
+from nids_common.stream_clients import renewing_checkpoint
 
 log = logging.getLogger("nids.incidents")
 
@@ -61,18 +61,11 @@ def build_service(config: IncidentsConfig, metrics: IncidentMetrics) -> Incident
     """The service with its Kafka clients, checkpoint and changelog reader built from `config`."""
     health = client_health(config, metrics)
     consumer = make_consumer(config, health)
-    health.producer_renewable = config.incidents.delivery == EXACTLY_ONCE
-    producer = make_producer(config, health)
-    checkpoint = make_checkpoint(
-        config.incidents.delivery,
-        consumer,
-        producer,
-        metrics,
-        health.refusals,
-        renew=lambda: make_producer(config, health),
+    checkpoint = renewing_checkpoint(
+        config.incidents.delivery, consumer, lambda: make_producer(config, health), metrics, health
     )
     changelog = ChangelogReader(make_changelog_consumer(config, health.on_error), config.changelog_topic)
-    partitions = partition_count(producer, config.repartition_topic)
+    partitions = partition_count(checkpoint.producer, config.repartition_topic)
     return IncidentService(config, metrics, consumer, checkpoint, health, changelog, partitions)
 
 

@@ -1,4 +1,5 @@
-"""The librdkafka settings every stream service's clients share (the detector, nids-incidents).
+"""The librdkafka settings every stream service's clients share (the detector, nids-incidents), and
+their checkpoint over a producer it can renew.
 
 A service adds its own on top; `kafka.librdkafka` from its config always comes last, so an operator
 can override any of them.
@@ -9,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from nids_common.checkpoint import EXACTLY_ONCE, Checkpoint, ClientMetrics, Delivery, make_checkpoint
+from nids_common.client_health import ClientHealth
 from nids_common.config import KafkaSettings
 
 STATISTICS_INTERVAL_MS = 5000
@@ -76,3 +79,17 @@ def producer_settings(
         **service,
         **kafka.librdkafka,
     }
+
+
+def renewing_checkpoint(
+    delivery: Delivery,
+    consumer: Consumer,
+    new_producer: Callable[[], Producer],
+    metrics: ClientMetrics,
+    health: ClientHealth,
+) -> Checkpoint:
+    """The checkpoint of `delivery` over a producer from `new_producer`, whose errors report to
+    `health`. In exactly_once a fenced producer is replaced by another `new_producer()`, so its fatal
+    errors are the checkpoint's to handle, not the end of the service."""
+    health.producer_renewable = delivery == EXACTLY_ONCE
+    return make_checkpoint(delivery, consumer, new_producer(), metrics, health.refusals, renew=new_producer)

@@ -93,25 +93,24 @@ def read_ahead(chunks: Iterable[pd.DataFrame], depth: int = 2) -> Generator[pd.D
     failure: list[BaseException] = []
     stop = threading.Event()
 
+    def put(item: object) -> bool:
+        """`item` queued; False when the reader stopped first."""
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.2)
+                return True
+            except Full:
+                continue
+        return False
+
     def fill() -> None:
         try:
             for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        queue.put(chunk, timeout=0.2)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
+                if not put(chunk):
                     return
         except BaseException as exc:  # handed to the consumer thread, raised there
             failure.append(exc)
-        while not stop.is_set():
-            try:
-                queue.put(done, timeout=0.2)
-                return
-            except Full:
-                continue
+        put(done)
 
     thread = threading.Thread(target=fill, name="replay-read-ahead", daemon=True)
     thread.start()

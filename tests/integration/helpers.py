@@ -10,7 +10,7 @@ import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
@@ -20,7 +20,7 @@ from nids_dataset.synthetic import synthetic_frame
 from producer.replay import replay
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """A component the test needs is missing: under CI=true that fails the test, elsewhere it skips."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(reason, pytrace=False)

@@ -13,10 +13,16 @@ from nids_harness.checkout import REPO
 from tests.integration.helpers import unavailable
 
 
-def test_docker_compose_config_validates() -> None:
+def docker_compose() -> str:
+    """Debian's docker-compose, which validates a compose file without a daemon."""
     tool = shutil.which("docker-compose")
     if tool is None:
         unavailable("docker-compose not installed (scripts/ensure-system-deps installs it)")
+    return tool
+
+
+def test_docker_compose_config_validates() -> None:
+    tool = docker_compose()
     result = subprocess.run(
         [tool, "-f", str(REPO / "docker-compose.yml"), "config", "-q"], capture_output=True, text=True, cwd=REPO
     )
@@ -39,9 +45,7 @@ def test_docker_compose_config_validates() -> None:
 
 
 def test_the_detector_scales_and_the_partition_count_is_one_setting() -> None:
-    tool = shutil.which("docker-compose")
-    if tool is None:
-        unavailable("docker-compose not installed (scripts/ensure-system-deps installs it)")
+    tool = docker_compose()
     result = subprocess.run(
         [tool, "-f", str(REPO / "docker-compose.yml"), "config"],
         capture_output=True,
@@ -63,9 +67,7 @@ def test_the_detector_scales_and_the_partition_count_is_one_setting() -> None:
 
 
 def test_the_cluster_profile_runs_three_voters_and_points_every_service_at_them() -> None:
-    tool = shutil.which("docker-compose")
-    if tool is None:
-        unavailable("docker-compose not installed (scripts/ensure-system-deps installs it)")
+    tool = docker_compose()
     command = [tool, "--env-file", str(REPO / "deploy/cluster.env"), "-f", str(REPO / "docker-compose.yml"), "config"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
