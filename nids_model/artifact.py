@@ -36,9 +36,10 @@ from nids_model.manifest import Libraries, Manifest, TrainingRecord, decode, enc
 # no longer exist. 3: a canary batch with its expected outputs (nids_model.canary). 4: attack_cat
 # models fitted on attack rows (AttackOnlyClassifier), class scales tuned on grouped folds (a new
 # ClassScaledClassifier parameter), an operating point. 5: a typed manifest (nids_model.manifest), whose
-# unknown or missing fields are refused. An older format is refused before unpickling, with a message
+# unknown or missing fields are refused. 6: the seen regime (nids_model.seen_regime) in the model, its
+# digest and the cross-validated figures in the manifest. An older format is refused before unpickling, with a message
 # that says to retrain.
-ARTIFACT_FORMAT = 5
+ARTIFACT_FORMAT = 6
 MODEL_FILE = "model.joblib"
 HISTORY_FILE = "history.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -237,7 +238,25 @@ def load_model(
     model = joblib.load(io.BytesIO(payload))
     if not isinstance(model, DetectionModel):
         raise ArtifactError(f"{resolve(path) / manifest.model_file}: not a DetectionModel ({type(model).__name__})")
+    check_seen_regime(model, manifest, resolve(path) / manifest.model_file)
     return model, manifest
+
+
+def check_seen_regime(model: DetectionModel, manifest: Manifest, source: Path) -> None:
+    """The model's seen-vector table and rule are the ones training recorded (their sha256), or both
+    are absent."""
+    recorded = manifest.seen_regime
+    if model.seen is None and recorded is None:
+        return
+    if model.seen is None or recorded is None:
+        has = "has" if model.seen is not None else "has no"
+        raise ArtifactError(f"{source}: the model {has} a seen regime and the manifest disagrees: refusing to load")
+    actual = model.seen.digest()
+    if not hmac.compare_digest(actual, recorded.sha256):
+        raise ArtifactError(
+            f"{source}: seen-vector table sha256 {actual[:12]}… does not match the manifest "
+            f"({recorded.sha256[:12]}…): refusing to load"
+        )
 
 
 def load_checked(

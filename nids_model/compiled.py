@@ -414,14 +414,34 @@ def distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     inverse : ndarray of shape (n_samples,), dtype=intp
         For every row, the index of its distinct row in `first`: `matrix[first][inverse]` is `matrix`.
     """
-    rows = np.ascontiguousarray(matrix)
-    if rows.shape[0] == 0:
+    if matrix.shape[0] == 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    words = rows.view(np.uint8).reshape(rows.shape[0], -1)
-    if words.shape[1] % 4 == 0:
-        words = words.view(np.uint32)
-    first, inverse = _group_rows(words, _row_hashes(words))
+    words = row_words(matrix)
+    first, inverse = _group_rows(words, row_hashes(words))
     return first, inverse
+
+
+def row_words(matrix: np.ndarray) -> np.ndarray:
+    """Each row's bytes, as the hashing and comparing kernels take them.
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (n_samples, n_features), any dtype
+
+    Returns
+    -------
+    words : ndarray of shape (n_samples, n_words), dtype=uint32 (uint8 when a row's size is not a
+        multiple of 4), C-contiguous
+    """
+    rows = np.ascontiguousarray(matrix)
+    words = rows.view(np.uint8).reshape(rows.shape[0], rows.shape[1] * rows.dtype.itemsize)
+    return words.view(np.uint32) if words.shape[1] % 4 == 0 else words
+
+
+def row_hashes(words: np.ndarray) -> np.ndarray:
+    """FNV-1a of each row of `row_words` (n_samples, n_words) → (n_samples,), dtype=uint64."""
+    hashes: np.ndarray = _row_hashes(words)
+    return hashes
 
 
 @_compiled

@@ -13,12 +13,14 @@ from nids_common.schema import NORMAL
 from nids_common.stages import StageTimes
 from nids_model.compiled import ProbabilityFunction, distinct_rows, probability_function
 from nids_model.preprocess import ColumnTable
+from nids_model.seen_regime import SeenRegime
 
 # What score_features spends its time on (StageTimes names).
 DISTINCT_ROWS = "distinct_rows"
 LABEL_MODEL = "label_model"
 ATTACK_CAT_MODEL = "attack_cat_model"
-SCORING_STAGES = (DISTINCT_ROWS, LABEL_MODEL, ATTACK_CAT_MODEL)
+SEEN_LOOKUP = "seen_lookup"
+SCORING_STAGES = (DISTINCT_ROWS, LABEL_MODEL, SEEN_LOOKUP, ATTACK_CAT_MODEL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,11 +65,14 @@ class Features:
 class DetectionModel:
     """The alert rule: the label pipeline decides *whether* a flow is an attack (probability ≥ threshold),
     the attack_cat pipeline decides *which*, taking its most probable non-Normal class. So an attack
-    verdict never says Normal, and a Normal verdict never names an attack."""
+    verdict never says Normal, and a Normal verdict never names an attack. With `seen`, a flow whose
+    exact feature vector occurred in training has both decisions made by the seen regime's rule
+    (`nids_model.seen_regime`)."""
 
     label_pipeline: Pipeline
     attack_cat_pipeline: Pipeline
     threshold: float = 0.5
+    seen: SeenRegime | None = None
 
     def __post_init__(self) -> None:
         self._init_scoring_state()
@@ -94,6 +99,7 @@ class DetectionModel:
             "label_pipeline": self.label_pipeline,
             "attack_cat_pipeline": self.attack_cat_pipeline,
             "threshold": self.threshold,
+            "seen": self.seen,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -143,12 +149,25 @@ class DetectionModel:
         label_proba, attack_cat_proba = self._probability_functions()
         with stages.timing(LABEL_MODEL):
             attack_probability = label_proba(label_matrix)[:, self._positive_column]
+        with stages.timing(SEEN_LOOKUP):
+            seen = self.regime(label_matrix)
+            if self.seen is not None:
+                attack_probability = self.seen.attack_probability(seen, attack_probability)
         attacks = np.flatnonzero(attack_probability >= self.threshold)
         class_probabilities = np.full((len(attack_probability), len(self.classes)), np.nan)
         if attacks.size:
             with stages.timing(ATTACK_CAT_MODEL):
                 class_probabilities[attacks] = attack_cat_proba(attack_cat_matrix[attacks])
+            if self.seen is not None:
+                class_probabilities = self.seen.class_probabilities(seen, class_probabilities)
         return attack_probability, class_probabilities
+
+    def regime(self, label_matrix: np.ndarray) -> np.ndarray:
+        """Per row of the label matrix (n_samples, n_label_features): the seen table's index of its
+        vector, -1 for a novel one (every row when the model has no seen regime); intp."""
+        if self.seen is None:
+            return np.full(len(label_matrix), -1, dtype=np.intp)
+        return self.seen.vectors.find(label_matrix)
 
     def use_threads(self, threads: int) -> None:
         """Score each batch on up to `threads` cores: compiled models split their rows, scikit-learn
@@ -203,4 +222,5 @@ class DetectionModel:
             "attack_cat": type(self.attack_cat_pipeline[-1]).__name__,
             "threshold": self.threshold,
             "classes": list(self.classes),
+            "seen_vectors": 0 if self.seen is None else len(self.seen.vectors),
         }

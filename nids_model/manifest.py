@@ -89,6 +89,50 @@ class ValidationMetrics(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     classes: tuple[str, ...]
 
 
+class FoldScores(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One figure per cross-validation fold, with their mean and (population) standard deviation."""
+
+    rows: int
+    label_accuracy: tuple[float, ...]
+    attack_cat_macro_f1: tuple[float, ...]
+    label_accuracy_mean: float
+    label_accuracy_std: float
+    attack_cat_macro_f1_mean: float
+    attack_cat_macro_f1_std: float
+
+
+class RegimeScores(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Cross-validated figures of one kind of row: per fold, and per class over all folds' rows."""
+
+    folds: FoldScores
+    per_class: dict[str, ClassMetrics]
+
+
+class CrossValidation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The deployed settings cross-validated on the training rows (`training.regimes`)."""
+
+    folds: int
+    grouped: RegimeScores  # identical vectors on one side: every validation row is novel
+    plain: RegimeScores  # random rows, as live traffic brings them
+    plain_seen: RegimeScores  # the plain folds' rows whose vector the fold's training rows held
+    plain_novel: RegimeScores
+    # The same plain folds decided as if every row were novel: what the seen rule changes.
+    plain_without_seen_rule: RegimeScores
+    plain_seen_without_seen_rule: RegimeScores
+    seen_share: float  # of the plain folds' rows
+    method: str
+
+
+class SeenRegimeRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The seen regime the model carries (`nids_model.seen_regime`); loading checks `sha256`."""
+
+    vectors: int
+    bytes: int
+    sha256: str
+    prior: float
+    class_scale: dict[str, float]
+
+
 class CanaryOutputs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     attack_probability: tuple[float, ...]
     attack_cat: tuple[str, ...]
@@ -146,7 +190,8 @@ class TrainingRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     validation_data: tuple[DataFile, ...] | SplitRecipe
     rows: RowCounts
     validation_metrics: ValidationMetrics
-    plain_split_metrics: ValidationMetrics | None  # None when validation rows came from --test files
+    cross_validation: CrossValidation
+    seen_regime: SeenRegimeRecord | None  # None: every flow is decided as novel
     rows_per_second: float
     worst_case_rows_per_second: float
     throughput_batch_rows: int

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,8 +56,17 @@ class ClassScaledClassifier(ClassifierMixin, BaseEstimator):
         self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
         self.classes_ = self.estimator_.classes_
         self.n_features_in_ = getattr(self.estimator_, "n_features_in_", X.shape[1])
-        self.class_scale_ = self._tune(np.nan_to_num(held_out), np.asarray(y))
+        # Training evidence, not model: training reuses it for its cross-validated figures; not pickled.
+        self.held_out_probabilities_ = np.nan_to_num(held_out)
+        self.class_scale_, self.held_out_macro_f1_ = tune_class_scale(
+            self.held_out_probabilities_, np.searchsorted(self.classes_, y), self.grid, self.passes
+        )
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
+        state.pop("held_out_probabilities_", None)
+        return state
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.rescale(self.estimator_.predict_proba(X))
@@ -72,24 +81,38 @@ class ClassScaledClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
 
-    def _tune(self, probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
-        truth = np.searchsorted(self.classes_, y)
-        scale = np.ones(len(self.classes_))
 
-        def score(candidate: np.ndarray) -> float:
-            return macro_f1(truth, (probabilities * candidate).argmax(axis=1), len(self.classes_))
+def tune_class_scale(
+    probabilities: np.ndarray, truth: np.ndarray, grid: Sequence[float] = DEFAULT_GRID, passes: int = 2
+) -> tuple[np.ndarray, float]:
+    """(scales (n_classes,), the macro-F1 they reach): per-class factors on `probabilities`
+    (n_samples, n_classes) that maximise the macro-F1 of their argmax against `truth` (n_samples,
+    class codes), by coordinate ascent over `grid`."""
+    n_classes = probabilities.shape[1]
+    return coordinate_ascent(
+        lambda scale: macro_f1(truth, (probabilities * scale).argmax(axis=1), n_classes),
+        np.ones(n_classes),
+        grid,
+        passes,
+    )
 
-        best = score(scale)
-        for _ in range(self.passes):
-            for index in range(len(scale)):
-                for factor in self.grid:
-                    trial = scale.copy()
-                    trial[index] = factor
-                    value = score(trial)
-                    if value > best + 1e-6:
-                        best, scale = value, trial
-        self.held_out_macro_f1_ = best
-        return scale
+
+def coordinate_ascent(
+    score: Callable[[np.ndarray], float], start: np.ndarray, grid: Sequence[float], passes: int = 2
+) -> tuple[np.ndarray, float]:
+    """The vector, from `start`, that `score` rates highest when each entry in turn takes the best value
+    of `grid` (`passes` rounds); and its score. A change must gain more than 1e-6 to be taken."""
+    vector = np.asarray(start, dtype=np.float64).copy()
+    best = score(vector)
+    for _ in range(passes):
+        for index in range(len(vector)):
+            for factor in grid:
+                trial = vector.copy()
+                trial[index] = factor
+                value = score(trial)
+                if value > best + 1e-6:
+                    best, vector = value, trial
+    return vector, best
 
 
 def macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:

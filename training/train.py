@@ -17,7 +17,6 @@ import msgspec
 import numpy as np
 import pandas as pd
 from rich.progress import Progress
-from sklearn.model_selection import train_test_split
 
 from nids_common.errors import InputError
 from nids_common.progress import progress
@@ -40,7 +39,6 @@ from nids_model.manifest import (
     SplitRecipe,
     SyntheticData,
     TrainingRecord,
-    ValidationMetrics,
 )
 from nids_model.profile import make_profile
 from training import report
@@ -51,7 +49,6 @@ from training.candidates import (
     Trial,
     choose_deployed,
     fit_candidate,
-    fit_pipeline,
     held_out_scores,
     search_params,
     worst_case_rows_per_second,
@@ -60,6 +57,7 @@ from training.config import TrainingConfig
 from training.evaluation import Evaluation, evaluate, rows_per_second
 from training.models import DEFAULT_PARAMS, FAMILY_NAMES
 from training.operating_point import HELD_OUT_FOLDS, rates, threshold_for_budget
+from training.regimes import RegimeResult, fit_regimes, seen_record
 
 log = logging.getLogger("nids.train")
 TARGETS = (LABEL, ATTACK_CAT)
@@ -91,7 +89,6 @@ class PhaseClock(StageTimes):
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-    flows: pd.DataFrame  # every row read from `data`: the plain split re-divides them
     train: pd.DataFrame
     val: pd.DataFrame
     from_test_files: bool  # validation rows came from --test files, not a split
@@ -159,7 +156,7 @@ def load_and_split(
     else:
         train, val = split(flows, config)
     log.info("training on %d rows, validating on %d", len(train), len(val))
-    return Splits(flows, train, val, bool(test))
+    return Splits(train, val, bool(test))
 
 
 def analyse_features(train: pd.DataFrame, config: TrainingConfig, bar: Progress) -> FeatureAnalysis:
@@ -210,9 +207,10 @@ def select_deployed(candidates: Sequence[Candidate], splits: Splits, config: Tra
     return Selection(scored, pairs, chosen)
 
 
-def set_operating_point(chosen: Pair, splits: Splits, config: TrainingConfig) -> Deployment:
+def set_operating_point(chosen: Pair, splits: Splits, config: TrainingConfig) -> tuple[Deployment, RegimeResult]:
     """The label threshold: the configured one, or the one a false-positive budget allows on
-    out-of-fold predictions of the training rows; and the deployed model's validation figures at it."""
+    out-of-fold predictions of the training rows; the seen regime and the cross-validated figures at
+    it; and the deployed model's validation figures."""
     model, expected = chosen.model, None
     if config.max_false_positive_rate is not None:
         held_out = chosen.label.held_out_attack_probability
@@ -221,8 +219,11 @@ def set_operating_point(chosen: Pair, splits: Splits, config: TrainingConfig) ->
         expected = threshold_for_budget(splits.train[LABEL].to_numpy(), held_out, config.max_false_positive_rate)
         model = dataclasses.replace(model, threshold=expected.threshold)
         log.info("label threshold %.4f for a false-positive budget of %s", expected.threshold, expected)
-    attack_probability = chosen.label.attack_probability()
-    verdicts = model.decide(attack_probability, chosen.attack_cat.probabilities)
+    regimes = fit_regimes(chosen.label, chosen.attack_cat, splits.train, model.threshold, config.seed)
+    model = dataclasses.replace(model, seen=regimes.seen)
+    seen = model.regime(model.label_pipeline[0].transform(splits.val))
+    attack_probability = regimes.seen.attack_probability(seen, chosen.label.attack_probability())
+    verdicts = model.decide(attack_probability, regimes.seen.class_probabilities(seen, chosen.attack_cat.probabilities))
     truth = splits.val[LABEL].to_numpy()
     validation = evaluate(truth, splits.val[ATTACK_CAT].to_numpy(), verdicts.is_attack.astype(int), verdicts.attack_cat)
     point = OperatingPoint(
@@ -234,29 +235,7 @@ def set_operating_point(chosen: Pair, splits: Splits, config: TrainingConfig) ->
         else f"grouped {HELD_OUT_FOLDS}-fold out-of-fold P(attack) of the training rows",
         validation=rates(truth, attack_probability, model.threshold),
     )
-    return Deployment(model, point, attack_probability, verdicts, validation)
-
-
-def plain_split_metrics(
-    chosen: Pair, threshold: float, frame: pd.DataFrame, config: TrainingConfig
-) -> ValidationMetrics:
-    """Validation figures of the deployed settings refitted on a plain stratified split, which lets
-    copies of one feature vector fall on both sides: what a duplicate-blind evaluation reports."""
-    train_rows, val_rows = train_test_split(
-        np.arange(len(frame)),
-        test_size=config.validation_fraction,
-        stratify=frame[ATTACK_CAT],
-        random_state=config.seed,
-    )
-    train, val = frame.iloc[train_rows], frame.iloc[val_rows]
-    label, attack_cat = (
-        fit_pipeline(c.family, c.target, c.pipeline[0].features, c.params, train, config.seed)[0]
-        for c in (chosen.label, chosen.attack_cat)
-    )
-    scores = DetectionModel(label, attack_cat, threshold).score(val)
-    return evaluate(
-        val[LABEL].to_numpy(), val[ATTACK_CAT].to_numpy(), scores.is_attack.astype(int), scores.attack_cat
-    ).metrics
+    return Deployment(model, point, attack_probability, verdicts, validation), regimes
 
 
 def measure(deployment: Deployment, splits: Splits, config: TrainingConfig) -> Measurements:
@@ -265,7 +244,9 @@ def measure(deployment: Deployment, splits: Splits, config: TrainingConfig) -> M
     batch = splits.val.iloc[: config.throughput_batch_rows]
     measured = rows_per_second(model.score, batch, len(batch))
     worst_case = worst_case_rows_per_second(model, batch)
-    payload, canary = make_canary(model, splits.val, seed=config.seed)
+    # Validation rows and as many training rows: the canary then also checks the seen regime's table.
+    seen_rows = splits.train.sample(n=min(len(splits.val), len(splits.train)), random_state=config.seed)
+    payload, canary = make_canary(model, pd.concat([splits.val, seen_rows]), seed=config.seed)
     preprocess = model.label_pipeline[0]
     profile = make_profile(
         preprocess.transform(splits.train),
@@ -286,7 +267,7 @@ def build_manifest(
     analysis: FeatureAnalysis,
     chosen: Pair,
     deployment: Deployment,
-    plain: ValidationMetrics | None,
+    regimes: RegimeResult,
     measured: Measurements,
     clock: PhaseClock,
 ) -> TrainingRecord:
@@ -314,7 +295,8 @@ def build_manifest(
         ),
         rows=RowCounts(train=len(splits.train), validation=len(splits.val)),
         validation_metrics=deployment.validation.metrics,
-        plain_split_metrics=plain,
+        cross_validation=regimes.cross_validation,
+        seen_regime=seen_record(regimes.seen, model.classes),
         rows_per_second=measured.rows_per_second,
         worst_case_rows_per_second=measured.worst_case_rows_per_second,
         throughput_batch_rows=measured.batch_rows,
@@ -356,18 +338,12 @@ def run_training(
             fitted = fit_candidates(splits, analysis, compare, config, bar)
     with clock.phase("models"):
         selection = select_deployed(fitted.candidates, splits, config)
-    with clock.phase("operating point"):
-        deployment = set_operating_point(selection.chosen, splits, config)
-    with clock.phase("plain split"):
-        plain = (
-            None
-            if splits.from_test_files
-            else plain_split_metrics(selection.chosen, deployment.model.threshold, splits.flows, config)
-        )
+    with clock.phase("operating point, regimes, cross-validation"):
+        deployment, regimes = set_operating_point(selection.chosen, splits, config)
     with clock.phase("measure, canary, profile"):
         measured = measure(deployment, splits, config)
     record = build_manifest(
-        data, test, data_description, config, splits, analysis, selection.chosen, deployment, plain, measured, clock
+        data, test, data_description, config, splits, analysis, selection.chosen, deployment, regimes, measured, clock
     )
     version = artifact.new_version()
 

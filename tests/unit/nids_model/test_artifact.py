@@ -125,7 +125,7 @@ def test_an_artifact_of_the_old_layout_is_refused_with_retrain(trained_model: Pa
     # Artifacts written before 0.2.0 carry no artifact_format and pickle training.* classes.
     copy = shutil.copytree(trained_model, tmp_path / "old")
     edit_manifest(copy, lambda document: document.pop("artifact_format"))
-    with pytest.raises(ArtifactError, match=r"artifact format 1, .* reads format 5: retrain the model with nids-train"):
+    with pytest.raises(ArtifactError, match=r"artifact format 1, .* reads format 6: retrain the model with nids-train"):
         load_model(copy)
 
 
@@ -135,7 +135,7 @@ def test_a_format_4_artifact_is_refused_with_retrain_before_its_fields_are_read(
     # Format 4 manifests were untyped: whatever fields they hold, the format alone refuses them.
     copy = shutil.copytree(trained_model, tmp_path / "v4")
     edit_manifest(copy, lambda document: document.update(artifact_format=4, no_such_field=True))
-    with pytest.raises(ArtifactError, match=r"artifact format 4, this nids-stream reads format 5: retrain"):
+    with pytest.raises(ArtifactError, match=r"artifact format 4, this nids-stream reads format 6: retrain"):
         load_model(copy)
 
 
@@ -154,4 +154,15 @@ def test_a_manifest_that_does_not_fit_is_refused_naming_the_field(
     copy = shutil.copytree(trained_model, tmp_path / "v")
     edit_manifest(copy, change)
     with pytest.raises(ArtifactError, match=rf"manifest\.json: .*{reason}.*: retrain the model with nids-train"):
+        load_model(copy)
+
+
+def test_a_seen_table_that_does_not_match_its_digest_is_refused(trained_model: Path, tmp_path: Path) -> None:
+    model, manifest = load_model(trained_model)
+    assert model.seen is not None and manifest.seen_regime is not None
+    assert manifest.seen_regime.sha256 == model.seen.digest()
+    assert manifest.seen_regime.vectors == len(model.seen.vectors) > 0
+    model.seen.vectors.attacks[0] += 1  # one training count changed after training recorded the table
+    copy = write_artifact(tmp_path / "m", model, manifest.training_record(), version="v2")
+    with pytest.raises(ArtifactError, match=r"seen-vector table sha256 .* does not match the manifest .*refusing"):
         load_model(copy)

@@ -141,5 +141,5 @@ def test_detection_model_scores_repeats_like_the_pipelines(trained_model: Path) 
     assert np.array_equal(scores.class_probabilities[attacks], model.attack_cat_pipeline.predict_proba(flows[attacks]))
     # The compiled functions are built on first use and never pickled into an artifact.
     assert model._compiled is not None
-    assert set(model.__getstate__()) == {"label_pipeline", "attack_cat_pipeline", "threshold"}
+    assert set(model.__getstate__()) == {"label_pipeline", "attack_cat_pipeline", "threshold", "seen"}
     assert pickle.loads(pickle.dumps(model))._compiled is None

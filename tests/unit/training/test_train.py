@@ -7,7 +7,13 @@ from pathlib import Path
 from nids_model import artifact
 from training.train import PhaseClock
 
-PHASES = {"load and split", "feature analysis", "models", "operating point", "plain split", "measure, canary, profile"}
+PHASES = {
+    "load and split",
+    "feature analysis",
+    "models",
+    "operating point, regimes, cross-validation",
+    "measure, canary, profile",
+}
 
 
 def test_a_phase_entered_twice_adds_up() -> None:

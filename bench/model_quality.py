@@ -1,0 +1,74 @@
+"""The deployed settings cross-validated on every row of a data file (not only the training split):
+grouped and plain 5-fold figures, per regime, as `nids-train` reports them for its training rows.
+
+    python -m bench.model_quality [--data ../shared/data/unsw-nb15/unsw_nb15_dev.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
+from nids_dataset.unsw import load_flows
+from training.candidates import fit_candidate, held_out_scores
+from training.config import TrainingConfig
+from training.models import DEFAULT_PARAMS
+from training.regimes import fit_regimes
+
+from bench.common import DEV_DATA
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEV_DATA))
+    parser.add_argument("--label", default="hgb", choices=("hgb", "rf"))
+    parser.add_argument("--attack-cat", default="rf", choices=("hgb", "rf"))
+    args = parser.parse_args(argv)
+    config = TrainingConfig()
+    flows = load_flows([args.data], config.chunk_rows)
+    started = time.perf_counter()
+    label, attack_cat = (
+        held_out_scores(
+            fit_candidate(family, target, "all", FEATURES, DEFAULT_PARAMS[(family, target)], flows, flows[:1], config),
+            flows,
+            config,
+        )
+        for family, target in ((args.label, LABEL), (args.attack_cat, ATTACK_CAT))
+    )
+    cv = fit_regimes(label, attack_cat, flows, config.decision_threshold, config.seed).cross_validation
+    print(
+        f"{args.data}: {len(flows):,} rows, label {args.label}, attack_cat {args.attack_cat}, "
+        f"{time.perf_counter() - started:.0f} s; seen share of plain folds {cv.seen_share:.3f}"
+    )
+    for name in (
+        "grouped",
+        "plain",
+        "plain_seen",
+        "plain_novel",
+        "plain_without_seen_rule",
+        "plain_seen_without_seen_rule",
+    ):
+        folds = getattr(cv, name).folds
+        print(
+            f"{name:>30}: label accuracy {folds.label_accuracy_mean:.4f} ± {folds.label_accuracy_std:.4f}, "
+            f"macro-F1 {folds.attack_cat_macro_f1_mean:.4f} ± {folds.attack_cat_macro_f1_std:.4f} "
+            f"(folds {', '.join(f'{f:.3f}' for f in folds.attack_cat_macro_f1)})"
+        )
+    print(
+        f"{'class':>16} "
+        + " ".join(
+            f"{r + ' P/R':>19}" for r in ("grouped", "plain seen", "plain novel", "plain all", "plain all before")
+        )
+    )
+    for cls in cv.plain.per_class:
+        cells = []
+        for scores in (cv.grouped, cv.plain_seen, cv.plain_novel, cv.plain, cv.plain_without_seen_rule):
+            m = scores.per_class.get(cls)
+            cells.append(f"{m.precision:.3f}/{m.recall:.3f}" if m and m.support else "—")
+        print(f"{cls:>16} " + " ".join(f"{c:>19}" for c in cells))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""The seen regime: flows whose exact feature vector occurred in the training rows.
+
+UNSW-NB15 repeats a third of its feature vectors (floods and scans send the same flow again and again)
+and some vectors carry more than one class. A flow whose vector training held is a different problem
+from a novel one: the training rows of that vector say how often it was an attack, and the class
+scales that serve macro-F1 best on such conflicting vectors differ from those tuned for vectors
+never seen (grouped folds). So a seen flow gets its own rule, tuned on plain folds, where copies of a
+vector fall on both sides as they do between training and live traffic; a novel flow keeps the model
+and the grouped-tuned scales alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+
+from nids_model.compiled import distinct_rows, row_hashes, row_words
+
+
+class SeenVectors:
+    """Every distinct feature vector of the training rows with its row and attack counts; `find`
+    decides by exact equality of the model's matrix rows (byte for byte, so a NaN matches a NaN).
+
+    Attributes
+    ----------
+    hashes : ndarray of shape (n_vectors,), dtype=uint64
+        FNV-1a of each vector's bytes, ascending.
+    words : ndarray of shape (n_vectors, n_words), dtype=uint32 or uint8
+        Each vector's bytes (`row_words`), in the order of `hashes`.
+    rows, attacks : ndarray of shape (n_vectors,), dtype=int64
+        Training rows with that vector, and how many of them were attacks (label 1).
+    """
+
+    def __init__(self, hashes: np.ndarray, words: np.ndarray, rows: np.ndarray, attacks: np.ndarray) -> None:
+        self.hashes = hashes
+        self.words = words
+        self.rows = rows
+        self.attacks = attacks
+
+    @classmethod
+    def of(cls, matrix: np.ndarray, is_attack: np.ndarray) -> SeenVectors:
+        """The table of training rows.
+
+        Parameters
+        ----------
+        matrix : ndarray of shape (n_samples, n_features), dtype=float32
+            The model's matrix of the training rows (`FlowPreprocessor.transform`).
+        is_attack : ndarray of shape (n_samples,), bool or 0/1
+        """
+        first, inverse = distinct_rows(matrix)
+        words = row_words(matrix[first])
+        hashes = row_hashes(words)
+        rows = np.bincount(inverse, minlength=len(first)).astype(np.int64)
+        attacks = np.bincount(inverse, weights=np.asarray(is_attack, dtype=np.float64), minlength=len(first))
+        order = np.argsort(hashes, kind="stable")
+        sorted_hashes = hashes[order]
+        # Two distinct vectors with one hash would make a lookup ambiguous: both stay out of the table
+        # and their flows count as novel (with 64-bit hashes, about never).
+        clash = np.zeros(len(order), dtype=bool)
+        equal = sorted_hashes[1:] == sorted_hashes[:-1]
+        clash[1:] |= equal
+        clash[:-1] |= equal
+        keep = order[~clash]
+        return cls(hashes[keep], words[keep], rows[keep], attacks[keep].astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.hashes.nbytes + self.words.nbytes + self.rows.nbytes + self.attacks.nbytes)
+
+    def find(self, matrix: np.ndarray) -> np.ndarray:
+        """The table index of each row's vector, -1 for a vector training never had.
+
+        Parameters
+        ----------
+        matrix : ndarray of shape (n_samples, n_features), the dtype the table was built from
+
+        Returns
+        -------
+        index : ndarray of shape (n_samples,), dtype=intp
+        """
+        words = row_words(matrix)
+        if words.shape[1] != self.words.shape[1] or words.dtype != self.words.dtype:
+            raise ValueError(f"expected rows of {self.words.nbytes // max(len(self), 1)} bytes, got {matrix.shape}")
+        if len(self) == 0 or len(words) == 0:
+            return np.full(len(words), -1, dtype=np.intp)
+        hashes = row_hashes(words)
+        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self) - 1)
+        hit = (self.hashes[at] == hashes) & (self.words[at] == words).all(axis=1)
+        index: np.ndarray = np.where(hit, at, -1).astype(np.intp)
+        return index
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SeenRegime:
+    """The rule for seen flows.
+
+    Attributes
+    ----------
+    vectors : SeenVectors
+        Built from the training rows only.
+    prior : float
+        The weight of the label model's P(attack) against the vector's training rows: a seen flow's
+        P(attack) is (attacks + prior·p) / (rows + prior).
+    class_scale : ndarray of shape (n_classes,), dtype=float64
+        Multiplies a seen attack's class probabilities (columns in `DetectionModel.classes` order)
+        before the most probable attack class is taken.
+    """
+
+    vectors: SeenVectors
+    prior: float
+    class_scale: np.ndarray
+
+    def attack_probability(self, seen: np.ndarray, probability: np.ndarray) -> np.ndarray:
+        """P(attack) (n_samples,), float64, blended with the training rows where `seen` (`find`'s
+        index per row) is not -1."""
+        rows = seen >= 0
+        at = seen[rows]
+        blended = probability.copy()
+        blended[rows] = (self.vectors.attacks[at] + self.prior * probability[rows]) / (
+            self.vectors.rows[at] + self.prior
+        )
+        return blended
+
+    def class_probabilities(self, seen: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """Class probabilities (n_samples, n_classes), float64, rescaled and renormalised where seen;
+        NaN rows (not attacks) stay NaN."""
+        rows = (seen >= 0) & ~np.isnan(probabilities).any(axis=1)
+        if not rows.any():
+            return probabilities
+        scaled = probabilities[rows] * self.class_scale
+        total = scaled.sum(axis=1, keepdims=True)
+        result = probabilities.copy()
+        result[rows] = np.divide(scaled, total, out=np.zeros_like(scaled), where=total > 0)
+        return result
+
+    def digest(self) -> str:
+        """sha256 of the table and the rule's parameters: the manifest records it, loading checks it."""
+        digest = hashlib.sha256()
+        for array in (self.vectors.hashes, self.vectors.words, self.vectors.rows, self.vectors.attacks):
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(np.float64(self.prior).tobytes())
+        digest.update(np.ascontiguousarray(self.class_scale, dtype=np.float64).tobytes())
+        return digest.hexdigest()

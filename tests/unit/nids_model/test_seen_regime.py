@@ -1,0 +1,64 @@
+"""The seen regime: exact vector equality (NaN included), the table's counts, the rule, the digest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nids_model.seen_regime import SeenRegime, SeenVectors
+
+
+def matrix(*rows: tuple[float, ...]) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float32)
+
+
+def test_a_row_is_seen_exactly_when_its_vector_occurred_byte_for_byte() -> None:
+    nan = float("nan")
+    table = SeenVectors.of(matrix((1, 2, 3), (1, 2, 3), (1, nan, 3), (4, 5, 6)), np.array([1, 0, 1, 1]))
+    found = table.find(matrix((1, 2, 3), (1, nan, 3), (nan, 2, 3), (1, 2, 3.0001), (4, 5, 6), (0, 0, 0)))
+    assert (found >= 0).tolist() == [True, True, False, False, True, False]
+    assert table.rows[found[0]] == 2 and table.attacks[found[0]] == 1
+    assert table.rows[found[1]] == 1 and table.attacks[found[1]] == 1
+    assert len(table) == 3
+
+
+def test_a_negative_zero_is_another_vector() -> None:
+    # Byte equality: the lookup never calls two vectors equal that the bytes tell apart.
+    table = SeenVectors.of(matrix((0.0, 1.0)), np.array([1]))
+    assert table.find(matrix((-0.0, 1.0))).tolist() == [-1]
+
+
+def test_vectors_whose_hashes_clash_stay_out_of_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nids_model.seen_regime as seen_regime
+
+    monkeypatch.setattr(seen_regime, "row_hashes", lambda words: np.zeros(len(words), dtype=np.uint64))
+    table = SeenVectors.of(matrix((1, 2), (3, 4)), np.array([0, 1]))
+    assert len(table) == 0
+    assert table.find(matrix((1, 2))).tolist() == [-1]
+
+
+def test_an_empty_batch_and_a_wrong_width_are_handled() -> None:
+    table = SeenVectors.of(matrix((1, 2)), np.array([0]))
+    assert table.find(np.empty((0, 2), np.float32)).shape == (0,)
+    with pytest.raises(ValueError, match="expected rows of 8 bytes"):
+        table.find(matrix((1, 2, 3)))
+
+
+def test_the_rule_blends_a_seen_flows_probability_with_its_training_rows() -> None:
+    table = SeenVectors.of(matrix((1, 1), (1, 1), (1, 1), (2, 2)), np.array([1, 1, 0, 0]))
+    rule = SeenRegime(table, prior=1.0, class_scale=np.array([2.0, 1.0]))
+    seen = table.find(matrix((1, 1), (9, 9)))
+    blended = rule.attack_probability(seen, np.array([0.5, 0.5]))
+    assert blended.tolist() == pytest.approx([(2 + 0.5) / (3 + 1), 0.5])
+    classes = rule.class_probabilities(seen, np.array([[0.5, 0.5], [0.5, 0.5]]))
+    np.testing.assert_allclose(classes, [[2 / 3, 1 / 3], [0.5, 0.5]])
+    not_attacks = rule.class_probabilities(seen, np.full((2, 2), np.nan))
+    assert np.isnan(not_attacks).all()
+
+
+def test_the_digest_covers_the_table_and_the_rule() -> None:
+    def rule(prior: float = 1.0, attacks: int = 1) -> SeenRegime:
+        return SeenRegime(SeenVectors.of(matrix((1, 2)), np.array([attacks])), prior, np.ones(2))
+
+    assert rule().digest() == rule().digest()
+    assert len({rule().digest(), rule(prior=2.0).digest(), rule(attacks=0).digest()}) == 3

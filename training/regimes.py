@@ -1,0 +1,326 @@
+"""The two regimes of the deployed pair: the seen rule tuned on plain folds, and cross-validated figures
+of the whole decision on grouped folds (novel vectors) and on plain folds (random rows, as live traffic).
+
+Every figure comes from predictions of rows by models that never saw them: the grouped held-out
+predictions training already makes (the label model's for its threshold, the attack_cat model's for
+its class scales) and one plain 5-fold pass. The few numbers tuned after the models (the class scales,
+the seen rule) are cross-fitted: tuned on the other folds' rows, applied to the fold's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from nids_common.schema import ATTACK_CAT, LABEL, NORMAL
+from nids_model.attack_only import AttackOnlyClassifier
+from nids_model.folds import flow_groups, grouped_folds
+from nids_model.manifest import CrossValidation, FoldScores, RegimeScores, SeenRegimeRecord
+from nids_model.reweighting import (
+    DEFAULT_GRID,
+    ClassScaledClassifier,
+    coordinate_ascent,
+    macro_f1,
+    tune_class_scale,
+)
+from nids_model.seen_regime import SeenRegime, SeenVectors
+from training.candidates import Candidate, fit_pipeline
+from training.evaluation import class_metrics
+from training.operating_point import HELD_OUT_FOLDS
+
+PRIOR_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+SEEN_SCALE_GRID = (0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0, 2.8, 4.0, 8.0)
+METHOD = (
+    "5-fold cross-validation of the deployed settings on the training rows: models refitted per fold "
+    "(grouped: the held-out predictions of the label threshold and the class-scale tuning; plain: a "
+    "stratified random 5-fold pass), class scales and the seen rule tuned on the other folds' rows"
+)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Rows:
+    """The training rows as the tuning sees them: n_samples rows, n_classes attack_cat classes.
+
+    Attributes
+    ----------
+    truth : ndarray of shape (n_samples,), dtype=intp
+        attack_cat as a column of `classes`.
+    is_attack : ndarray of shape (n_samples,), dtype=bool
+    classes : ndarray of shape (n_classes,), dtype=object (str)
+    normal : int
+        Normal's column.
+    threshold : float
+    """
+
+    truth: np.ndarray
+    is_attack: np.ndarray
+    classes: np.ndarray
+    normal: int
+    threshold: float
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class OutOfFold:
+    """Held-out predictions of every training row (n_samples) under one fold scheme.
+
+    Attributes
+    ----------
+    fold : ndarray of shape (n_samples,), dtype=intp
+    attack_probability : ndarray of shape (n_samples,), dtype=float64
+    raw : ndarray of shape (n_samples, n_classes), dtype=float64
+        The attack_cat model's probabilities before class scaling.
+    vector_rows, vector_attacks : ndarray of shape (n_samples,), dtype=int64
+        How many of the fold's training rows had the row's exact vector (0: novel), and how many of
+        those were attacks.
+    """
+
+    fold: np.ndarray
+    attack_probability: np.ndarray
+    raw: np.ndarray
+    vector_rows: np.ndarray
+    vector_attacks: np.ndarray
+
+    @property
+    def seen(self) -> np.ndarray:
+        seen: np.ndarray = self.vector_rows > 0
+        return seen
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SeenRule:
+    prior: float
+    class_scale: np.ndarray  # (n_classes,)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RegimeResult:
+    seen: SeenRegime
+    cross_validation: CrossValidation
+
+
+def verdicts(
+    rows: Rows, oof: OutOfFold, novel_scale: np.ndarray, rule: SeenRule | None, at: np.ndarray | slice = slice(None)
+) -> np.ndarray:
+    """The class column each row of `at` is decided as (intp): the alert rule on held-out predictions,
+    with the seen rule where the fold's training rows held the vector."""
+    probability = oof.attack_probability[at]
+    score = oof.raw[at] * novel_scale
+    if rule is not None:
+        seen = oof.seen[at]
+        vector_rows, vector_attacks = oof.vector_rows[at][seen], oof.vector_attacks[at][seen]
+        probability = probability.copy()
+        probability[seen] = (vector_attacks + rule.prior * probability[seen]) / (vector_rows + rule.prior)
+        score[seen] *= rule.class_scale
+    score[:, rows.normal] = -1.0
+    decided: np.ndarray = np.where(probability >= rows.threshold, score.argmax(axis=1), rows.normal)
+    return decided
+
+
+def tune_novel_scale(rows: Rows, grouped: OutOfFold, at: np.ndarray) -> np.ndarray:
+    """Class scales for novel flows from grouped held-out predictions of the attack rows of `at`, as
+    ClassScaledClassifier tunes them (n_classes,)."""
+    attacks = at[rows.truth[at] != rows.normal]
+    scale, _ = tune_class_scale(grouped.raw[attacks], rows.truth[attacks], DEFAULT_GRID)
+    return scale
+
+
+def tune_seen_rule(rows: Rows, plain: OutOfFold, novel_scale: np.ndarray, at: np.ndarray) -> SeenRule:
+    """The seen rule that decides the rows `at` of plain folds best: the prior by label accuracy on
+    their seen rows, then the class scales by macro-F1 over all of them (novel rows included, since
+    macro-F1 is one figure over both)."""
+    seen_at = at[plain.seen[at]]
+    normal = rows.normal
+
+    def label_accuracy(prior: float) -> float:
+        decided = verdicts(rows, plain, novel_scale, SeenRule(prior, np.ones(len(rows.classes))), seen_at)
+        return float(np.mean((decided != normal) == rows.is_attack[seen_at]))
+
+    prior = max(PRIOR_GRID, key=label_accuracy) if len(seen_at) else PRIOR_GRID[-1]
+    truth = rows.truth[at]
+    scale, _ = coordinate_ascent(
+        lambda candidate: macro_f1(
+            truth, verdicts(rows, plain, novel_scale, SeenRule(prior, candidate), at), len(rows.classes)
+        ),
+        np.ones(len(rows.classes)),
+        SEEN_SCALE_GRID,
+    )
+    return SeenRule(prior, scale)
+
+
+def grouped_out_of_fold(label: Candidate, attack_cat: Candidate, train: pd.DataFrame, seed: int) -> OutOfFold:
+    """The grouped held-out predictions training made for the threshold and the class scales, as one
+    OutOfFold (no row is seen: its vector never was on the training side of its fold)."""
+    folds = grouped_folds(flow_groups(train), train[ATTACK_CAT].to_numpy(), HELD_OUT_FOLDS, seed)
+    probability = label.held_out_attack_probability
+    if probability is None:
+        raise ValueError(f"{label.name}: no held-out predictions to cross-validate")
+    raw = held_out_class_probabilities(attack_cat, train, folds)
+    nothing = np.zeros(len(train), dtype=np.int64)
+    return OutOfFold(fold_of(folds, len(train)), probability, raw, nothing, nothing)
+
+
+def held_out_class_probabilities(
+    candidate: Candidate, train: pd.DataFrame, folds: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Unscaled attack_cat probabilities (n_samples, n_classes) of every training row from a model that
+    never saw its vector. An attack-only model with class scaling already has them for the attack rows
+    (its scale tuning's grouped predictions), and never saw a Normal row at all; any other pipeline is
+    cross-validated on `folds`."""
+    estimator = candidate.pipeline[-1]
+    inner = getattr(estimator, "estimator_", None)
+    if isinstance(estimator, AttackOnlyClassifier) and isinstance(inner, ClassScaledClassifier):
+        attacks = train[ATTACK_CAT].to_numpy() != estimator.normal
+        raw = np.zeros((len(train), len(estimator.classes_)))
+        raw[np.ix_(attacks, estimator.columns_)] = inner.held_out_probabilities_
+        normal_matrix = candidate.pipeline[0].transform(train[~attacks])
+        raw[np.ix_(~attacks, estimator.columns_)] = inner.estimator_.predict_proba(normal_matrix)
+        return raw
+    unscaled = fit_pipeline(
+        candidate.family, ATTACK_CAT, candidate.pipeline[0].features, unscaled_params(candidate), train, 0
+    )[0]
+    result: np.ndarray = cross_val_predict(
+        unscaled, train, train[ATTACK_CAT].to_numpy(), cv=list(folds), method="predict_proba"
+    )
+    return result
+
+
+def unscaled_params(candidate: Candidate) -> dict[str, object]:
+    return {**candidate.params, "class_scaling": False}
+
+
+def plain_out_of_fold(
+    label: Candidate, cat: Candidate, train: pd.DataFrame, matrix: np.ndarray, rows: Rows, seed: int
+) -> OutOfFold:
+    """Held-out predictions on stratified random folds, with the seen counts each fold's training rows
+    give its held-out rows (tables built from the fold's training rows only)."""
+    folds = list(
+        StratifiedKFold(HELD_OUT_FOLDS, shuffle=True, random_state=seed).split(matrix, train[ATTACK_CAT].to_numpy())
+    )
+    probability = np.empty(len(train))
+    raw = np.empty((len(train), len(rows.classes)))
+    vector_rows = np.zeros(len(train), dtype=np.int64)
+    vector_attacks = np.zeros(len(train), dtype=np.int64)
+    for fit_rows, held_out in folds:
+        part, rest = train.iloc[fit_rows], train.iloc[held_out]
+        label_pipeline = fit_pipeline(label.family, LABEL, label.pipeline[0].features, label.params, part, seed)[0]
+        probability[held_out] = label_pipeline.predict_proba(rest)[:, list(label_pipeline.classes_).index(1)]
+        cat_pipeline = fit_pipeline(cat.family, ATTACK_CAT, cat.pipeline[0].features, unscaled_params(cat), part, seed)[
+            0
+        ]
+        raw[held_out] = align_columns(cat_pipeline.predict_proba(rest), cat_pipeline.classes_, rows.classes)
+        table = SeenVectors.of(matrix[fit_rows], rows.is_attack[fit_rows])
+        found = table.find(matrix[held_out])
+        hit = found >= 0
+        vector_rows[held_out[hit]] = table.rows[found[hit]]
+        vector_attacks[held_out[hit]] = table.attacks[found[hit]]
+    return OutOfFold(fold_of(folds, len(train)), probability, raw, vector_rows, vector_attacks)
+
+
+def align_columns(probabilities: np.ndarray, columns: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Probabilities (n_samples, len(columns)) → (n_samples, len(classes)), zeros for a class a fold lacked."""
+    aligned = np.zeros((len(probabilities), len(classes)))
+    aligned[:, np.searchsorted(classes, np.asarray(columns).astype(str))] = probabilities
+    return aligned
+
+
+def fold_of(folds: Sequence[tuple[np.ndarray, np.ndarray]], n_rows: int) -> np.ndarray:
+    fold = np.empty(n_rows, dtype=np.intp)
+    for index, (_, held_out) in enumerate(folds):
+        fold[held_out] = index
+    return fold
+
+
+def fold_scores(rows: Rows, decided: np.ndarray, fold: np.ndarray, mask: np.ndarray) -> FoldScores:
+    """Per-fold label accuracy and macro-F1 of the rows in `mask` (decided: class column per row)."""
+    accuracy, f1 = [], []
+    for index in np.unique(fold[mask]):
+        part = mask & (fold == index)
+        accuracy.append(float(np.mean((decided[part] != rows.normal) == rows.is_attack[part])))
+        f1.append(macro_f1(rows.truth[part], decided[part], len(rows.classes)))
+    return FoldScores(
+        rows=int(mask.sum()),
+        label_accuracy=tuple(accuracy),
+        attack_cat_macro_f1=tuple(f1),
+        label_accuracy_mean=float(np.mean(accuracy)),
+        label_accuracy_std=float(np.std(accuracy)),
+        attack_cat_macro_f1_mean=float(np.mean(f1)),
+        attack_cat_macro_f1_std=float(np.std(f1)),
+    )
+
+
+def regime_scores(rows: Rows, decided: np.ndarray, fold: np.ndarray, mask: np.ndarray) -> RegimeScores:
+    """Per-fold and per-class figures of the rows in `mask`; all zero when it holds none (data
+    without a repeated vector has no seen rows)."""
+    if not mask.any():
+        return RegimeScores(FoldScores(0, (), (), 0.0, 0.0, 0.0, 0.0), {})
+    per_class = class_metrics(rows.classes[rows.truth[mask]], rows.classes[decided[mask]]).per_class
+    return RegimeScores(fold_scores(rows, decided, fold, mask), per_class)
+
+
+def cross_fitted(rows: Rows, oof: OutOfFold, grouped: OutOfFold, with_seen_rule: bool) -> np.ndarray:
+    """Each row's decided class, with every tuned number tuned on the other folds' rows."""
+    decided = np.empty(len(rows.truth), dtype=np.intp)
+    for index in np.unique(oof.fold):
+        own, others = np.flatnonzero(oof.fold == index), np.flatnonzero(oof.fold != index)
+        novel_scale = tune_novel_scale(rows, grouped, others)
+        rule = tune_seen_rule(rows, oof, novel_scale, others) if with_seen_rule else None
+        decided[own] = verdicts(rows, oof, novel_scale, rule, own)
+    return decided
+
+
+def model_novel_scale(attack_cat: Candidate, classes: np.ndarray) -> np.ndarray:
+    """The deployed attack_cat model's class scales over `classes` (ones where it has none)."""
+    scale = np.ones(len(classes))
+    estimator = attack_cat.pipeline[-1]
+    inner = getattr(estimator, "estimator_", None)
+    if isinstance(estimator, AttackOnlyClassifier) and isinstance(inner, ClassScaledClassifier):
+        scale[estimator.columns_] = inner.class_scale_
+    elif isinstance(estimator, ClassScaledClassifier):
+        scale = np.asarray(estimator.class_scale_, dtype=np.float64)
+    return scale
+
+
+def fit_regimes(
+    label: Candidate, attack_cat: Candidate, train: pd.DataFrame, threshold: float, seed: int
+) -> RegimeResult:
+    """The seen regime of the deployed pair (its table from the training rows only) and the
+    cross-validated figures of the decision with it."""
+    classes = np.asarray(attack_cat.pipeline.classes_).astype(str).astype(object)
+    truth = np.searchsorted(classes.astype(str), train[ATTACK_CAT].astype(str).to_numpy())
+    rows = Rows(truth, train[LABEL].to_numpy() == 1, classes, list(classes).index(NORMAL), threshold)
+    matrix = label.pipeline[0].transform(train)
+    grouped = grouped_out_of_fold(label, attack_cat, train, seed)
+    plain = plain_out_of_fold(label, attack_cat, train, matrix, rows, seed)
+    everything = np.arange(len(train))
+    rule = tune_seen_rule(rows, plain, model_novel_scale(attack_cat, classes), everything)
+    seen = SeenRegime(SeenVectors.of(matrix, rows.is_attack), rule.prior, rule.class_scale)
+    grouped_decided = cross_fitted(rows, grouped, grouped, with_seen_rule=False)
+    plain_decided = cross_fitted(rows, plain, grouped, with_seen_rule=True)
+    plain_as_novel = cross_fitted(rows, plain, grouped, with_seen_rule=False)
+    all_rows = np.ones(len(train), dtype=bool)
+    cross_validation = CrossValidation(
+        folds=HELD_OUT_FOLDS,
+        grouped=regime_scores(rows, grouped_decided, grouped.fold, all_rows),
+        plain=regime_scores(rows, plain_decided, plain.fold, all_rows),
+        plain_seen=regime_scores(rows, plain_decided, plain.fold, plain.seen),
+        plain_novel=regime_scores(rows, plain_decided, plain.fold, ~plain.seen),
+        plain_without_seen_rule=regime_scores(rows, plain_as_novel, plain.fold, all_rows),
+        plain_seen_without_seen_rule=regime_scores(rows, plain_as_novel, plain.fold, plain.seen),
+        seen_share=float(plain.seen.mean()),
+        method=METHOD,
+    )
+    return RegimeResult(seen, cross_validation)
+
+
+def seen_record(seen: SeenRegime, classes: Sequence[str]) -> SeenRegimeRecord:
+    return SeenRegimeRecord(
+        vectors=len(seen.vectors),
+        bytes=seen.vectors.nbytes,
+        sha256=seen.digest(),
+        prior=seen.prior,
+        class_scale={str(c): float(s) for c, s in zip(classes, seen.class_scale)},
+    )
