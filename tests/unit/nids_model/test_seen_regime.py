@@ -29,7 +29,7 @@ def test_a_negative_zero_is_another_vector() -> None:
 
 
 def test_vectors_whose_hashes_clash_stay_out_of_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nids_model.seen_regime as seen_regime
+    from nids_model import seen_regime
 
     monkeypatch.setattr(seen_regime, "row_hashes", lambda words: np.zeros(len(words), dtype=np.uint64))
     table = SeenVectors.of(matrix((1, 2), (3, 4)), np.array([0, 1]))

@@ -36,7 +36,7 @@ def candidates(flows: pd.DataFrame) -> tuple:  # type: ignore[type-arg]
     params = {LABEL: SMALL_HGB, ATTACK_CAT: {**SMALL_HGB, "class_scaling": True, "attack_only": True}}
     return tuple(
         held_out_scores(
-            fit_candidate("hgb", target, "all", FEATURES, params[target], flows, flows[:1], FAST_TRAINING),
+            fit_candidate("hgb", target, "all", FEATURES, params[target], flows, flows.iloc[:500], FAST_TRAINING),
             flows,
             FAST_TRAINING,
         )
