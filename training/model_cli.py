@@ -72,7 +72,12 @@ def current(models: Path) -> str | None:
 
 def list_versions(models: Path) -> str:
     latest = current(models)
-    header = f"{'label acc':>9} {'macro-F1':>9} {'threshold':>9} {'FP rate':>8} {'train rows':>10}"
+    # Macro-F1 cross-validated on grouped folds (novel vectors) and plain folds (random rows), then the
+    # single validation split's figures.
+    header = (
+        f"{'F1 grouped':>10} {'F1 plain':>9} {'label acc':>9} {'macro-F1':>9} {'threshold':>9} {'FP rate':>8} "
+        f"{'train rows':>10}"
+    )
     lines = [f"  {'version':<26} {header}  created"]
     for version in artifact.versions(models):
         marker = "*" if version == latest else " "
@@ -82,10 +87,11 @@ def list_versions(models: Path) -> str:
             # One unreadable version (an older format, say) must not hide the others.
             lines.append(f"{marker} {version:<26} cannot be read: {exc}")
             continue
-        figures = manifest.validation_metrics
+        figures, cv = manifest.validation_metrics, manifest.cross_validation
         # The threshold and the share of validation Normal flows it alerts on (operating_point).
         lines.append(
-            f"{marker} {version:<26} {figures.label_accuracy:9.4f} "
+            f"{marker} {version:<26} {cv.grouped.folds.attack_cat_macro_f1_mean:10.4f} "
+            f"{cv.plain.folds.attack_cat_macro_f1_mean:9.4f} {figures.label_accuracy:9.4f} "
             f"{figures.attack_cat_macro_f1:9.4f} {manifest.decision_threshold:9.4f} "
             f"{manifest.operating_point.validation.false_positive_rate:8.4f} "
             f"{manifest.rows.train:10,}  {manifest.created}"

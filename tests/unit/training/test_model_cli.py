@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from nids_common.errors import EXIT_USAGE
+from nids_model import artifact
 from nids_model.artifact import promotion_stack
 from training import model_cli
 
@@ -24,6 +25,10 @@ def test_list_marks_latest_and_shows_validation_figures(model_store: tuple[Path,
     assert f"* {first}" in out and f"  {second}" in out and "macro-F1" in out
     assert " latest " not in out, "the latest link is not a version"
     assert len(out.strip().splitlines()) == 3
+    manifest = artifact.read_manifest(models / first)
+    row = next(line for line in out.splitlines() if line.startswith(f"* {first}")).split()
+    assert float(row[2]) == pytest.approx(manifest.cross_validation.grouped.folds.attack_cat_macro_f1_mean, abs=1e-4)
+    assert float(row[3]) == pytest.approx(manifest.cross_validation.plain.folds.attack_cat_macro_f1_mean, abs=1e-4)
 
 
 def test_show_prints_the_manifest_without_the_canary_outputs(model_store: tuple[Path, str, str], capsys) -> None:
