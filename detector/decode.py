@@ -36,22 +36,41 @@ class DecodedBatch:
     invalid: list[tuple[int, InvalidRecord]]  # (position in the batch, why)
 
 
+# A batch is decoded in slices of this many messages: a malformed message sends only its slice down
+# the message-by-message path (a backlog with a few malformed records has one in most batches).
+SLICE = 512
+
+
 def decode_batch(
     values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]], max_bytes: int
 ) -> DecodedBatch:
-    records: list[Any] | None = None
-    if all(values) and max(map(len, cast(Sequence[bytes], values)), default=0) <= max_bytes:
-        try:
-            # The common case, a batch of good messages: one C-level map, no per-message Python.
-            records = list(map(_decoder.decode, cast(Sequence[bytes], values)))
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            records = None
-    if records is not None:
-        positions = np.arange(len(records), dtype=np.int64)
-        invalid: list[tuple[int, InvalidRecord]] = []
-    else:
-        records, positions, invalid = _decode_one_by_one(values, sources, max_bytes)
-    return DecodedBatch(_columns(records), positions, records, invalid)
+    records: list[Any] = []
+    positions: list[np.ndarray] = []
+    invalid: list[tuple[int, InvalidRecord]] = []
+    for start in range(0, len(values), SLICE):
+        part = values[start : start + SLICE]
+        decoded = _decode_good(part, max_bytes)
+        if decoded is not None:
+            records += decoded
+            positions.append(np.arange(start, start + len(part), dtype=np.int64))
+            continue
+        slow_records, slow_positions, slow_invalid = _decode_one_by_one(part, sources[start : start + SLICE], max_bytes)
+        records += slow_records
+        positions.append(slow_positions + start)
+        invalid += [(start + position, why) for position, why in slow_invalid]
+    valid = np.concatenate(positions) if positions else np.empty(0, dtype=np.int64)
+    return DecodedBatch(_columns(records), valid, records, invalid)
+
+
+def _decode_good(values: Sequence[bytes | None], max_bytes: int) -> list[Any] | None:
+    """The Flow structs of `values` when every one is a good message (one C-level map, no
+    per-message Python), else None."""
+    if not all(values) or max(map(len, cast(Sequence[bytes], values)), default=0) > max_bytes:
+        return None
+    try:
+        return list(map(_decoder.decode, cast(Sequence[bytes], values)))
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
 
 
 def _decode_one_by_one(

@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 import pytest
 
-from detector.decode import DecodedBatch, decode_batch, ground_truth
+from detector.decode import SLICE, DecodedBatch, decode_batch, ground_truth
 from nids_common.schema import FEATURES, NUMERIC_FEATURES
 from nids_dataset.synthetic import synthetic_frame
 from nids_harness.payloads import bad_payloads, valid_flow
@@ -54,6 +54,22 @@ def test_each_bad_record_is_named_and_the_rest_decoded(name: str) -> None:
     assert "t[0]@1" in str(error)
     assert list(batch.valid) == [0, 2]
     assert all(len(batch.columns[name]) == 2 for name in FEATURES)
+
+
+def test_bad_records_in_a_batch_of_many_slices_keep_every_position() -> None:
+    n = 3 * SLICE + 7
+    frame = synthetic_frame(n, seed=6)
+    values: list[bytes | None] = list(encode_chunk(frame, np.array([f"f{i}" for i in range(n)]), np.full(n, 1.5e9)))
+    bad_rows = [0, SLICE + 1, 2 * SLICE - 1, n - 1]
+    for row in bad_rows:
+        values[row] = None if row == 0 else BAD[sorted(BAD)[0]][0]
+    batch = decode(values)
+    assert [position for position, _ in batch.invalid] == bad_rows
+    assert [error.offset for _, error in batch.invalid] == bad_rows
+    good = [row for row in range(n) if row not in bad_rows]
+    assert batch.valid.tolist() == good
+    assert [record.flow_id for record in batch.records] == [f"f{row}" for row in good]
+    np.testing.assert_allclose(batch.columns["sbytes"], frame["sbytes"].to_numpy(dtype=float)[good])
 
 
 def test_several_bad_fields_in_one_row_count_once() -> None:
