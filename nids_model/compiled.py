@@ -503,6 +503,48 @@ def _group_rows(words: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.n
     return first[:count].copy(), inverse
 
 
+def find_rows(words: np.ndarray, table_hashes: np.ndarray, table_words: np.ndarray) -> np.ndarray:
+    """The row of `table_words` equal to each row of `words`, -1 where none is (one GIL-free pass:
+    hash, binary search among the table's ascending hashes, word-by-word comparison).
+
+    Parameters
+    ----------
+    words : ndarray of shape (n_samples, n_words), dtype=uint32 or uint8 (`row_words`)
+    table_hashes : ndarray of shape (n_table,), dtype=uint64, ascending, no two equal
+    table_words : ndarray of shape (n_table, n_words), the dtype of `words`
+
+    Returns
+    -------
+    index : ndarray of shape (n_samples,), dtype=intp
+    """
+    found: np.ndarray = _find_rows(words, table_hashes, table_words)
+    return found
+
+
+@_compiled
+def _find_rows(
+    words: np.ndarray, table_hashes: np.ndarray, table_words: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    n, width = words.shape
+    found = np.full(n, -1, dtype=np.intp)
+    if table_hashes.shape[0] == 0:
+        return found
+    for row in range(n):
+        h = np.uint64(14695981039346656037)  # the FNV-1a of _row_hashes
+        for j in range(width):
+            h = (h ^ np.uint64(words[row, j])) * np.uint64(1099511628211)
+        at = np.searchsorted(table_hashes, h)
+        if at < table_hashes.shape[0] and table_hashes[at] == h:
+            same = True
+            for j in range(width):
+                if words[row, j] != table_words[at, j]:
+                    same = False
+                    break
+            if same:
+                found[row] = at
+    return found
+
+
 def precompile() -> None:
     """Fill numba's on-disk cache for every kernel and array layout scoring uses (an image build runs
     this so that containers start without the ~4 s compile)."""
@@ -512,3 +554,5 @@ def precompile() -> None:
         CompiledBoosting(HistGradientBoostingClassifier(max_iter=2).fit(rows, labels))
         CompiledForest(RandomForestClassifier(n_estimators=2).fit(rows, labels))
     distinct_rows(rows)
+    words = row_words(rows)
+    find_rows(words, row_hashes(words[:1]), words[:1])

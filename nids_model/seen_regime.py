@@ -16,7 +16,7 @@ import hashlib
 
 import numpy as np
 
-from nids_model.compiled import distinct_rows, row_hashes, row_words
+from nids_model.compiled import distinct_rows, find_rows, row_hashes, row_words
 
 
 class SeenVectors:
@@ -86,13 +86,7 @@ class SeenVectors:
         words = row_words(matrix)
         if words.shape[1] != self.words.shape[1] or words.dtype != self.words.dtype:
             raise ValueError(f"expected rows of {self.words.nbytes // max(len(self), 1)} bytes, got {matrix.shape}")
-        if len(self) == 0 or len(words) == 0:
-            return np.full(len(words), -1, dtype=np.intp)
-        hashes = row_hashes(words)
-        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self) - 1)
-        hit = (self.hashes[at] == hashes) & (self.words[at] == words).all(axis=1)
-        index: np.ndarray = np.where(hit, at, -1).astype(np.intp)
-        return index
+        return find_rows(words, self.hashes, self.words)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
