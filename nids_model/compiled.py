@@ -444,6 +444,24 @@ def row_hashes(words: np.ndarray) -> np.ndarray:
     return hashes
 
 
+@numba.njit(nogil=True, inline="always")
+def _fnv1a(words: np.ndarray, row: int) -> np.uint64:  # pragma: no cover - compiled
+    """FNV-1a of `words[row]` (inlined into each kernel that hashes rows)."""
+    h = np.uint64(14695981039346656037)
+    for j in range(words.shape[1]):
+        h = (h ^ np.uint64(words[row, j])) * np.uint64(1099511628211)
+    return h
+
+
+@numba.njit(nogil=True, inline="always")
+def _same_words(a: np.ndarray, row: int, b: np.ndarray, other: int) -> bool:  # pragma: no cover - compiled
+    """Whether `a[row]` and `b[other]` hold the same words (inlined)."""
+    for j in range(a.shape[1]):  # noqa: SIM110 - numba compiles this loop, not all() over a generator
+        if a[row, j] != b[other, j]:
+            return False
+    return True
+
+
 @_compiled
 def _row_hashes(words: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """FNV-1a of each row.
@@ -459,10 +477,7 @@ def _row_hashes(words: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """
     hashes = np.empty(words.shape[0], dtype=np.uint64)
     for row in range(words.shape[0]):
-        h = np.uint64(14695981039346656037)  # equal hashes are compared word by word in _group_rows
-        for j in range(words.shape[1]):
-            h = (h ^ np.uint64(words[row, j])) * np.uint64(1099511628211)
-        hashes[row] = h
+        hashes[row] = _fnv1a(words, row)  # equal hashes are compared word by word in _group_rows
     return hashes
 
 
@@ -470,7 +485,7 @@ def _row_hashes(words: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
 def _group_rows(words: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """`distinct_rows` of `words` (n_samples, n_words), given their `hashes` (n_samples,), dtype=uint64:
     rows of equal hash are compared word by word, so a collision never merges two rows."""
-    n, width = words.shape
+    n = words.shape[0]
     order = np.argsort(hashes, kind="mergesort")  # stable: a group's first row is its earliest
     inverse = np.empty(n, dtype=np.intp)
     first = np.empty(n, dtype=np.intp)
@@ -485,13 +500,7 @@ def _group_rows(words: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.n
             row = order[position]
             match = -1
             for candidate in range(group_first, count):
-                other = first[candidate]
-                same = True
-                for j in range(width):
-                    if words[row, j] != words[other, j]:
-                        same = False
-                        break
-                if same:
+                if _same_words(words, row, words, first[candidate]):
                     match = candidate
                     break
             if match < 0:
@@ -525,23 +534,14 @@ def find_rows(words: np.ndarray, table_hashes: np.ndarray, table_words: np.ndarr
 def _find_rows(
     words: np.ndarray, table_hashes: np.ndarray, table_words: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled
-    n, width = words.shape
-    found = np.full(n, -1, dtype=np.intp)
+    found = np.full(words.shape[0], -1, dtype=np.intp)
     if table_hashes.shape[0] == 0:
         return found
-    for row in range(n):
-        h = np.uint64(14695981039346656037)  # the FNV-1a of _row_hashes
-        for j in range(width):
-            h = (h ^ np.uint64(words[row, j])) * np.uint64(1099511628211)
-        at = np.searchsorted(table_hashes, h)
-        if at < table_hashes.shape[0] and table_hashes[at] == h:
-            same = True
-            for j in range(width):
-                if words[row, j] != table_words[at, j]:
-                    same = False
-                    break
-            if same:
-                found[row] = at
+    for row in range(words.shape[0]):
+        h = _fnv1a(words, row)
+        at = int(np.searchsorted(table_hashes, h))
+        if at < table_hashes.shape[0] and table_hashes[at] == h and _same_words(words, row, table_words, at):
+            found[row] = at
     return found
 
 
