@@ -63,6 +63,7 @@ test-integration: install
 # Figures, not pass/fail.
 bench: install broker
 	$(BIN)/python -m bench.model_throughput
+	$(BIN)/python -m bench.model_quality
 	$(BIN)/python -m bench.detector_throughput
 	$(BIN)/python -m bench.detector_profile --flame bench-detector-profile.svg
 	$(BIN)/python -m bench.latency
