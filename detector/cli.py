@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
 from threadpoolctl import threadpool_limits
 
 from detector.clients import client_health, make_consumer, make_producer
@@ -23,6 +24,7 @@ from nids_common.cli import EXIT_CODES_HELP, run, setup_logging
 from nids_common.config import describe_json
 from nids_common.errors import EXIT_OK
 from nids_common.metrics_server import serve_metrics
+from nids_common.replicas import WriteAvailability
 from nids_common.stream_clients import renewing_checkpoint
 
 log = logging.getLogger("nids.detect")
@@ -75,7 +77,10 @@ def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMet
     scorer = ThreadPoolExecutor(
         1, thread_name_prefix="nids-scorer", initializer=threadpool_limits, initargs=(settings.model_threads, "openmp")
     )
-    return Detector(config, live, metrics, consumer, checkpoint, health, reloader, scorer)
+    topics = config.topics
+    outputs = [topics.alerts, topics.dead_letter, *([topics.verdicts] if settings.emit_verdicts else [])]
+    availability = WriteAvailability(AdminClient(config.kafka.client_config()), outputs, metrics.below_min_insync)
+    return Detector(config, live, metrics, consumer, checkpoint, health, reloader, scorer, availability)
 
 
 def detect_command(args: argparse.Namespace) -> int:

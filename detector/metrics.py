@@ -78,6 +78,13 @@ class DetectorMetrics:
             "nids_consumer_lag", "Messages behind the end of each assigned partition.", ["partition"], registry=r
         )
         self.model_info = Gauge("nids_model_info", "The model in use (value 1).", ["version"], registry=r)
+        self.below_min_insync = Gauge(
+            "nids_partitions_below_min_insync",
+            "Output partitions with fewer in-sync replicas than min.insync.replicas when a batch could not "
+            "be written: the brokers refuse writes to them (NOT_ENOUGH_REPLICAS).",
+            ["topic"],
+            registry=r,
+        )
         self.stage_seconds = Counter(
             "nids_stage_seconds",
             "Seconds spent per stage: the loop's (consume … metrics) and the scorer thread's (models, drift).",

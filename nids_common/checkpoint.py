@@ -120,6 +120,8 @@ class Checkpoint:
         self.consumer, self.producer, self.metrics = consumer, producer, metrics
         self.timeout, self.may_retry = timeout, may_retry
         self.refusals = refusals
+        # Told of every failed delivery and transaction call (a service asks the cluster why).
+        self.on_trouble: Callable[[], None] = lambda: None
         self._failed_deliveries = 0
 
     def begin(self) -> None:
@@ -167,6 +169,7 @@ class Checkpoint:
     def on_delivery(self, err: KafkaError | None, message: Message) -> None:
         if err is not None:
             self._failed_deliveries += 1
+            self.on_trouble()
             refused = self.refusals is not None and self.refusals.note(err, "WRITE", message.topic())
             # The first failure of a batch says why; the batch's count follows when it is rewound
             # (a broker outage fails thousands of messages at once, for one reason).
@@ -316,6 +319,7 @@ class TransactionalCheckpoint(Checkpoint):
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
+                self.on_trouble()
                 if self.refusals is not None and self.refusals.note(error, "WRITE"):
                     self.refusals.raise_first()
                 log.warning("%s failed after %.1f s: %s", operation.__name__, time.monotonic() - started, error.str())
