@@ -32,6 +32,7 @@ def test_docker_compose_config_validates() -> None:
     ).stdout.split()
     assert set(services) == {
         "kafka",
+        "controller",
         "kafka-2",
         "kafka-3",
         "init-topics",
@@ -42,6 +43,15 @@ def test_docker_compose_config_validates() -> None:
         "prometheus",
         "grafana",
     }
+    # Alone, the one node is broker and controller both.
+    alone = yaml.safe_load(
+        subprocess.run(
+            [tool, "-f", str(REPO / "docker-compose.yml"), "config"], capture_output=True, text=True, cwd=REPO
+        ).stdout
+    )["services"]["kafka"]["environment"]
+    assert alone["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert alone["KAFKA_LISTENERS"] == "PLAINTEXT://:9092,HOST://:29092,CONTROLLER://:9093"
+    assert alone["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
 
 
 def test_the_detector_scales_and_the_partition_count_is_one_setting() -> None:
@@ -66,7 +76,7 @@ def test_the_detector_scales_and_the_partition_count_is_one_setting() -> None:
     assert scrape["dns_sd_configs"] == [{"names": ["detector"], "type": "A", "port": 9108, "refresh_interval": "10s"}]
 
 
-def test_the_cluster_profile_runs_three_voters_and_points_every_service_at_them() -> None:
+def test_the_cluster_profile_runs_three_brokers_and_a_controller_and_points_every_service_at_them() -> None:
     tool = docker_compose()
     command = [tool, "--env-file", str(REPO / "deploy/cluster.env"), "-f", str(REPO / "docker-compose.yml"), "config"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -77,7 +87,13 @@ def test_the_cluster_profile_runs_three_voters_and_points_every_service_at_them(
     # Without the env file, `up` starts the one broker: the other two belong to the cluster profile.
     assert "profiles" not in services["kafka"]
     assert services["kafka-2"]["profiles"] == services["kafka-3"]["profiles"] == ["cluster"]
-    assert {node["KAFKA_CONTROLLER_QUORUM_VOTERS"] for node in nodes} == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    controller = services["controller"]["environment"]
+    assert services["controller"]["profiles"] == ["cluster"]
+    assert (str(controller["KAFKA_NODE_ID"]), controller["KAFKA_PROCESS_ROLES"]) == ("0", "controller")
+    assert {node["KAFKA_CONTROLLER_QUORUM_VOTERS"] for node in [*nodes, controller]} == {"0@controller:9093"}
+    # Brokers only: two of them down leaves the quorum, and writes are refused (NOT_ENOUGH_REPLICAS).
+    assert {node["KAFKA_PROCESS_ROLES"] for node in nodes} == {"broker"}
+    assert not any("CONTROLLER" in node["KAFKA_LISTENERS"] for node in nodes)
     assert {str(node["KAFKA_MIN_INSYNC_REPLICAS"]) for node in nodes} == {str(MIN_INSYNC_REPLICAS)}
     assert {str(node["KAFKA_DEFAULT_REPLICATION_FACTOR"]) for node in nodes} == {str(REPLICATION_FACTOR)}
     for name in ("init-topics", "detector", "incidents", "replay", "trainer"):
