@@ -78,13 +78,6 @@ class DetectorMetrics:
             "nids_consumer_lag", "Messages behind the end of each assigned partition.", ["partition"], registry=r
         )
         self.model_info = Gauge("nids_model_info", "The model in use (value 1).", ["version"], registry=r)
-        self.below_min_insync = Gauge(
-            "nids_partitions_below_min_insync",
-            "Output partitions with fewer in-sync replicas than min.insync.replicas when a batch could not "
-            "be written: the brokers refuse writes to them (NOT_ENOUGH_REPLICAS).",
-            ["topic"],
-            registry=r,
-        )
         self.stage_seconds = Counter(
             "nids_stage_seconds",
             "Seconds spent per stage: the loop's (consume … metrics) and the scorer thread's (models, drift).",
@@ -96,6 +89,7 @@ class DetectorMetrics:
         client = KafkaClientMetrics.declare(r, "Alert, verdict or dead-letter messages")
         self.delivery_failures, self.kafka_errors = client.delivery_failures, client.kafka_errors
         self.broker_up, self.producer_renewals = client.broker_up, client.producer_renewals
+        self.below_min_insync = client.below_min_insync
         self.model_reloads = Counter(
             "nids_model_reloads",
             "New model versions seen while running: loaded (live) or refused (checks failed).",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 import msgspec
+from confluent_kafka.admin import AdminClient
 
 from incidents.changelog import ChangelogReader
 from incidents.clients import (
@@ -31,6 +32,7 @@ from nids_common.config import describe_json
 from nids_common.contract import Incident
 from nids_common.errors import EXIT_OK
 from nids_common.metrics_server import serve_metrics
+from nids_common.replicas import WriteAvailability
 from nids_common.stream_clients import renewing_checkpoint
 
 log = logging.getLogger("nids.incidents")
@@ -66,7 +68,12 @@ def build_service(config: IncidentsConfig, metrics: IncidentMetrics) -> Incident
     )
     changelog = ChangelogReader(make_changelog_consumer(config, health.on_error), config.changelog_topic)
     partitions = partition_count(checkpoint.producer, config.repartition_topic)
-    return IncidentService(config, metrics, consumer, checkpoint, health, changelog, partitions)
+    availability = WriteAvailability(
+        AdminClient(config.kafka.client_config()), config.output_topics(), metrics.below_min_insync
+    )
+    return IncidentService(
+        config, metrics, consumer, checkpoint, health, changelog, partitions, availability=availability
+    )
 
 
 def stream_command(args: argparse.Namespace) -> int:

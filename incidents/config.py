@@ -184,6 +184,10 @@ class IncidentsConfig:
         """Compacted: each key's latest state, to rebuild a partition's incidents after a restart."""
         return f"{self.incidents.group_id}-changelog"
 
+    def output_topics(self) -> list[str]:
+        """Every topic this service writes."""
+        return [self.topics.incidents, self.topics.dead_letter, self.repartition_topic, self.changelog_topic]
+
 
 def load(path: str | Path = DEFAULT_PATH) -> IncidentsConfig:
     return load_config(IncidentsConfig, path)

@@ -69,6 +69,7 @@ class IncidentMetrics:
         client = KafkaClientMetrics.declare(r, "Repartitioned alerts, incidents, state records or dead letters")
         self.delivery_failures, self.kafka_errors = client.delivery_failures, client.kafka_errors
         self.broker_up, self.producer_renewals = client.broker_up, client.producer_renewals
+        self.below_min_insync = client.below_min_insync
         for state in INCIDENT_STATES:
             self.records.labels(state=state)
         for cat in classes:

@@ -63,12 +63,13 @@ def serve_metrics(settings: MetricsSettings, registry: CollectorRegistry) -> Non
 class KafkaClientMetrics:
     """The Kafka-client metrics every stream service exports alike (the checkpoint and the client
     health update them): `nids_delivery_failures_total`, `nids_kafka_errors_total{code}`, `nids_broker_up`,
-    `nids_producer_renewals_total`."""
+    `nids_producer_renewals_total`, `nids_partitions_below_min_insync{topic}`."""
 
     delivery_failures: Counter
     kafka_errors: Counter
     broker_up: Gauge
     producer_renewals: Counter
+    below_min_insync: Gauge
 
     @classmethod
     def declare(cls, registry: CollectorRegistry, outputs: str) -> KafkaClientMetrics:
@@ -80,6 +81,13 @@ class KafkaClientMetrics:
             Counter(
                 "nids_producer_renewals",
                 "Transactional producers replaced in-process after being fenced or failing (exactly_once).",
+                registry=registry,
+            ),
+            Gauge(
+                "nids_partitions_below_min_insync",
+                "Output partitions with fewer in-sync replicas than min.insync.replicas when a write failed: "
+                "the brokers refuse writes to them (NOT_ENOUGH_REPLICAS).",
+                ["topic"],
                 registry=registry,
             ),
         )
