@@ -83,9 +83,15 @@ def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMet
     return Detector(config, live, metrics, consumer, checkpoint, health, reloader, scorer, availability)
 
 
+# The scorer thread takes the GIL back between its GIL-free tree walks; the loop thread, decoding in
+# Python, hands it over only every switch interval (5 ms by default), several times per batch.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
 def detect_command(args: argparse.Namespace) -> int:
     config = effective_config(args)
     setup_logging(config.log_level)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     log.info("effective config: %s", describe_json(config))
     live = load_live(config.detector.model, config.detector.model_threads, config.detector.require_signed_model)
     log.info("model %s verified, canary-checked and loaded (%s)", live.version, live.model.describe())
