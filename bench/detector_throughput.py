@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -29,7 +30,7 @@ from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
 from bench.common import ensure_broker, flows_frame, fresh_topics, model_path, replay_command
-from detector.cli import build_detector
+from detector.cli import GIL_SWITCH_INTERVAL_S, build_detector
 from detector.config import load as load_detector_config
 from detector.metrics import DetectorMetrics, Totals
 from detector.reload import load_live
@@ -205,6 +206,7 @@ def main() -> None:
         help="only the detector variants side by side (no naive, group or concurrent runs)",
     )
     args = parser.parse_args()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as nids-detect runs
     bootstrap = ensure_broker()
     frame, source = flows_frame(args.flows)
     topics = fresh_topics("detector")
