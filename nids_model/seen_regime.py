@@ -89,6 +89,13 @@ class SeenVectors:
         return find_rows(words, self.hashes, self.words)
 
 
+def blended_probability(attacks: np.ndarray, rows: np.ndarray, prior: float, probability: np.ndarray) -> np.ndarray:
+    """A seen flow's P(attack): its vector's training `attacks` of `rows`, with the model's
+    `probability` worth `prior` rows. All (n_samples,); float64."""
+    blended: np.ndarray = (attacks + prior * probability) / (rows + prior)
+    return blended
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class SeenRegime:
     """The rule for seen flows.
@@ -115,8 +122,8 @@ class SeenRegime:
         rows = seen >= 0
         at = seen[rows]
         blended = probability.copy()
-        blended[rows] = (self.vectors.attacks[at] + self.prior * probability[rows]) / (
-            self.vectors.rows[at] + self.prior
+        blended[rows] = blended_probability(
+            self.vectors.attacks[at], self.vectors.rows[at], self.prior, probability[rows]
         )
         return blended
 

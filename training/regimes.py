@@ -27,7 +27,7 @@ from nids_model.reweighting import (
     macro_f1,
     tune_class_scale,
 )
-from nids_model.seen_regime import SeenRegime, SeenVectors
+from nids_model.seen_regime import SeenRegime, SeenVectors, blended_probability
 from training.candidates import Candidate, fit_pipeline
 from training.evaluation import class_metrics
 from training.operating_point import HELD_OUT_FOLDS
@@ -113,7 +113,7 @@ def verdicts(
         seen = oof.seen[at]
         vector_rows, vector_attacks = oof.vector_rows[at][seen], oof.vector_attacks[at][seen]
         probability = probability.copy()
-        probability[seen] = (vector_attacks + rule.prior * probability[seen]) / (vector_rows + rule.prior)
+        probability[seen] = blended_probability(vector_attacks, vector_rows, rule.prior, probability[seen])
         score[seen] *= rule.class_scale
     score[:, rows.normal] = -1.0
     decided: np.ndarray = np.where(probability >= rows.threshold, score.argmax(axis=1), rows.normal)
