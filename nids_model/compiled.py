@@ -36,7 +36,7 @@ NODE = np.dtype(
 )
 
 
-def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
+def gil_free_kernel(function: Callable[..., Any]) -> Callable[..., Any]:
     """nopython, GIL-free, cached on disk when a cache directory is writable (next to this file,
     NUMBA_CACHE_DIR or the user's cache); otherwise compiled at each start (~4 s)."""
     try:
@@ -163,7 +163,7 @@ def _leaf(
             node = right[node]
 
 
-@_compiled
+@gil_free_kernel
 def _raw_scores(
     matrix: np.ndarray,
     roots: np.ndarray,
@@ -197,7 +197,7 @@ def _raw_scores(
             out[row, k] += threshold[node]
 
 
-@_compiled
+@gil_free_kernel
 def _forest_sums(
     matrix: np.ndarray,
     roots: np.ndarray,
@@ -462,7 +462,7 @@ def _same_words(a: np.ndarray, row: int, b: np.ndarray, other: int) -> bool:  # 
     return True
 
 
-@_compiled
+@gil_free_kernel
 def _row_hashes(words: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """FNV-1a of each row.
 
@@ -481,7 +481,7 @@ def _row_hashes(words: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     return hashes
 
 
-@_compiled
+@gil_free_kernel
 def _group_rows(words: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """`distinct_rows` of `words` (n_samples, n_words), given their `hashes` (n_samples,), dtype=uint64:
     rows of equal hash are compared word by word, so a collision never merges two rows."""
@@ -530,7 +530,7 @@ def find_rows(words: np.ndarray, table_hashes: np.ndarray, table_words: np.ndarr
     return found
 
 
-@_compiled
+@gil_free_kernel
 def _find_rows(
     words: np.ndarray, table_hashes: np.ndarray, table_words: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled

@@ -26,7 +26,7 @@ def training_matrix(rows: int, seed: int) -> np.ndarray:
 def monitor(metrics: DetectorMetrics) -> DriftMonitor:
     predicted = np.array(["Normal"] * 700 + ["DoS"] * 300, dtype=object)
     profile = make_profile(training_matrix(20_000, seed=1), FEATURES, VOCABULARIES, predicted, ("DoS", "Normal"))
-    return DriftMonitor(profile, metrics)
+    return DriftMonitor(profile, metrics, publish_every_s=0.0)
 
 
 def value(metrics: DetectorMetrics, name: str, **labels: str) -> float:
@@ -67,3 +67,23 @@ def test_the_window_forgets_old_batches() -> None:
         drift.observe(training_matrix(4_000, seed=seed), np.array(["Normal"] * 4_000, dtype=object))
     assert value(metrics, "nids_feature_drift_psi", feature="sbytes") < 0.05
     assert value(metrics, "nids_predicted_class_share", attack_cat="DoS") == 0.0
+
+
+def test_bins_match_searchsorted_and_the_gauges_are_set_at_most_every_interval() -> None:
+    metrics = DetectorMetrics(CollectorRegistry())
+    predicted = np.array(["Normal"] * 1_000, dtype=object)
+    profile = make_profile(training_matrix(20_000, seed=1), FEATURES, VOCABULARIES, predicted, ("DoS", "Normal"))
+    clock = iter([0.0, 0.0, 0.5, 1.5, 1.5])
+    drift = DriftMonitor(profile, metrics, publish_every_s=1.0, now=lambda: next(clock))
+    batch = training_matrix(2_000, seed=9)
+    drift.observe(batch, np.array(["Normal"] * 2_000, dtype=object))
+    for index, (column, edges) in enumerate(zip(drift.columns, drift.edges, strict=True)):
+        expected = np.bincount(np.searchsorted(edges, batch[:, column], side="right"), minlength=len(edges) + 1)
+        assert drift._counts[index].tolist() == expected.tolist()
+    first = value(metrics, "nids_feature_drift_psi", feature="sbytes")
+    shifted = training_matrix(2_000, seed=10)
+    shifted[:, 2] += 400.0
+    drift.observe(shifted, np.array(["DoS"] * 2_000, dtype=object))  # 0.5 s later: counted, not yet published
+    assert value(metrics, "nids_feature_drift_psi", feature="sbytes") == first
+    drift.observe(shifted, np.array(["DoS"] * 2_000, dtype=object))  # 1.5 s: published
+    assert value(metrics, "nids_feature_drift_psi", feature="sbytes") > first + 0.5
