@@ -31,7 +31,7 @@ import orjson
 
 from bench.common import ensure_broker, flows_frame, model_path
 from nids_harness.chaos import DELIVERY_MODES, OVERSIZED_BYTES, BrokerFault, run_chaos, single_broker_fault
-from nids_harness.cluster import FAULTS, start_cluster
+from nids_harness.cluster import FAULTS, start_cluster, warm_up
 
 
 def main() -> None:
@@ -49,6 +49,7 @@ def main() -> None:
     fault: BrokerFault | None = None
     if args.cluster:
         bootstrap = start_cluster()
+        warm_up(bootstrap)
         fault = None if args.no_broker_kill else FAULTS[args.fault]
         print(f"three-broker cluster {bootstrap}; broker fault: {'none' if fault is None else args.fault}")
     else:

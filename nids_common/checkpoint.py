@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -45,6 +46,10 @@ TRANSACTION_ATTEMPTS = 3
 # milliseconds of its timeout when it returns at all (the watchdog looks every 0.5 s): each second
 # more only lengthens the stall a coordinator's crash costs.
 STUCK_GRACE_S = 2.0
+# A transaction call that takes this long is waiting on the cluster (a broker or coordinator away,
+# writes refused for want of in-sync replicas): the service is told, as of a failed call, before
+# the call's own timeout, which a stuck call may never reach.
+SLOW_CALL_S = 2.0
 # How often a fenced or failed transactional producer is replaced in-process before the service
 # stops instead. A broker failover costs one (nids-incidents, whose transactions time out at 6 s,
 # may need one per node of a rolling restart); two live instances sharing a transactional id fence
@@ -79,18 +84,32 @@ class ClientMetrics(Protocol):
     def producer_renewals(self) -> Counter: ...
 
 
-class Watchdog:
-    """Calls `on_stuck(name, seconds)` when a guarded call runs past its deadline; one daemon thread."""
+@dataclasses.dataclass
+class _Guarded:
+    name: str
+    started: float
+    seconds: float
+    said_slow: bool = False
 
-    def __init__(self, on_stuck: Callable[[str, float], None]) -> None:
-        self.on_stuck = on_stuck
-        self._guarded: tuple[str, float, float] | None = None  # (name, deadline, allowed seconds)
+
+class Watchdog:
+    """Calls `on_stuck(name, seconds)` when a guarded call runs past its deadline, and `on_slow()`
+    once per call that runs longer than `slow_after_s`; one daemon thread."""
+
+    def __init__(
+        self,
+        on_stuck: Callable[[str, float], None],
+        on_slow: Callable[[], None] = lambda: None,
+        slow_after_s: float = SLOW_CALL_S,
+    ) -> None:
+        self.on_stuck, self.on_slow, self.slow_after_s = on_stuck, on_slow, slow_after_s
+        self._guarded: _Guarded | None = None
         self._thread = threading.Thread(target=self._watch, name="nids-txn-watchdog", daemon=True)
         self._thread.start()
 
     @contextlib.contextmanager
     def guard(self, name: str, seconds: float) -> Iterator[None]:
-        self._guarded = (name, time.monotonic() + seconds, seconds)
+        self._guarded = _Guarded(name, time.monotonic(), seconds)
         try:
             yield
         finally:
@@ -100,8 +119,14 @@ class Watchdog:
         while True:
             time.sleep(0.5)
             guarded = self._guarded
-            if guarded is not None and time.monotonic() > guarded[1]:
-                self.on_stuck(guarded[0], guarded[2])
+            if guarded is None:
+                continue
+            running = time.monotonic() - guarded.started
+            if not guarded.said_slow and running > self.slow_after_s:
+                guarded.said_slow = True
+                self.on_slow()
+            if running > guarded.seconds:
+                self.on_stuck(guarded.name, guarded.seconds)
                 self._guarded = None
 
 
@@ -222,11 +247,15 @@ class TransactionalCheckpoint(Checkpoint):
         renew: Callable[[], Producer] | None = None,
     ) -> None:
         super().__init__(consumer, producer, metrics, timeout, may_retry, refusals)
-        self._watchdog = Watchdog(on_stuck)
+        self._watchdog = Watchdog(on_stuck, on_slow=self._slow_call)
         self._renew = renew
         self._renewed_at: collections.deque[float] = collections.deque()
         # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
         self._settle(producer.init_transactions, timeout)
+
+    def _slow_call(self) -> None:
+        # on_trouble is set by the service after construction: looked up at each slow call.
+        self.on_trouble()
 
     def begin(self) -> None:
         super().begin()

@@ -20,7 +20,7 @@ from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[a
 
 log = logging.getLogger("nids.kafka")
 # The cluster is asked at most this often while writes keep failing.
-CHECK_EVERY_S = 5.0
+CHECK_EVERY_S = 2.0
 TIMEOUT_S = 5.0
 
 

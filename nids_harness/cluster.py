@@ -8,8 +8,10 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from nids_common.kafka import ensure_topics
 from nids_harness.chaos import BrokerFault, FaultTarget
 from nids_harness.checkout import KAFKA_LOCAL
 from nids_harness.errors import HarnessError
@@ -27,6 +29,29 @@ def start_cluster() -> str:
     if result.returncode != 0:
         raise HarnessError(f"kafka-local --brokers {NODES} start failed: {result.stderr.strip()[-2000:]}")
     return cluster_bootstrap()
+
+
+def warm_up(bootstrap: str, timeout_s: float = 120.0) -> None:
+    """One transaction that stores a group's offsets, then wait until every partition is fully
+    replicated: a freshly formatted cluster creates __transaction_state and __consumer_offsets (50
+    partitions each, three replicas) on first use, and a fault injected while they are still
+    settling measures that instead of the failover."""
+    topic = "nids-warm-up"
+    ensure_topics({"bootstrap.servers": bootstrap}, {topic: 1})
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": topic})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic})
+    try:
+        producer.init_transactions(timeout_s)
+        producer.begin_transaction()
+        producer.produce(topic, b"warm-up")
+        producer.send_offsets_to_transaction(
+            [TopicPartition(topic, 0, 0)], consumer.consumer_group_metadata(), timeout_s
+        )
+        producer.commit_transaction(timeout_s)
+    finally:
+        consumer.close()
+    if not wait_until(lambda: fully_replicated(bootstrap), timeout_s, poll=1.0):
+        raise HarnessError(f"partitions still under-replicated {timeout_s:.0f} s after the cluster started")
 
 
 def cluster_running() -> bool:

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaException
 
 from nids_harness.checkout import KAFKA_LOCAL
-from nids_harness.cluster import cluster_running, start_cluster, stop_cluster
+from nids_harness.cluster import cluster_running, fully_replicated, start_cluster, stop_cluster, warm_up
 from nids_harness.errors import HarnessError
 from nids_harness.secure import SecureBroker
+from nids_harness.waiting import wait_until
 from tests.integration.helpers import unavailable
 
 
@@ -84,10 +86,7 @@ def secure_broker() -> Iterator[SecureBroker]:
 
 
 @pytest.fixture(scope="session")
-def kafka_cluster() -> Iterator[str]:
-    """The local three-broker cluster (`scripts/kafka-local --brokers 3`), started for this session,
-    for tests that kill its nodes (and start them again). Under CI=true a cluster that does not start
-    fails the test; one the developer already ran is left running."""
+def _cluster_session() -> Iterator[str]:
     started_here = not cluster_running()
     try:
         bootstrap = start_cluster()
@@ -96,9 +95,24 @@ def kafka_cluster() -> Iterator[str]:
     problem = _broker_answers(bootstrap)
     if problem:
         unavailable(f"the three-broker cluster at {bootstrap} does not answer: {problem}")
+    try:
+        warm_up(bootstrap)
+    except (HarnessError, KafkaException) as exc:
+        unavailable(f"the three-broker cluster at {bootstrap} did not settle: {exc}")
     yield bootstrap
     if started_here:
         stop_cluster()
+
+
+@pytest.fixture
+def kafka_cluster(_cluster_session: str) -> str:
+    """The local three-broker cluster (`scripts/kafka-local --brokers 3`), started for this session,
+    for tests that kill its nodes (and start them again); each test gets it with every partition
+    fully replicated, so a node an earlier test restarted has caught up. Under CI=true a cluster that
+    does not start fails the test; one the developer already ran is left running."""
+    if not wait_until(lambda: fully_replicated(_cluster_session), 120, poll=1.0):
+        unavailable("partitions of the three-broker cluster still under-replicated after 120 s")
+    return _cluster_session
 
 
 @pytest.fixture

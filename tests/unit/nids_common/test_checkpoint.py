@@ -38,6 +38,19 @@ def test_the_watchdog_fires_once_for_a_call_past_its_deadline() -> None:
     assert fired == [("send_offsets_to_transaction", 0.2)]
 
 
+def test_the_watchdog_tells_of_a_slow_call_once_before_its_deadline() -> None:
+    slow: list[float] = []
+    stuck: list[str] = []
+    watchdog = Watchdog(
+        lambda name, _: stuck.append(name), on_slow=lambda: slow.append(time.monotonic()), slow_after_s=0.2
+    )
+    started = time.monotonic()
+    with watchdog.guard("commit_transaction", 10.0):
+        time.sleep(2.0)
+    assert len(slow) == 1 and 0.2 < slow[0] - started < 1.5
+    assert stuck == []
+
+
 def test_the_watchdog_stays_quiet_for_calls_that_return_in_time() -> None:
     fired: list[tuple[str, float]] = []
     watchdog = Watchdog(lambda name, seconds: fired.append((name, seconds)))
