@@ -103,7 +103,8 @@ class WriteAvailability:
         time in an outage."""
         try:
             below = partitions_below_min_insync(self.admin, self.topics)
-        except (KafkaException, ValueError, KeyError) as exc:  # the cluster cannot say now: ask again later
+        # The cluster cannot say now (a request to a broker that is down times out): ask again later.
+        except (KafkaException, TimeoutError, ValueError, KeyError) as exc:
             log.debug("in-sync replicas unknown: %s", exc)
             return
         with self._lock:

@@ -171,6 +171,20 @@ def rolling_restart(target: FaultTarget) -> Callable[[], None]:
     return lambda: None
 
 
+def _leader_only(target: FaultTarget) -> list[int]:
+    """A node that leads flow partitions the detector reads but coordinates neither its transactions
+    nor its group: a leader's failover alone, which a coordinator's move would otherwise slow."""
+    coordinators = {
+        transaction_coordinator(target.bootstrap, target.transactional_id),
+        group_coordinator(target.bootstrap, target.group),
+    }
+    metadata = AdminClient({"bootstrap.servers": target.bootstrap}).list_topics(target.flows, timeout=15)
+    leaders = sorted({int(p.leader) for p in metadata.topics[target.flows].partitions.values()} - coordinators)
+    if not leaders:
+        raise HarnessError(f"every node leading a partition of {target.flows} also coordinates the detector")
+    return leaders[:1]
+
+
 def _leader_and_another(target: FaultTarget) -> list[int]:
     leader = leader_of(target.bootstrap, target.flows, 0)
     return [leader, leader % NODES + 1]
@@ -178,7 +192,7 @@ def _leader_and_another(target: FaultTarget) -> list[int]:
 
 TWO_DOWN_S = 20.0
 FAULTS: dict[str, BrokerFault] = {
-    "leader": crash(lambda target: [leader_of(target.bootstrap, target.flows, 0)]),
+    "leader": crash(_leader_only),
     "transaction-coordinator": crash(
         lambda target: [transaction_coordinator(target.bootstrap, target.transactional_id)]
     ),

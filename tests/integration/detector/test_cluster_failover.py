@@ -1,6 +1,7 @@
 """On a three-broker cluster (replication 3, min.insync.replicas 2, acks=all): exactly_once holds
-while the node leading the detector's flow partition, or coordinating its transactions, is
-SIGKILLed mid-stream and started again, and detection resumes while that node is still down."""
+while a node leading flow partitions of the detector (and coordinating neither its transactions nor
+its group), or the one coordinating its transactions, is SIGKILLed mid-stream and started again,
+and detection resumes while that node is still down."""
 
 from __future__ import annotations
 

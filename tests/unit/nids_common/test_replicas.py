@@ -100,3 +100,30 @@ def test_a_check_after_the_batch_was_written_says_nothing(caplog: pytest.LogCapt
         assert availability.outage_since is None and not caplog.records
     finally:
         availability.close()
+
+
+class SlowAdmin(Admin):
+    """Its first describe_configs times out, as one sent to a broker that just went down does."""
+
+    def describe_configs(self, resources: list[Any], request_timeout: float) -> dict[Any, Any]:
+        if self.asked == 1:
+            return {r: TimedOut() for r in resources}
+        return super().describe_configs(resources, request_timeout)
+
+
+class TimedOut:
+    def result(self, timeout: float | None = None) -> Any:
+        raise TimeoutError
+
+
+def test_the_watcher_asks_again_after_a_request_times_out() -> None:
+    admin, g = SlowAdmin({"alerts": [[1]]}), gauge()
+    availability = WriteAvailability(admin, ["alerts"], g, every_s=0.05)
+    try:
+        availability.on_failed_write()
+        deadline = time.monotonic() + 5
+        while value(g, "alerts") != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert value(g, "alerts") == 1 and admin.asked >= 2
+    finally:
+        availability.close()
