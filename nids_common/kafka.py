@@ -231,7 +231,33 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise NidsError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+    wait_for_leaders(admin, {topic.topic: topic.num_partitions for topic in wanted}, timeout)
     return replication
+
+
+def wait_for_leaders(admin: Any, partitions_by_topic: Mapping[str, int], timeout: float, poll: float = 0.1) -> None:
+    """Until every partition of the topics has a leader in the metadata a client is served. A created
+    topic is not there at once (a broker that just started or is busy propagates it later), and a
+    service that looks a topic up right after creating it would otherwise stop with "Unknown topic or
+    partition". `admin` is an AdminClient."""
+    deadline = time.monotonic() + timeout
+    missing = dict(partitions_by_topic)
+    while True:
+        metadata = admin.list_topics(timeout=max(0.1, deadline - time.monotonic()))
+        for name in list(missing):
+            found = metadata.topics.get(name)
+            if (
+                found is not None
+                and found.error is None
+                and len(found.partitions) == missing[name]
+                and all(partition.leader >= 0 for partition in found.partitions.values())
+            ):
+                del missing[name]
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise NidsError(f"topics created but without a leader after {timeout:.0f} s: {', '.join(sorted(missing))}")
+        time.sleep(poll)
 
 
 def create_acls(client_config: Mapping[str, Any], bindings: Sequence[AclBinding], timeout: float = 30.0) -> None:

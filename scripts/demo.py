@@ -325,7 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             board = incident_tail(bootstrap, watch.board)
             board.start()
             running.callback(board.stop)
-            watch.run(detector, args.duration)
+            watch.run(
+                [("nids-detect", detector, "detector.log"), ("nids-incidents", incidents, "incidents.log")],
+                args.duration,
+            )
     except KeyboardInterrupt:
         interrupted = True
     except DemoError as exc:
@@ -383,16 +386,18 @@ class Watch:
         now, before = (self.incident_samples, self.previous_incidents) if incidents else (self.samples, self.previous)
         return (total(now, name) - total(before, name)) / span if before and span > 0 else 0.0
 
-    def run(self, detector: subprocess.Popen[bytes], duration: float) -> None:
-        """The live view until `duration` seconds have passed (0: until interrupted)."""
+    def run(self, services: Sequence[tuple[str, subprocess.Popen[bytes], str]], duration: float) -> None:
+        """The live view until `duration` seconds have passed (0: until interrupted) or one of the
+        `services` (name, process, log file) exits."""
         self.started = time.monotonic()
         last = printed = self.started
         console = Console()
         with Live(refresh_per_second=2, transient=False, console=console) as live:
             while not duration or time.monotonic() - self.started < duration:
                 time.sleep(1)
-                if detector.poll() is not None:
-                    raise DemoError(f"nids-detect exited ({detector.returncode}); see {LOGS / 'detector.log'}")
+                for name, process, log_name in services:
+                    if process.poll() is not None:
+                        raise DemoError(f"{name} exited ({process.returncode}); see {LOGS / log_name}")
                 if not self.scrape():
                     continue
                 now = time.monotonic()

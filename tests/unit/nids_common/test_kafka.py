@@ -1,15 +1,19 @@
-"""The bounded produce helper: it retries a full local queue, but never forever and never past shutdown.
+"""The bounded produce helper, and waiting for created topics: neither waits forever.
 
 A stand-in producer plays librdkafka's full queue (BufferError from produce()); the real producer is
-exercised against the real broker by the integration tests.
+exercised against the real broker by the integration tests. Likewise a stand-in admin client plays a
+broker that shows a created topic late.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from nids_common.kafka import ProduceStalled, produce_all
+from nids_common.errors import NidsError
+from nids_common.kafka import ProduceStalled, produce_all, wait_for_leaders
 
 
 class FullQueueProducer:
@@ -121,3 +125,31 @@ def test_a_message_refused_for_itself_is_skipped_and_the_others_go() -> None:
         producer, "t", [("a", b"big!"), ("b", b"ok")], report, on_refused=lambda i, _e: refused.append(i)
     )  # type: ignore[arg-type]
     assert refused == [0] and sent == 1 and [p[1] for p in producer.produced] == [b"ok"]
+
+
+class LateMetadata:
+    """An AdminClient stand-in whose metadata shows a topic only from its `shown_from`-th request,
+    and its partitions' leader one request later."""
+
+    def __init__(self, shown_from: int) -> None:
+        self.shown_from, self.asked = shown_from, 0
+
+    def list_topics(self, timeout: float) -> SimpleNamespace:
+        self.asked += 1
+        topics = {}
+        if self.asked >= self.shown_from:
+            leader = 1 if self.asked > self.shown_from else -1
+            partitions = {n: SimpleNamespace(leader=leader) for n in range(3)}
+            topics["alerts"] = SimpleNamespace(error=None, partitions=partitions)
+        return SimpleNamespace(topics=topics)
+
+
+def test_a_created_topic_is_waited_for_until_its_partitions_have_leaders() -> None:
+    admin = LateMetadata(shown_from=3)
+    wait_for_leaders(admin, {"alerts": 3}, timeout=5, poll=0.01)
+    assert admin.asked == 4
+
+
+def test_a_topic_that_never_shows_is_named_in_the_error() -> None:
+    with pytest.raises(NidsError, match="without a leader after 0 s: alerts"):
+        wait_for_leaders(LateMetadata(shown_from=10**6), {"alerts": 3}, timeout=0.05, poll=0.01)
