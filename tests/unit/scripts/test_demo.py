@@ -62,7 +62,7 @@ def test_ctrl_c_during_the_view_leaves_the_summary_the_last_scrape(
     watch = demo.Watch()
     process: Any = RunningProcess()
     with pytest.raises(KeyboardInterrupt):
-        watch.run(process, duration=0)
+        watch.run([("nids-detect", process, "detector.log"), ("nids-incidents", process, "incidents.log")], duration=0)
     assert watch.samples == scrapes(2500)
     line = demo.summary(watch.samples, watch.incident_samples, interrupted=True, seconds=3, detector_code=0)
     assert "interrupted after 3 s: consumed 2,500 flows, alerts 250, incident records 0, invalid 2" in line
@@ -82,9 +82,16 @@ def test_the_scrape_at_shutdown_replaces_the_view_s_last_one(demo: ModuleType, m
     assert not watch.scrape() and watch.samples == scrapes(1200)
 
 
-def test_a_detector_that_exits_ends_the_view_with_its_code(demo: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("which", ["nids-detect", "nids-incidents"])
+def test_a_service_that_exits_ends_the_view_with_its_code_and_log(
+    demo: ModuleType, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
     monkeypatch.setattr(demo.time, "sleep", lambda _seconds: None)
-    exited = subprocess.Popen(["true"])
+    exited = subprocess.Popen(["false"])
     exited.wait()
-    with pytest.raises(demo.DemoError, match=r"nids-detect exited \(0\)"):
-        demo.Watch().run(exited, duration=0)
+    running: Any = RunningProcess()
+    services = [
+        (name, exited if name == which else running, f"{name}.log") for name in ("nids-detect", "nids-incidents")
+    ]
+    with pytest.raises(demo.DemoError, match=rf"{which} exited \(1\); see .*{which}\.log"):
+        demo.Watch().run(services, duration=0)
