@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import msgspec
+from confluent_kafka import KafkaException
 
 from incidents.config import IncidentsConfig
 from incidents.offline import run_offline
 from nids_common.contract import Incident
+from nids_harness.groups import group_progress
 from nids_harness.incident_stream import (
     RunningIncidents,
     incidents_config,
@@ -93,8 +95,14 @@ def test_three_sigkills_lose_nothing_and_open_nothing_twice(
     sent = 0
     try:
         for chunk in chunks[:3]:
+            tracked = _tracked(config, kafka_bootstrap)
             sent += produce_alerts(kafka_bootstrap, config.topics.alerts, iter(chunk))
-            time.sleep(rng.uniform(1.0, 3.0))  # mid-stream: part of the chunk is processed
+            # Mid-stream: killed once this member has committed part of the chunk's incidents (a
+            # fixed sleep killed slow starters before they had committed anything, leaving nothing
+            # open to restore), at a random moment after that.
+            progressed = wait_until(lambda: _tracked(config, kafka_bootstrap) > tracked, 60, poll=0.1)  # noqa: B023
+            assert progressed, log.read_text()[-3000:]
+            time.sleep(rng.uniform(0.0, 1.0))
             os.kill(service.pid, signal.SIGKILL)
             service.wait(10)
             service = start_incidents(config, log)
@@ -108,6 +116,14 @@ def test_three_sigkills_lose_nothing_and_open_nothing_twice(
     # The members after the kills took over open incidents from the changelog.
     restored = [int(n) for n in re.findall(r": (\d+) open incidents restored from", log.read_text())]
     assert sum(1 for n in restored if n > 0) >= 2, restored
+
+
+def _tracked(config: IncidentsConfig, bootstrap: str) -> int:
+    """The repartitioned alerts whose incidents the group has committed (-1 while it cannot say)."""
+    try:
+        return group_progress(bootstrap, config.incidents.group_id, config.repartition_topic)[0]
+    except KafkaException:
+        return -1
 
 
 def _all_closed(config: IncidentsConfig, bootstrap: str, sent: int) -> bool:
