@@ -79,8 +79,8 @@ def build_detector(config: DetectorConfig, live: LiveModel, metrics: DetectorMet
     )
     topics = config.topics
     outputs = [topics.alerts, topics.dead_letter, *([topics.verdicts] if settings.emit_verdicts else [])]
-    availability = WriteAvailability(AdminClient(config.kafka.client_config()), outputs, metrics.below_min_insync)
-    return Detector(config, live, metrics, consumer, checkpoint, health, reloader, scorer, availability)
+    checkpoint.watcher = WriteAvailability(AdminClient(config.kafka.client_config()), outputs, metrics.below_min_insync)
+    return Detector(config, live, metrics, consumer, checkpoint, health, reloader, scorer)
 
 
 # The scorer thread takes the GIL back between its GIL-free tree walks; the loop thread, decoding in

@@ -45,7 +45,6 @@ from nids_common.checkpoint import Checkpoint
 from nids_common.client_health import ClientHealth
 from nids_common.dead_letters import dead_letter
 from nids_common.kafka import ProduceStalled, produce_all
-from nids_common.replicas import WriteAvailability
 from nids_common.stages import StageTimes
 from nids_model.detection import DetectionModel, Features, Scores
 
@@ -63,20 +62,16 @@ class Detector:
         health: ClientHealth,
         reloader: ModelReloader,
         scorer: Executor,
-        availability: WriteAvailability | None = None,
     ) -> None:
         """`consumer` and `checkpoint.producer` report to `health`; `scorer` is one thread: the
         compiled model walks its trees without the GIL, so a batch scores while the loop reads,
-        decodes and produces around it. `availability`, when given, is told of every batch that could
-        not be written and of every one that was (it says why writes fail: NOT_ENOUGH_REPLICAS)."""
+        decodes and produces around it."""
         self.config, self.live, self.metrics = config, live, metrics
         self.consumer, self.checkpoint, self.health = consumer, checkpoint, health
-        self.reloader, self._scorer, self.availability = reloader, scorer, availability
+        self.reloader, self._scorer = reloader, scorer
         self.running = True
         # The checkpoint's retries end when this detector stops, as every other bounded retry does.
         checkpoint.may_retry = self.may_retry
-        if availability is not None:
-            checkpoint.on_trouble = availability.on_failed_write
         self._status = StatusLine(config.detector.group_id) if sys.stderr.isatty() else None
         self._in_flight: Batch | None = None
         self.stages = StageTimes()  # the loop's, since the last committed batch
@@ -155,15 +150,6 @@ class Detector:
     def _complete(self, batch: Batch, handover: bool = False) -> bool:
         """score → produce → flush → commit. False when an output was not delivered: nothing is
         committed and the caller rewinds."""
-        written = self._write(batch, handover)
-        if self.availability is not None:
-            if written:
-                self.availability.on_written()
-            else:
-                self.availability.on_failed_write()
-        return written
-
-    def _write(self, batch: Batch, handover: bool) -> bool:
         with self.stages.timing(Stage.WAIT_FOR_SCORES):
             scores = batch.scores()
         self.stages.merge(batch.scorer_stages.take())
@@ -272,8 +258,6 @@ class Detector:
         finally:
             self.consumer.close()
             self._scorer.shutdown(cancel_futures=True)
-            if self.availability is not None:
-                self.availability.close()
             if self._status:
                 self._status.done()
             t = self.totals

@@ -68,12 +68,10 @@ def build_service(config: IncidentsConfig, metrics: IncidentMetrics) -> Incident
     )
     changelog = ChangelogReader(make_changelog_consumer(config, health.on_error), config.changelog_topic)
     partitions = partition_count(checkpoint.producer, config.repartition_topic)
-    availability = WriteAvailability(
+    checkpoint.watcher = WriteAvailability(
         AdminClient(config.kafka.client_config()), config.output_topics(), metrics.below_min_insync
     )
-    return IncidentService(
-        config, metrics, consumer, checkpoint, health, changelog, partitions, availability=availability
-    )
+    return IncidentService(config, metrics, consumer, checkpoint, health, changelog, partitions)
 
 
 def stream_command(args: argparse.Namespace) -> int:

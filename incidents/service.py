@@ -44,7 +44,6 @@ from nids_common.client_health import ClientHealth
 from nids_common.contract import AlertSummary, Reason, alert_summary_decoder
 from nids_common.dead_letters import InvalidRecord, classify_invalid, classify_unparsable, dead_letter
 from nids_common.kafka import ProduceStalled, produce_all
-from nids_common.replicas import WriteAvailability
 
 log = logging.getLogger("nids.incidents")
 QUIET_CHECK_S = 1.0
@@ -62,19 +61,13 @@ class IncidentService:
         changelog: ChangelogReader,
         repartition_partitions: int,
         clock: Callable[[], float] = time.time,
-        availability: WriteAvailability | None = None,
     ) -> None:
-        """`availability`, when given, is told of failed writes and of committed batches (it says
-        why writes fail: NOT_ENOUGH_REPLICAS)."""
         self.config, self.metrics = config, metrics
         self.consumer, self.checkpoint, self.health, self.changelog = consumer, checkpoint, health, changelog
         self.clock = clock
         self.repartition_partitions = repartition_partitions
         self.running = True
         checkpoint.may_retry = self.may_retry
-        self.availability = availability
-        if availability is not None:
-            checkpoint.on_trouble = availability.on_failed_write
         settings = config.incidents
         self.suppressor = Suppressor(settings.suppress)
         self._exported_suppressed: dict[str, int] = {}
@@ -128,8 +121,6 @@ class IncidentService:
         if not self.checkpoint.commit(messages):
             self._rewind(messages)
             return
-        if self.availability is not None:
-            self.availability.on_written()
         self.metrics.alerts_read.inc(len(alerts))
         self.metrics.alerts_tracked.inc(tracked)
         for found in changes.values():
@@ -292,8 +283,6 @@ class IncidentService:
         finally:
             self.consumer.close()
             self.changelog.close()
-            if self.availability is not None:
-                self.availability.close()
             log.info("nids-incidents stopped")
 
     # -- group callbacks --------------------------------------------------------------------------

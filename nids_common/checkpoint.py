@@ -84,6 +84,17 @@ class ClientMetrics(Protocol):
     def producer_renewals(self) -> Counter: ...
 
 
+class WriteWatcher(Protocol):
+    """Told of every failed write and every committed batch (nids_common.replicas.WriteAvailability
+    asks the cluster why writes fail)."""
+
+    def on_failed_write(self) -> None: ...
+
+    def on_written(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclasses.dataclass
 class _Guarded:
     name: str
@@ -145,8 +156,8 @@ class Checkpoint:
         self.consumer, self.producer, self.metrics = consumer, producer, metrics
         self.timeout, self.may_retry = timeout, may_retry
         self.refusals = refusals
-        # Told of every failed delivery and transaction call (a service asks the cluster why).
-        self.on_trouble: Callable[[], None] = lambda: None
+        # Told of every failed delivery, failed or slow transaction call, and committed batch.
+        self.watcher: WriteWatcher | None = None
         self._failed_deliveries = 0
 
     def begin(self) -> None:
@@ -156,8 +167,23 @@ class Checkpoint:
     def abort(self) -> None:
         """The batch's outputs will not all be produced; it will be rewound. Those already produced
         may still be delivered: at-least-once repeats them."""
+        self._failed_write()
 
     def commit(self, messages: Sequence[Message], *, handover: bool = False) -> bool:
+        """The batch committed (`_commit`), and the watcher told whether it was."""
+        committed = self._commit(messages, handover=handover)
+        if self.watcher is not None:
+            if committed:
+                self.watcher.on_written()
+            else:
+                self.watcher.on_failed_write()
+        return committed
+
+    def _failed_write(self) -> None:
+        if self.watcher is not None:
+            self.watcher.on_failed_write()
+
+    def _commit(self, messages: Sequence[Message], *, handover: bool) -> bool:
         """Flush the batch's outputs, then commit its offsets. False, committing nothing, if any output
         was not acknowledged: the caller rewinds.
 
@@ -194,7 +220,7 @@ class Checkpoint:
     def on_delivery(self, err: KafkaError | None, message: Message) -> None:
         if err is not None:
             self._failed_deliveries += 1
-            self.on_trouble()
+            self._failed_write()
             refused = self.refusals is not None and self.refusals.note(err, "WRITE", message.topic())
             # The first failure of a batch says why; the batch's count follows when it is rewound
             # (a broker outage fails thousands of messages at once, for one reason).
@@ -203,6 +229,8 @@ class Checkpoint:
 
     def close(self) -> None:
         """Deliver what is still queued; a batch whose outputs are lost here was never committed."""
+        if self.watcher is not None:
+            self.watcher.close()
         try:
             remaining = self.producer.flush(self.timeout)
         except KafkaException as exc:  # a producer in a fatal state delivers nothing more
@@ -247,15 +275,11 @@ class TransactionalCheckpoint(Checkpoint):
         renew: Callable[[], Producer] | None = None,
     ) -> None:
         super().__init__(consumer, producer, metrics, timeout, may_retry, refusals)
-        self._watchdog = Watchdog(on_stuck, on_slow=self._slow_call)
+        self._watchdog = Watchdog(on_stuck, on_slow=self._failed_write)
         self._renew = renew
         self._renewed_at: collections.deque[float] = collections.deque()
         # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
         self._settle(producer.init_transactions, timeout)
-
-    def _slow_call(self) -> None:
-        # on_trouble is set by the service after construction: looked up at each slow call.
-        self.on_trouble()
 
     def begin(self) -> None:
         super().begin()
@@ -266,6 +290,7 @@ class TransactionalCheckpoint(Checkpoint):
             self._settle(self.producer.begin_transaction)
 
     def abort(self) -> None:
+        super().abort()
         try:
             self._settle(self.producer.abort_transaction, self.timeout)
         except TransactionFailed as exc:
@@ -294,7 +319,7 @@ class TransactionalCheckpoint(Checkpoint):
         self._failed_deliveries = 0
         self._settle(self.producer.init_transactions, self.timeout)
 
-    def commit(self, messages: Sequence[Message], *, handover: bool = False) -> bool:
+    def _commit(self, messages: Sequence[Message], *, handover: bool) -> bool:
         """Add the batch's offsets to its transaction and commit it. False, after aborting it, when
         the transaction must be aborted: the caller rewinds.
 
@@ -348,7 +373,7 @@ class TransactionalCheckpoint(Checkpoint):
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                self.on_trouble()
+                self._failed_write()
                 if self.refusals is not None and self.refusals.note(error, "WRITE"):
                     self.refusals.raise_first()
                 log.warning("%s failed after %.1f s: %s", operation.__name__, time.monotonic() - started, error.str())

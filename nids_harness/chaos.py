@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from confluent_kafka import KafkaException, Message, Producer
+from confluent_kafka import Message, Producer
 
 from detector.config import DetectorConfig, DetectorSettings
 from nids_common.contract import Topics
 from nids_harness.detector_process import start_detector
 from nids_harness.errors import HarnessError
-from nids_harness.groups import group_lag, group_progress
+from nids_harness.groups import committed_so_far, group_lag
 from nids_harness.local_broker import sigkill_and_restart
 from nids_harness.metrics import scrape_total
 from nids_harness.payloads import bad_payloads, valid_flow
@@ -193,10 +193,7 @@ def run_chaos(
     broker_stall = None
 
     def committed() -> int:
-        try:
-            return group_progress(bootstrap, group, topics.flows)[0]
-        except KafkaException:
-            return -1  # the broker is down
+        return committed_so_far(bootstrap, group, topics.flows)
 
     try:
         for _ in range(kills):

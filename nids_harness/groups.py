@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+
+def committed_so_far(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed offsets through `topic`, summed; -1 while the cluster cannot say (a
+    broker down)."""
+    try:
+        return group_progress(bootstrap, group, topic)[0]
+    except KafkaException:
+        return -1
 
 
 def group_progress(bootstrap: str, group: str, topic: str) -> tuple[int, int]:

@@ -191,3 +191,29 @@ def test_renewals_are_bounded_then_the_service_stops() -> None:
     with pytest.raises(TransactionFailed, match="commit_transaction"):
         checkpoint.commit(BATCH)
     assert len(made) == 1 + MAX_RENEWALS
+
+
+class Watcher:
+    def __init__(self) -> None:
+        self.told: list[str] = []
+
+    def on_failed_write(self) -> None:
+        self.told.append("failed")
+
+    def on_written(self) -> None:
+        self.told.append("written")
+
+    def close(self) -> None:
+        self.told.append("closed")
+
+
+def test_the_watcher_hears_of_failed_calls_aborted_and_committed_batches_and_the_close() -> None:
+    checkpoint, _, _ = transactional({"send_offsets_to_transaction": [ABORTABLE]})
+    watcher = checkpoint.watcher = Watcher()
+    assert checkpoint.commit(BATCH) is False
+    assert set(watcher.told) == {"failed"}
+    watcher.told.clear()
+    checkpoint.begin()
+    assert checkpoint.commit(BATCH)
+    checkpoint.close()
+    assert watcher.told == ["written", "closed"]
