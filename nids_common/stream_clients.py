@@ -24,6 +24,11 @@ STATISTICS_INTERVAL_MS = 5000
 # 10 s for the same reason. One that outlives it (a broker's failover) is aborted, and its producer
 # fenced: the checkpoint renews it (nids_common.checkpoint.TransactionalCheckpoint).
 TRANSACTION_TIMEOUT_MS = 10_000
+# A crashed coordinator is looked up again each time librdkafka retries its connection, and those
+# retries back off exponentially to reconnect.backoff.max.ms (10 s by default): the new coordinator,
+# elected after the controller's broker session timeout, went unnoticed until the open transaction
+# had timed out. 1 s is the Java clients' default.
+FAILOVER = {"reconnect.backoff.max.ms": 1000}
 
 
 def consumer_settings(
@@ -36,6 +41,7 @@ def consumer_settings(
     """A group member that commits only what its checkpoint says, from the start of new partitions."""
     return {
         **kafka.client_config(error_cb=on_error),
+        **FAILOVER,
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -61,6 +67,7 @@ def producer_settings(
     when `transactional_id` is given (exactly_once)."""
     return {
         **kafka.client_config(error_cb=on_error),
+        **FAILOVER,
         # Acknowledged once every in-sync replica has it (min.insync.replicas, the contract's 2 of 3):
         # a record acknowledged before a broker dies is still there after its leader moves.
         # Idempotence implies it; it is written out because the durability above rests on it.

@@ -5,6 +5,7 @@ flows (`bench.chaos` prints it; integration tests hold exactly_once to it)."""
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import itertools
 import signal
@@ -176,8 +177,8 @@ def run_chaos(
     **settings: object,
 ) -> ChaosReport:
     """Three quarters of the flows (with the malformed records and the oversized one) before the
-    kills, the last quarter after `broker_fault` returned (the broker is back), so that every fault
-    lands mid-stream."""
+    kills, the last quarter once `broker_fault` has struck (while a cluster node is still down), so
+    that every fault lands mid-stream."""
     topics = make_topics(bootstrap, f"chaos-{delivery}-{uuid.uuid4().hex[:6]}")
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4", "message.max.bytes": 20_000_000}
@@ -210,12 +211,16 @@ def run_chaos(
         target = FaultTarget(bootstrap, topics.flows, group, detector.transactional_id)
         recover = broker_fault(target) if broker_fault is not None else None
         late_malformed = range(malformed, malformed + 10)
-        late_ids, late_dead = prefill(producer, topics.flows, late, late_malformed, "late", False, parts=2)
-        # detector.consumed() supervises the detector while the group catches up.
-        resumed = wait_until(lambda: detector.consumed() >= 0 and committed() > before, 180, poll=0.25)
-        if recover is not None:
-            broker_stall = time.monotonic() - killed if resumed else None
-            recover()
+        # The last quarter arrives while the fault lasts: written from a thread, so that the stall is
+        # timed from here and not after a flush that itself waits for a partition's new leader.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
+            late_written = writer.submit(prefill, producer, topics.flows, late, late_malformed, "late", False, 2)
+            # detector.consumed() supervises the detector while the group catches up.
+            resumed = wait_until(lambda: detector.consumed() >= 0 and committed() > before, 180, poll=0.25)
+            if recover is not None:
+                broker_stall = time.monotonic() - killed if resumed else None
+                recover()
+            late_ids, late_dead = late_written.result()
         flow_ids, dead_keys = flow_ids + late_ids, dead_keys | late_dead
 
         def all_committed() -> bool:

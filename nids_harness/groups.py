@@ -5,13 +5,20 @@ from __future__ import annotations
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 
-def committed_so_far(bootstrap: str, group: str, topic: str) -> int:
-    """The group's committed offsets through `topic`, summed; -1 while the cluster cannot say (a
-    broker down)."""
+def committed_so_far(bootstrap: str, group: str, topic: str, timeout_s: float = 2.0) -> int:
+    """The group's committed offsets through `topic`, summed (a partition without a commit counts 0);
+    -1 while the cluster cannot say. Only the group coordinator is asked: a stall measured with this
+    must not wait on a partition whose leader is down (a watermark query there blocks for its whole
+    timeout and would add it to the stall)."""
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        return group_progress(bootstrap, group, topic)[0]
+        partitions = reader.list_topics(topic, timeout=timeout_s).topics[topic].partitions
+        wanted = [TopicPartition(topic, p) for p in partitions]
+        return sum(max(tp.offset, 0) for tp in reader.committed(wanted, timeout=timeout_s))
     except KafkaException:
         return -1
+    finally:
+        reader.close()
 
 
 def group_progress(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
