@@ -14,9 +14,12 @@ import orjson
 from detector.values import Origin
 from nids_common.community_id import community_id
 from nids_common.contract import UNSET
-from nids_common.json_columns import json_each, json_numbers, json_objects
+from nids_common.json_columns import json_each, json_numbers, json_objects, json_strings
 from nids_common.schema import IDENTITY_FIELDS
 from nids_model.detection import Scores
+
+_flow_id = operator.attrgetter("flow_id")
+_ts = operator.attrgetter("ts")
 
 
 def verdict_payloads(
@@ -35,13 +38,14 @@ def verdict_payloads(
     """
     if not len(rows):
         return []
-    picked = [records[row] for row in rows.tolist()]
-    keys = [record.flow_id for record in picked]
-    event_times = np.array([record.ts for record in picked], dtype=np.float64)  # None → NaN → null
+    # map() over C-level callables: no bytecode per row on the loop's thread.
+    picked = list(map(records.__getitem__, rows.tolist()))
+    keys = list(map(_flow_id, picked))
+    event_times = np.array(list(map(_ts, picked)), dtype=np.float64)  # None → NaN → null
     topics, partitions, offsets = origin
     fields: list[tuple[str, Iterable[bytes]]] = [
-        ("flow_id", [orjson.dumps(key) for key in keys]),
-        ("is_attack", [b"true" if flag else b"false" for flag in scores.is_attack[rows].tolist()]),
+        ("flow_id", json_strings(keys)),
+        ("is_attack", json_each(scores.is_attack[rows].tolist())),
         ("attack_cat", json_each(scores.attack_cat[rows].tolist())),
         ("attack_probability", json_numbers(np.round(scores.attack_probability[rows], 6))),
         ("model_version", itertools.repeat(orjson.dumps(model_version))),
@@ -67,9 +71,10 @@ def _probabilities(matrix: np.ndarray, classes: Sequence[str]) -> list[bytes]:
     objects = json_objects(
         [(name, json_numbers(np.ascontiguousarray(matrix[:, index]))) for index, name in enumerate(classes)]
     )
-    return [
-        text if scored else b"null" for scored, text in zip((~np.isnan(matrix[:, 0])).tolist(), objects, strict=True)
-    ]
+    unscored = np.isnan(matrix[:, 0])
+    if not unscored.any():  # alerts: every row was scored
+        return objects
+    return [b"null" if skipped else text for skipped, text in zip(unscored.tolist(), objects, strict=True)]
 
 
 def _identities(records: list[Any]) -> list[bytes]:

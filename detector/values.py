@@ -74,7 +74,7 @@ class Batch:
 
     def valid_messages(self, rows: np.ndarray) -> list[Message]:
         """The messages of the valid records at `rows` (positions among the valid records)."""
-        return [self.messages[index] for index in self.decoded.valid[rows].tolist()]
+        return list(map(self.messages.__getitem__, self.decoded.valid[rows].tolist()))
 
     def outcome(self, scores: Scores | None, alert_rows: np.ndarray, alerted: list[Message]) -> BatchOutcome:
         """What this batch, completed and committed, adds to the detector's metrics."""

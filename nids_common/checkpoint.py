@@ -392,7 +392,7 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     # later positions overwrite earlier ones.
     topics = cast(list[str], list(map(Message.topic, messages)))
     partitions = cast(list[int], list(map(Message.partition, messages)))
-    last = {key: index for index, key in enumerate(zip(topics, partitions, strict=True))}
+    last = dict(zip(zip(topics, partitions, strict=True), range(len(messages))))
     return [
         TopicPartition(topic, partition, cast(int, messages[index].offset()) + 1)
         for (topic, partition), index in last.items()

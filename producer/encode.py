@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from nids_common.json_columns import json_each, json_numbers, json_objects
+from nids_common.json_columns import json_each, json_numbers, json_objects, json_strings
 from nids_common.schema import ATTACK_CAT, FEATURES, IDENTITY_FIELDS, LABEL, NUMERIC_FEATURES
 
 OPTIONAL_FIELDS = (*IDENTITY_FIELDS, LABEL, ATTACK_CAT)
@@ -25,8 +25,7 @@ def encode_chunk(
     """
     columns = wire_columns(flows) if isinstance(flows, pd.DataFrame) else flows
     fields: list[tuple[str, list[bytes]]] = [
-        # Our flow ids ('<run>-<n>') hold no comma, so one orjson call serves the whole column.
-        ("flow_id", orjson.dumps(np.asarray(flow_ids, dtype=str).tolist())[1:-1].split(b",") if len(flow_ids) else []),
+        ("flow_id", json_strings(np.asarray(flow_ids, dtype=str).tolist())),
         ("ts", json_numbers(np.asarray(event_times, dtype=np.float64))),
     ]
     for name in FEATURES:
