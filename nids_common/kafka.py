@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -124,14 +123,18 @@ def produce_all(
     ProduceStalled: the batch fails whole. Returns how many messages were handed to the producer.
     """
     produce = producer.produce
-    rows = zip(messages, headers, strict=True) if headers is not None else zip(messages, itertools.repeat(None))
-    sent = 0
+    header_lists = None if headers is None else list(map(list, headers))
+    index, refused = -1, 0
     try:
-        for index, ((key, value), message_headers) in enumerate(rows):
-            listed = None if message_headers is None else list(message_headers)
+        for index, (key, value) in enumerate(messages):
             try:
-                produce(topic, value, key, partition, on_delivery=on_delivery, headers=listed)
+                if header_lists is None:
+                    # Positional: parsing keyword arguments cost about half of produce() itself.
+                    produce(topic, value, key, partition, on_delivery)
+                else:
+                    produce(topic, value, key, partition, on_delivery, headers=header_lists[index])
             except BufferError:
+                listed = None if header_lists is None else header_lists[index]
                 _produce_when_room(producer, topic, partition, key, value, listed, on_delivery, running, timeout)
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
@@ -142,12 +145,13 @@ def produce_all(
                 if on_refused is None:
                     raise
                 on_refused(index, error)
-                continue
-            sent += 1
+                refused += 1
     except ProduceStalled as stalled:
-        stalled.sent = sent
+        stalled.sent = index - refused  # the message at `index` was not handed over
         raise
-    return sent
+    if header_lists is not None and len(header_lists) != index + 1:
+        raise ValueError(f"{topic}: {len(header_lists)} header lists for {index + 1} messages")
+    return index + 1 - refused
 
 
 def _producer_failed(error: KafkaError) -> bool:
@@ -162,17 +166,16 @@ def _produce_when_room(
     partition: int,
     key: Key,
     value: Value,
-    headers: Headers | None,
+    headers: list[tuple[str, str | bytes | None]] | None,
     on_delivery: DeliveryCallback,
     running: Callable[[], bool],
     timeout: float,
 ) -> None:
     deadline = time.monotonic() + timeout
-    listed = None if headers is None else list(headers)
     while True:
         producer.poll(_POLL_S)
         try:
-            producer.produce(topic, value, key, partition, on_delivery=on_delivery, headers=listed)
+            producer.produce(topic, value, key, partition, on_delivery=on_delivery, headers=headers)
             return
         except BufferError:
             if not running():

@@ -55,6 +55,13 @@ def test_headers_travel_with_their_message() -> None:
     assert [h for _, _, _, h in producer.produced] == headers
 
 
+@pytest.mark.parametrize("lists", [1, 3])
+def test_headers_must_match_the_messages_one_for_one(lists: int) -> None:
+    headers = [[("h", b"1")]] * lists
+    with pytest.raises((ValueError, IndexError)):
+        produce_all(FullQueueProducer(0), "t", [("a", b"x"), ("b", b"y")], report, headers=headers)  # type: ignore[arg-type]
+
+
 def test_a_queue_that_stays_full_raises_after_the_timeout() -> None:
     producer = FullQueueProducer(refusals=10**9)
     with pytest.raises(ProduceStalled, match="stayed full for 0 s") as stalled:
