@@ -6,20 +6,26 @@ broker and on stand-ins in the unit tests. One pass of `run`:
 1. Take a new model if the reloader has one ready: the batches consumed from here score with it.
 2. Consume up to `max_records` messages (or what arrived within `max_wait_ms`) and decode them; the
    valid flows' feature matrix goes to the scorer thread at once (`_decode`).
-3. Advance (`_advance`): complete the batch in flight, if any. If that fails, rewind to its first
-   offsets: the batch just consumed is read again after it, so neither is held.
+3. Advance (`_advance`): commit the batch whose outputs were produced on the pass before, if any,
+   then produce the outputs of the batch in flight, if any. If either fails, rewind to the first
+   offsets of the oldest batch held: the batches after it are read again too, so none is held.
 4. Hold the batch just consumed in flight if it was full (a backlog: it scores while the next is
-   consumed), else complete it now (latency matters when the topic is caught up).
+   consumed), else complete it now (latency matters when the topic is caught up). Under a backlog
+   the batch produced in step 3 is committed on the next pass: by the time the next batch is read and
+   decoded the broker has acknowledged its outputs, so the flush (or the transaction's commit) no
+   longer idles the loop.
 
-Completing a batch (`_complete`): wait for its scores, begin (a transaction in exactly_once), produce
-its dead letters, alerts and verdicts, then commit: flush every output and, only when all are
-acknowledged, commit the batch's own offsets (in its transaction in exactly_once). A delivery that
-fails commits nothing and the caller rewinds; at-least-once may repeat outputs, exactly-once never
-shows them to read_committed readers.
+Completing a batch: wait for its scores, begin (a transaction in exactly_once), produce its dead
+letters, alerts and verdicts (`_produce_outputs`), then commit (`_commit`): flush every output and,
+only when all are acknowledged, commit the batch's own offsets (in its transaction in exactly_once).
+A delivery that fails commits nothing and the caller rewinds; at-least-once may repeat outputs,
+exactly-once never shows them to read_committed readers.
 
-At most one batch is ever in flight. A revoke completes it and commits synchronously while this member
-still owns its partitions; lost partitions drop it (their new owner reads it again); an error drops it
-uncommitted; shutdown completes it, then flushes and closes in `finally`.
+At most one batch is ever in flight, and at most one produced and not yet committed; one batch is
+produced at a time, so a transaction never spans two. A revoke commits both while this member still
+owns its partitions; lost partitions drop them (the produced one's transaction aborted: their new
+owner reads them again); an error drops them uncommitted; shutdown commits them, then flushes and
+closes in `finally`.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ class Detector:
         checkpoint.may_retry = self.may_retry
         self._status = StatusLine(config.detector.group_id) if sys.stderr.isatty() else None
         self._in_flight: Batch | None = None
+        self._produced: Batch | None = None  # outputs produced, to commit on the next pass
         self.stages = StageTimes()  # the loop's, since the last committed batch
         metrics.set_model(live.version)
         self._drift = self._drift_monitor(live)
@@ -94,9 +101,9 @@ class Detector:
                 self._advance(batch)
             self._complete_in_flight()
         finally:
-            # After an error the batch in flight is dropped uncommitted (the group reads it again),
+            # After an error the batches held are dropped uncommitted (the group reads them again),
             # not completed from the revoke callback that close() triggers.
-            self._in_flight = None
+            self._in_flight = self._produced = None
             self._close()
         return self.totals
 
@@ -136,20 +143,39 @@ class Detector:
 
     def _advance(self, arriving: Batch | None) -> None:
         """Steps 3 and 4 of the module docstring."""
+        produced, self._produced = self._produced, None
         earlier, self._in_flight = self._in_flight, None
-        if earlier is not None and not self._complete(earlier):
-            self.checkpoint.rewind(earlier.messages + (arriving.messages if arriving else []))
-            return
+        held = [batch for batch in (produced, earlier, arriving) if batch is not None]  # oldest first
+        if produced is not None:
+            if not self._commit(produced):
+                self._rewind(held)
+                return
+            held.remove(produced)
+        backlog = arriving is not None and arriving.full
+        if earlier is not None:
+            if not self._produce_outputs(earlier):
+                self._rewind(held)
+                return
+            if backlog:
+                self._produced = earlier
+            elif not self._commit(earlier):
+                self._rewind(held)
+                return
         if arriving is None:
             self._show_status()
-        elif arriving.full:
+        elif backlog:
             self._in_flight = arriving
         elif not self._complete(arriving):
-            self.checkpoint.rewind(arriving.messages)
+            self._rewind([arriving])
 
     def _complete(self, batch: Batch, handover: bool = False) -> bool:
-        """score → produce → flush → commit. False when an output was not delivered: nothing is
-        committed and the caller rewinds."""
+        """produce → flush → commit. False when an output was not delivered: nothing is committed
+        and the caller rewinds."""
+        return self._produce_outputs(batch) and self._commit(batch, handover)
+
+    def _produce_outputs(self, batch: Batch) -> bool:
+        """Wait for the batch's scores, begin, produce its outputs. False (aborted) when the producer
+        stalled: the caller rewinds."""
         with self.stages.timing(Stage.WAIT_FOR_SCORES):
             scores = batch.scores()
         self.stages.merge(batch.scorer_stages.take())
@@ -160,18 +186,36 @@ class Detector:
             log.error("%s; rewinding the batch to process it again", exc)
             self.checkpoint.abort()
             return False
+        with self.stages.timing(Stage.METRICS):
+            batch.produced = batch.outcome(scores, alert_rows, alerted)
+        return True
+
+    def _commit(self, batch: Batch, handover: bool = False) -> bool:
+        """Commit a batch whose outputs are produced (the checkpoint flushes them first). False when
+        one was not delivered: nothing is committed and the caller rewinds."""
         with self.stages.timing(Stage.COMMIT):
             committed = self.checkpoint.commit(batch.messages, handover=handover)
         if not committed:
             return False
         with self.stages.timing(Stage.METRICS):
-            self.metrics.record_batch(batch.outcome(scores, alert_rows, alerted), time.perf_counter() - batch.started)
+            if batch.produced is not None:
+                self.metrics.record_batch(batch.produced, time.perf_counter() - batch.started)
             self.metrics.record_stages(self.stages.take())
         self._show_status()
         return True
 
+    def _rewind(self, batches: list[Batch]) -> None:
+        """Read `batches` (oldest first) again from the first offsets of the oldest."""
+        self.checkpoint.rewind([message for batch in batches for message in batch.messages])
+
     def _complete_in_flight(self) -> None:
+        """Commit what is held before the partitions change hands or the loop ends: the produced
+        batch, then the one in flight, each synchronously."""
+        produced, self._produced = self._produced, None
         batch, self._in_flight = self._in_flight, None
+        if produced is not None and not self._commit(produced, handover=True):
+            log.error("batch not committed: this group reads it again, and the batch after it")
+            return
         if batch is not None and not self._complete(batch, handover=True):
             log.error("batch in flight not committed: this group reads it again")
 
@@ -280,13 +324,16 @@ class Detector:
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The session expired (the coordinator was out of reach): the partitions may already be
         # another member's, so the batch in flight is dropped uncommitted and read again by their owner.
-        log.warning("lost partitions %s; the batch in flight is read again", sorted(p.partition for p in partitions))
+        log.warning("lost partitions %s; the batches held are read again", sorted(p.partition for p in partitions))
         self._in_flight = None
+        produced, self._produced = self._produced, None
+        if produced is not None:
+            self.checkpoint.discard()
         self.metrics.revoke_partitions(p.partition for p in partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Called inside consume(): the batch in flight is completed and committed while this member
-        # still owns its partitions, so the next owner starts right after it.
+        # Called inside consume(): the batches held are completed and committed while this member
+        # still owns its partitions, so the next owner starts right after them.
         log.info("revoked partitions %s", sorted(p.partition for p in partitions))
         self._complete_in_flight()
         self.metrics.revoke_partitions(p.partition for p in partitions)

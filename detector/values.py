@@ -68,6 +68,8 @@ class Batch:
     full: bool  # as many records as a batch takes: the topic has a backlog
     # The scorer thread's seconds per stage for this batch: read once `scoring` is done.
     scorer_stages: StageTimes = dataclasses.field(default_factory=StageTimes)
+    # Once its outputs are produced: what it adds to the metrics when it is committed.
+    produced: BatchOutcome | None = None
 
     def scores(self) -> Scores | None:
         return self.scoring.result() if self.scoring is not None else None

@@ -168,6 +168,11 @@ class Checkpoint:
         """The batch's outputs will not all be produced; it will be rewound. Those already produced
         may still be delivered: at-least-once repeats them."""
         self._failed_write()
+        self.discard()
+
+    def discard(self) -> None:
+        """The outputs produced since begin() will not be committed, through no failure of theirs (the
+        partitions were lost): exactly_once aborts their transaction; at-least-once has nothing to undo."""
 
     def commit(self, messages: Sequence[Message], *, handover: bool = False) -> bool:
         """The batch committed (`_commit`), and the watcher told whether it was."""
@@ -289,8 +294,7 @@ class TransactionalCheckpoint(Checkpoint):
             self._renew_or_raise(failure)
             self._settle(self.producer.begin_transaction)
 
-    def abort(self) -> None:
-        super().abort()
+    def discard(self) -> None:
         try:
             self._settle(self.producer.abort_transaction, self.timeout)
         except TransactionFailed as exc:

@@ -51,6 +51,43 @@ def test_a_backlog_batch_is_held_in_flight_while_the_next_is_read() -> None:
     assert run.metrics.totals.consumed == sum(SIZES)
 
 
+def test_under_a_backlog_a_produced_batch_is_committed_once_the_next_is_read() -> None:
+    run = rig(partition_logs(SIZES), batch=4)
+    seen: dict[str, object] = {}
+
+    def while_third_batch_is_read(consumer: StandInConsumer) -> None:
+        seen["commits"] = list(consumer.commits)
+        seen["produced"] = run.detector._produced
+        seen["unflushed"] = len(run.producer.pending)
+
+    run.consumer.on_consume[3] = while_third_batch_is_read
+    run.run()
+    # Batch 1's alerts are handed to the producer, not yet flushed, and its offsets not committed …
+    assert seen["commits"] == [] and seen["produced"] is not None and seen["unflushed"] > 0
+    # … until the pass that read batch 3 commits it, before batch 2's outputs are produced.
+    assert run.consumer.commits[0][0] == FIRST_BATCH
+    assert_everything_scored_once(run)
+
+
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
+def test_a_revoke_commits_the_produced_batch_and_the_one_in_flight(delivery: str) -> None:
+    run = rig(partition_logs(SIZES), batch=4, delivery=delivery)
+    run.consumer.on_consume[3] = StandInConsumer.revoke
+    run.run()
+    assert run.consumer.seeks == []
+    assert_everything_scored_once(run)
+    if delivery == "at_least_once":
+        assert [asynchronous for _, asynchronous in run.consumer.commits[:2]] == [False, False]
+
+
+def test_lost_partitions_abort_the_transaction_of_a_produced_batch() -> None:
+    run = rig(partition_logs(SIZES), batch=4, delivery="exactly_once")
+    run.consumer.on_consume[3] = StandInConsumer.lose
+    run.run()
+    assert run.producer.calls.count("abort_transaction") == 1
+    assert_everything_scored_once(run)  # the aborted outputs are read again and shown once
+
+
 def test_a_batch_that_is_not_full_is_completed_at_once() -> None:
     run = rig(partition_logs((3,)), batch=4)
     run.consumer.on_consume[2] = lambda consumer: None
@@ -59,11 +96,12 @@ def test_a_batch_that_is_not_full_is_completed_at_once() -> None:
     assert_everything_scored_once(run)
 
 
-def test_a_failed_delivery_rewinds_both_batches_and_loses_nothing() -> None:
+def test_a_failed_delivery_rewinds_every_batch_held_and_loses_nothing() -> None:
     run = rig(partition_logs(SIZES), batch=4)
     run.producer.failing_deliveries = 1
     run.run()
-    # Batch 1 (offsets 0-1 of each partition) failed while batch 2 was read: both are re-read from 0.
+    # Batch 1 (offsets 0-1 of each partition) failed at its commit, after batches 2 and 3 were read:
+    # all three are re-read from 0.
     assert run.consumer.seeks[0] == (TOPICS.flows, 0, 0)
     assert run.metrics.registry.get_sample_value("nids_delivery_failures_total") == 1
     keys = run.alert_keys()
