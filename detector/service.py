@@ -145,12 +145,10 @@ class Detector:
         """Steps 3 and 4 of the module docstring."""
         produced, self._produced = self._produced, None
         earlier, self._in_flight = self._in_flight, None
-        held = [batch for batch in (produced, earlier, arriving) if batch is not None]  # oldest first
-        if produced is not None:
-            if not self._commit(produced):
-                self._rewind(held)
-                return
-            held.remove(produced)
+        if produced is not None and not self._commit(produced):
+            self._rewind([batch for batch in (produced, earlier, arriving) if batch is not None])
+            return
+        held = [batch for batch in (earlier, arriving) if batch is not None]  # oldest first
         backlog = arriving is not None and arriving.full
         if earlier is not None:
             if not self._produce_outputs(earlier):
