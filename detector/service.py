@@ -321,7 +321,8 @@ class Detector:
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The session expired (the coordinator was out of reach): the partitions may already be
-        # another member's, so the batch in flight is dropped uncommitted and read again by their owner.
+        # another member's, so the batches held are dropped uncommitted (the produced one's
+        # transaction aborted) and read again by their owner.
         log.warning("lost partitions %s; the batches held are read again", sorted(p.partition for p in partitions))
         self._in_flight = None
         produced, self._produced = self._produced, None
