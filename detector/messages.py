@@ -13,13 +13,13 @@ import orjson
 
 from detector.values import Origin
 from nids_common.community_id import community_id
-from nids_common.contract import UNSET
+from nids_common.contract import EVENT_TIME, FLOW_ID, UNSET
 from nids_common.json_columns import json_each, json_numbers, json_objects, json_strings
 from nids_common.schema import IDENTITY_FIELDS
 from nids_model.detection import Scores
 
-_flow_id = operator.attrgetter("flow_id")
-_ts = operator.attrgetter("ts")
+_flow_id = operator.attrgetter(FLOW_ID)
+_ts = operator.attrgetter(EVENT_TIME)
 
 
 def verdict_payloads(

@@ -177,11 +177,10 @@ class Checkpoint:
     def commit(self, messages: Sequence[Message], *, handover: bool = False) -> bool:
         """The batch committed (`_commit`), and the watcher told whether it was."""
         committed = self._commit(messages, handover=handover)
-        if self.watcher is not None:
-            if committed:
-                self.watcher.on_written()
-            else:
-                self.watcher.on_failed_write()
+        if not committed:
+            self._failed_write()
+        elif self.watcher is not None:
+            self.watcher.on_written()
         return committed
 
     def _failed_write(self) -> None:

@@ -34,8 +34,8 @@ def json_strings(texts: list[str]) -> list[bytes]:
     no backslash and no newline, so every '","' in it is between two strings; else a call per text."""
     joined = orjson.dumps(texts)
     if b"\\" not in joined:
-        strings = joined[1:-1].replace(b'","', b'"\n"').split(b"\n") if texts else []
-        if len(strings) == len(texts):  # else an item was not a str
+        strings = joined[1:-1].replace(b'","', b'"\n"').split(b"\n")
+        if len(strings) == len(texts):  # else an item was not a str, or there were none
             return strings
     return list(map(orjson.dumps, texts))
 
