@@ -14,5 +14,6 @@ COPY config ./config
 ENV NUMBA_CACHE_DIR=/var/cache/numba
 RUN pip install --no-cache-dir -c constraints.txt . \
  && python -c "from nids_model.compiled import precompile; precompile()" \
+ && python -c "from detector.number_fields import precompile; precompile()" \
  && chown -R 65534:65534 /var/cache/numba
 USER 65534:65534

@@ -1,9 +1,12 @@
 """Decoding a micro-batch of flow messages into feature columns.
 
-msgspec decodes each message straight into a typed `Flow` struct: the schema does the validation
-(a string, boolean, null or object in a numeric field is rejected, a missing field named) without a
-dict per message, and the valid structs become one numpy array per feature. Every message that
-fails becomes an InvalidRecord carrying the reason, the field and the source topic/partition/offset.
+msgspec decodes each message into a typed struct: the schema does the validation (a string, boolean,
+null or object in a numeric field is rejected, a missing field named) without a dict per message.
+The numeric features skip the struct where they can: a compiled pass (detector.number_fields) reads
+them from the messages' bytes straight into columns, and msgspec decodes and checks the rest of each
+message into a `FlowHeader`. A message that pass leaves unread is decoded whole into a `Flow`, whose
+numbers are then read back from the struct. Every message that fails becomes an InvalidRecord
+carrying the reason, the field and the source topic/partition/offset.
 """
 
 from __future__ import annotations
@@ -12,16 +15,31 @@ import dataclasses
 import itertools
 import operator
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
 import numpy as np
 
+from detector.number_fields import NumberFields
 from nids_common.contract import FLOW_ID, Flow, Reason
 from nids_common.dead_letters import InvalidRecord, Problem, classify_invalid, classify_unparsable
 from nids_common.schema import ATTACK_CAT, CATEGORICAL_FEATURES, LABEL, NORMAL, NUMERIC_FEATURES
 
+# A Flow without its numeric features: what msgspec decodes of a message whose numbers the compiled
+# pass has read (it still checks the message's syntax and every other field).
+FlowHeader = msgspec.defstruct(
+    "FlowHeader",
+    [
+        (field.name, field.type) if field.required else (field.name, field.type, field.default)
+        for field in msgspec.structs.fields(Flow)
+        if field.name not in NUMERIC_FEATURES
+    ],
+    kw_only=True,
+    gc=False,
+)
 _decoder = msgspec.json.Decoder(Flow)
+_header_decoder = msgspec.json.Decoder(FlowHeader)
+_number_fields = NumberFields(NUMERIC_FEATURES)
 _strings = operator.attrgetter(FLOW_ID, *CATEGORICAL_FEATURES)
 _numbers = operator.attrgetter(*NUMERIC_FEATURES)
 _truth = operator.attrgetter(ATTACK_CAT, LABEL)
@@ -32,7 +50,8 @@ _attack_cat = operator.attrgetter(ATTACK_CAT)
 class DecodedBatch:
     columns: dict[str, np.ndarray]  # feature → values of the valid rows
     valid: np.ndarray  # positions in the consumed batch of the valid rows
-    records: list[Any]  # the decoded Flow structs of the valid rows (identity, ground truth, ts)
+    # The decoded structs of the valid rows, FlowHeader or Flow (identity, ground truth, ts).
+    records: list[Any]
     invalid: list[tuple[int, InvalidRecord]]  # (position in the batch, why)
 
 
@@ -44,31 +63,58 @@ SLICE = 512
 def decode_batch(
     values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]], max_bytes: int
 ) -> DecodedBatch:
-    records: list[Any] = []
-    positions: list[np.ndarray] = []
-    invalid: list[tuple[int, InvalidRecord]] = []
-    for start in range(0, len(values), SLICE):
-        part = values[start : start + SLICE]
-        decoded = _decode_good(part, max_bytes)
-        if decoded is not None:
-            records += decoded
-            positions.append(np.arange(start, start + len(part), dtype=np.int64))
-            continue
-        slow_records, slow_positions, slow_invalid = _decode_one_by_one(part, sources[start : start + SLICE], max_bytes)
-        records += slow_records
-        positions.append(slow_positions + start)
-        invalid += [(start + position, why) for position, why in slow_invalid]
-    valid = np.concatenate(positions) if positions else np.empty(0, dtype=np.int64)
-    return DecodedBatch(_columns(records), valid, records, invalid)
+    present = cast(Sequence[bytes], values) if all(values) else [value or b"" for value in values]
+    numbers, read = _number_fields.read(present)
+    slices = [_decode_slice(values, sources, start, max_bytes, numbers, read) for start in range(0, len(values), SLICE)]
+    records = list(itertools.chain.from_iterable(part.records for part in slices))
+    valid = np.concatenate([part.positions for part in slices]) if slices else np.empty(0, dtype=np.int64)
+    columns_of_numbers = (
+        np.concatenate([part.numbers for part in slices])
+        if slices
+        else np.empty((0, len(NUMERIC_FEATURES)), dtype=np.float64)
+    )
+    invalid = [problem for part in slices for problem in part.invalid]
+    return DecodedBatch(_columns(records, columns_of_numbers), valid, records, invalid)
 
 
-def _decode_good(values: Sequence[bytes | None], max_bytes: int) -> list[Any] | None:
-    """The Flow structs of `values` when every one is a good message (one C-level map, no
-    per-message Python), else None."""
+class _Slice(NamedTuple):
+    records: list[Any]
+    positions: np.ndarray  # in the batch, of the valid rows
+    numbers: np.ndarray  # (len(records), n_numeric) float64
+    invalid: list[tuple[int, InvalidRecord]]
+
+
+def _decode_slice(
+    values: Sequence[bytes | None],
+    sources: Sequence[tuple[str, int, int]],
+    start: int,
+    max_bytes: int,
+    numbers: np.ndarray,
+    read: np.ndarray,
+) -> _Slice:
+    """values[start : start + SLICE]: headers over the numbers already read when every message was
+    read and is good; else Flow structs, in one map when all are good, else one by one."""
+    part = values[start : start + SLICE]
+    stop = start + len(part)
+    everything = np.arange(start, stop, dtype=np.int64)
+    if read[start:stop].all() and (headers := _decode_good(part, max_bytes, _header_decoder)) is not None:
+        return _Slice(headers, everything, numbers[start:stop], [])
+    flows = _decode_good(part, max_bytes, _decoder)
+    if flows is not None:
+        return _Slice(flows, everything, _struct_numbers(flows), [])
+    flows, positions, invalid = _decode_one_by_one(part, sources[start:stop], max_bytes)
+    return _Slice(flows, positions + start, _struct_numbers(flows), [(start + at, why) for at, why in invalid])
+
+
+def _decode_good(
+    values: Sequence[bytes | None], max_bytes: int, decoder: msgspec.json.Decoder[Any]
+) -> list[Any] | None:
+    """The structs of `values` when every one is a good message (one C-level map, no per-message
+    Python), else None."""
     if not all(values) or max(map(len, cast(Sequence[bytes], values)), default=0) > max_bytes:
         return None
     try:
-        return list(map(_decoder.decode, cast(Sequence[bytes], values)))
+        return list(map(decoder.decode, cast(Sequence[bytes], values)))
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
 
@@ -98,12 +144,17 @@ def _decode_one_by_one(
     return records, np.asarray(positions, dtype=np.int64), invalid
 
 
-def _columns(records: list[Any]) -> dict[str, np.ndarray]:
+def _struct_numbers(records: list[Any]) -> np.ndarray:
+    """The numeric features of decoded Flow structs: (n_records, n_numeric), float64."""
     rows, width = len(records), len(NUMERIC_FEATURES)
-    text = np.array(list(map(_strings, records)), dtype=object).reshape(rows, 1 + len(CATEGORICAL_FEATURES))
-    numbers = np.fromiter(
+    return np.fromiter(
         itertools.chain.from_iterable(map(_numbers, records)), dtype=np.float64, count=rows * width
     ).reshape(rows, width)
+
+
+def _columns(records: list[Any], numbers: np.ndarray) -> dict[str, np.ndarray]:
+    """Feature → values, from the records' strings and the (n_records, n_numeric) `numbers`."""
+    text = np.array(list(map(_strings, records)), dtype=object).reshape(len(records), 1 + len(CATEGORICAL_FEATURES))
     columns = {field: text[:, index] for index, field in enumerate((FLOW_ID, *CATEGORICAL_FEATURES))}
     columns.update({field: numbers[:, index] for index, field in enumerate(NUMERIC_FEATURES)})
     return columns

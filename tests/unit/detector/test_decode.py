@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import orjson
+import pandas as pd
 import pytest
 
-from detector.decode import SLICE, DecodedBatch, decode_batch, ground_truth
+from detector.decode import SLICE, DecodedBatch, FlowHeader, decode_batch, ground_truth
+from nids_common.contract import Flow
 from nids_common.schema import FEATURES, NUMERIC_FEATURES
 from nids_dataset.synthetic import synthetic_frame
 from nids_harness.payloads import bad_payloads, valid_flow
@@ -39,6 +42,42 @@ def test_producer_encoding_round_trips_through_decoder() -> None:
 
 
 BAD = bad_payloads(valid_flow("bad", seed=2), MAX_BYTES)
+
+
+def sensor_flows(n: int, seed: int) -> tuple[list[bytes], pd.DataFrame]:
+    """Flows whose numbers carry a sensor's precision (UNSW-NB15's have 6 decimals or fewer), as
+    live traffic does: the compiled reader takes their numbers."""
+    frame = synthetic_frame(n, seed=seed)
+    frame[list(NUMERIC_FEATURES)] = frame[list(NUMERIC_FEATURES)].round(6)
+    return encode_chunk(frame, np.array([f"f{i}" for i in range(n)]), np.full(n, 1.5e9)), frame
+
+
+def test_numbers_read_from_the_bytes_equal_msgspecs_bit_for_bit() -> None:
+    values, _ = sensor_flows(2 * SLICE, seed=8)
+    # 17-digit numbers: the compiled reader leaves them, and their slice is decoded whole.
+    values[SLICE + 3] = encode_chunk(synthetic_frame(1, seed=9), np.array(["long"]), np.zeros(1))[0]
+    batch = decode(list(values))
+    assert batch.invalid == [] and batch.valid.tolist() == list(range(2 * SLICE))
+    assert {type(record) for record in batch.records[:SLICE]} == {FlowHeader}
+    assert {type(record) for record in batch.records[SLICE:]} == {Flow}
+    whole = [msgspec.json.decode(value, type=Flow) for value in values]
+    for name in NUMERIC_FEATURES:
+        expected = np.array([getattr(flow, name) for flow in whole])
+        assert batch.columns[name].view(np.uint64).tolist() == expected.view(np.uint64).tolist(), name
+    assert list(batch.columns["proto"]) == [flow.proto for flow in whole]
+    assert [record.flow_id for record in batch.records] == [flow.flow_id for flow in whole]
+
+
+SENSOR_BAD = bad_payloads(orjson.loads(sensor_flows(1, seed=2)[0][0]), MAX_BYTES)
+
+
+@pytest.mark.parametrize("name", sorted(SENSOR_BAD))
+def test_each_bad_record_among_sensor_flows_is_named(name: str) -> None:
+    payload, reason, field = SENSOR_BAD[name]
+    values, _ = sensor_flows(3, seed=3)
+    batch = decode([values[0], payload, values[2]])
+    assert [(p, e.reason, e.field) for p, e in batch.invalid] == [(1, reason, field)]
+    assert batch.valid.tolist() == [0, 2] and [r.flow_id for r in batch.records] == ["f0", "f2"]
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
