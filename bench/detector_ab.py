@@ -33,7 +33,7 @@ from bench.detector_profile import DRAIN_TIMEOUT_S, POLL_S, sustained_rate
 from nids_common.checkpoint import AT_LEAST_ONCE, EXACTLY_ONCE
 from nids_common.contract import Topics
 from nids_harness.chaos import prefill
-from nids_harness.groups import group_progress
+from nids_harness.groups import committed_so_far
 from nids_harness.topics import make_topics, topics_env
 from nids_harness.waiting import wait_until
 
@@ -74,8 +74,10 @@ def run_once(side: Side, bootstrap: str, topics: Topics, records: int, delivery:
     def drained() -> bool:
         if detector.poll() is not None:
             raise SystemExit(f"{side.name}: nids-detect exited with {detector.returncode}; see {log}")
-        progress.append((time.monotonic(), group_progress(bootstrap, group, topics.flows)[0]))
-        return progress[-1][1] >= records
+        done = committed_so_far(bootstrap, group, topics.flows)
+        if done >= 0:  # -1: the coordinator could not say (a broker just started): the next poll asks again
+            progress.append((time.monotonic(), done))
+        return done >= records
 
     try:
         if not wait_until(drained, DRAIN_TIMEOUT_S, poll=POLL_S):

@@ -32,7 +32,7 @@ from detector.values import Stage
 from nids_common.checkpoint import AT_LEAST_ONCE, EXACTLY_ONCE
 from nids_harness.chaos import prefill
 from nids_harness.detector_process import start_ready_detector
-from nids_harness.groups import group_progress
+from nids_harness.groups import committed_so_far
 from nids_harness.metrics import scrape, total
 from nids_harness.ports import free_port
 from nids_harness.topics import make_topics
@@ -79,8 +79,10 @@ def main() -> None:
     progress: list[tuple[float, int]] = []
 
     def drained() -> bool:
-        progress.append((time.monotonic(), group_progress(bootstrap, name, topics.flows)[0]))
-        return progress[-1][1] >= records
+        done = committed_so_far(bootstrap, name, topics.flows)
+        if done >= 0:  # -1: the coordinator could not say (a broker just started): the next poll asks again
+            progress.append((time.monotonic(), done))
+        return done >= records
 
     try:
         if not wait_until(drained, DRAIN_TIMEOUT_S, poll=POLL_S):
