@@ -22,18 +22,16 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 from confluent_kafka import Producer
 
 from bench.common import ensure_broker, flows_frame
-from bench.detector_profile import DRAIN_TIMEOUT_S, POLL_S, sustained_rate
+from bench.detector_profile import DRAIN_TIMEOUT_S, POLL_S, sample_progress, sustained_rate
 from nids_common.checkpoint import AT_LEAST_ONCE, EXACTLY_ONCE
 from nids_common.contract import Topics
 from nids_harness.chaos import prefill
-from nids_harness.groups import committed_so_far
 from nids_harness.topics import make_topics, topics_env
 from nids_harness.waiting import wait_until
 
@@ -74,10 +72,7 @@ def run_once(side: Side, bootstrap: str, topics: Topics, records: int, delivery:
     def drained() -> bool:
         if detector.poll() is not None:
             raise SystemExit(f"{side.name}: nids-detect exited with {detector.returncode}; see {log}")
-        done = committed_so_far(bootstrap, group, topics.flows)
-        if done >= 0:  # -1: the coordinator could not say (a broker just started): the next poll asks again
-            progress.append((time.monotonic(), done))
-        return done >= records
+        return sample_progress(progress, bootstrap, group, topics.flows) >= records
 
     try:
         if not wait_until(drained, DRAIN_TIMEOUT_S, poll=POLL_S):

@@ -49,6 +49,15 @@ def sustained_rate(progress: list[tuple[float, int]], flows: int) -> float:
     return (high[1] - low[1]) / (high[0] - low[0]) if high[0] > low[0] else float("nan")
 
 
+def sample_progress(progress: list[tuple[float, int]], bootstrap: str, group: str, topic: str) -> int:
+    """Appends (now, records `group` has committed through `topic`) to `progress` and returns the
+    count; -1, with nothing appended, while the group coordinator cannot say (a broker just started)."""
+    done = committed_so_far(bootstrap, group, topic)
+    if done >= 0:
+        progress.append((time.monotonic(), done))
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flows", type=int, default=500_000)
@@ -79,10 +88,7 @@ def main() -> None:
     progress: list[tuple[float, int]] = []
 
     def drained() -> bool:
-        done = committed_so_far(bootstrap, name, topics.flows)
-        if done >= 0:  # -1: the coordinator could not say (a broker just started): the next poll asks again
-            progress.append((time.monotonic(), done))
-        return done >= records
+        return sample_progress(progress, bootstrap, name, topics.flows) >= records
 
     try:
         if not wait_until(drained, DRAIN_TIMEOUT_S, poll=POLL_S):
