@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from confluent_kafka import Producer
 
+from nids_common.schema import NUMERIC_FEATURES
 from nids_dataset.synthetic import synthetic_frame
 from producer.replay import replay
 
@@ -27,9 +28,15 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def replay_synthetic(bootstrap: str, topic: str, rows: int, seed: int, run_id: str) -> pd.DataFrame:
-    """`rows` synthetic flows replayed to `topic` as nids-replay sends them; the frame with their flow ids."""
+def replay_synthetic(
+    bootstrap: str, topic: str, rows: int, seed: int, run_id: str, decimals: int | None = None
+) -> pd.DataFrame:
+    """`rows` synthetic flows replayed to `topic` as nids-replay sends them; the frame with their flow
+    ids. With `decimals`, numbers carry a sensor's precision (UNSW-NB15's have 6 decimals or fewer)
+    instead of a double's 17 digits."""
     frame = synthetic_frame(rows, seed=seed)
+    if decimals is not None:
+        frame[list(NUMERIC_FEATURES)] = frame[list(NUMERIC_FEATURES)].round(decimals)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
     summary = replay([frame], producer, topic, run_id=run_id)
     assert summary.failed == 0 and summary.delivered == rows

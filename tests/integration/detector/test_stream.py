@@ -31,9 +31,13 @@ from tests.integration.helpers import replay_synthetic
 FLOWS = 3000
 
 
-def test_alerts_are_exactly_the_offline_attacks(kafka_bootstrap: str, unique_name: str, trained_model: Path) -> None:
+# Sensor precision: the compiled reader takes the numbers; a double's 17 digits: msgspec's Flow does.
+@pytest.mark.parametrize("decimals", [6, None], ids=["sensor-precision", "full-precision"])
+def test_alerts_are_exactly_the_offline_attacks(
+    kafka_bootstrap: str, unique_name: str, trained_model: Path, decimals: int | None
+) -> None:
     topics = make_topics(kafka_bootstrap, unique_name)
-    flows = replay_synthetic(kafka_bootstrap, topics.flows, FLOWS, seed=31, run_id="r1")
+    flows = replay_synthetic(kafka_bootstrap, topics.flows, FLOWS, seed=31, run_id="r1", decimals=decimals)
     model, manifest = load_model(trained_model)
     offline = model.score(flows)
     expected = set(flows["flow_id"][offline.is_attack])
