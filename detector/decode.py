@@ -40,7 +40,7 @@ FlowHeader = msgspec.defstruct(
 _decoder = msgspec.json.Decoder(Flow)
 _header_decoder = msgspec.json.Decoder(FlowHeader)
 _number_fields = NumberFields(NUMERIC_FEATURES)
-_strings = operator.attrgetter(FLOW_ID, *CATEGORICAL_FEATURES)
+_text_fields = {field: operator.attrgetter(field) for field in (FLOW_ID, *CATEGORICAL_FEATURES)}
 _numbers = operator.attrgetter(*NUMERIC_FEATURES)
 _truth = operator.attrgetter(ATTACK_CAT, LABEL)
 _attack_cat = operator.attrgetter(ATTACK_CAT)
@@ -154,8 +154,11 @@ def _struct_numbers(records: list[Any]) -> np.ndarray:
 
 def _columns(records: list[Any], numbers: np.ndarray) -> dict[str, np.ndarray]:
     """Feature → values, from the records' strings and the (n_records, n_numeric) `numbers`."""
-    text = np.array(list(map(_strings, records)), dtype=object).reshape(len(records), 1 + len(CATEGORICAL_FEATURES))
-    columns = {field: text[:, index] for index, field in enumerate((FLOW_ID, *CATEGORICAL_FEATURES))}
+    # A column at a time: numpy need not discover the shape of a list of tuples (2.5× slower).
+    columns = {
+        field: np.fromiter(map(value, records), dtype=object, count=len(records))
+        for field, value in _text_fields.items()
+    }
     columns.update({field: numbers[:, index] for index, field in enumerate(NUMERIC_FEATURES)})
     return columns
 
