@@ -63,8 +63,8 @@ SLICE = 512
 def decode_batch(
     values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]], max_bytes: int
 ) -> DecodedBatch:
-    present = cast(Sequence[bytes], values) if all(values) else [value or b"" for value in values]
-    numbers, read = _number_fields.read(present)
+    values_or_empty = cast(Sequence[bytes], values) if all(values) else [value or b"" for value in values]
+    numbers, read = _number_fields.read(values_or_empty)
     slices = [_decode_slice(values, sources, start, max_bytes, numbers, read) for start in range(0, len(values), SLICE)]
     records = list(itertools.chain.from_iterable(part.records for part in slices))
     valid = np.concatenate([part.positions for part in slices]) if slices else np.empty(0, dtype=np.int64)
@@ -96,14 +96,18 @@ def _decode_slice(
     read and is good; else Flow structs, in one map when all are good, else one by one."""
     part = values[start : start + SLICE]
     stop = start + len(part)
-    everything = np.arange(start, stop, dtype=np.int64)
-    if read[start:stop].all() and (headers := _decode_good(part, max_bytes, _header_decoder)) is not None:
-        return _Slice(headers, everything, numbers[start:stop], [])
-    flows = _decode_good(part, max_bytes, _decoder)
-    if flows is not None:
-        return _Slice(flows, everything, _struct_numbers(flows), [])
-    flows, positions, invalid = _decode_one_by_one(part, sources[start:stop], max_bytes)
-    return _Slice(flows, positions + start, _struct_numbers(flows), [(start + at, why) for at, why in invalid])
+    positions = np.arange(start, stop, dtype=np.int64)
+    if read[start:stop].all():
+        headers = _decode_good(part, max_bytes, _header_decoder)
+        if headers is not None:
+            return _Slice(headers, positions, numbers[start:stop], [])
+        # A Flow checks all that a FlowHeader does: decoding the slice whole would fail too.
+    else:
+        flows = _decode_good(part, max_bytes, _decoder)
+        if flows is not None:
+            return _Slice(flows, positions, _struct_numbers(flows), [])
+    flows, valid, invalid = _decode_one_by_one(part, sources[start:stop], max_bytes)
+    return _Slice(flows, valid + start, _struct_numbers(flows), [(start + at, why) for at, why in invalid])
 
 
 def _decode_good(

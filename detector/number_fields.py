@@ -139,6 +139,7 @@ def _read_messages(  # noqa: PLR0912, PLR0915
                 break
             key_length = at - key_start
             field = -1
+            # The expected field first (attempt 0), then every other one.
             for attempt in range(width + 1):
                 candidate = expected if attempt == 0 else attempt - 1
                 if candidate >= width or (attempt > 0 and candidate == expected):
@@ -206,11 +207,12 @@ def _read_messages(  # noqa: PLR0912, PLR0915
                         at += 1
                     if at >= end or not _is_digit(buffer[at]):
                         break
-                    written = 0
-                    while at < end and _is_digit(buffer[at]) and written < 10_000:
-                        written = written * 10 + (buffer[at] - _ZERO)
+                    # Capped only so that it cannot overflow: past ±22 the number is left unread anyway.
+                    exponent_part = 0
+                    while at < end and _is_digit(buffer[at]) and exponent_part < 10_000:
+                        exponent_part = exponent_part * 10 + (buffer[at] - _ZERO)
                         at += 1
-                    exponent += sign * written
+                    exponent += sign * exponent_part
                 # A digit left over means too many of them; beyond 2**53 or 10**±22 one operation
                 # no longer rounds exactly.
                 if (at < end and _is_digit(buffer[at])) or mantissa > _MAX_EXACT or abs(exponent) > 22:

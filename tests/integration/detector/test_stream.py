@@ -31,7 +31,8 @@ from tests.integration.helpers import replay_synthetic
 FLOWS = 3000
 
 
-# Sensor precision: the compiled reader takes the numbers; a double's 17 digits: msgspec's Flow does.
+# Numbers with a sensor's 6 decimals take the compiled reader's path (detector.number_fields); a
+# double's 17 digits are beyond it and take msgspec's whole-Flow path.
 @pytest.mark.parametrize("decimals", [6, None], ids=["sensor-precision", "full-precision"])
 def test_alerts_are_exactly_the_offline_attacks(
     kafka_bootstrap: str, unique_name: str, trained_model: Path, decimals: int | None

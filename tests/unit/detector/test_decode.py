@@ -160,3 +160,14 @@ def test_identity_and_truth_keep_their_json_types_in_sliced_encoding() -> None:
     first, second = orjson.loads(whole[0]), orjson.loads(whole[1])
     assert (first["srcip"], first["sport"], first["label"]) == ("10.0.0.1", 80, 0)
     assert (second["srcip"], second["sport"], second["label"]) == (None, None, 1)
+
+
+def test_a_flow_header_is_a_flow_without_its_numbers() -> None:
+    """The fast path rests on it: a FlowHeader accepts what a Flow accepts but for the numbers, and
+    the numbers sit under the keys the compiled reader looks for."""
+    flow_fields = {field.name: field for field in msgspec.structs.fields(Flow)}
+    header_fields = {field.name: field for field in msgspec.structs.fields(FlowHeader)}
+    assert header_fields == {name: field for name, field in flow_fields.items() if name not in NUMERIC_FEATURES}
+    assert set(flow_fields) - set(header_fields) == set(NUMERIC_FEATURES)
+    assert all(flow_fields[name].encode_name == name for name in NUMERIC_FEATURES)  # no rename
+    assert FlowHeader.__struct_config__.forbid_unknown_fields == Flow.__struct_config__.forbid_unknown_fields
