@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pandas as pd
 
 from nids_common.contract import Reason
-from nids_common.schema import CATEGORICAL_FEATURES, FEATURES
+from nids_common.schema import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from nids_dataset.synthetic import synthetic_frame
 
 
@@ -59,3 +60,13 @@ def valid_flow(flow_id: str, seed: int) -> dict[str, Any]:
     }
     flow["flow_id"] = flow_id
     return flow
+
+
+# UNSW-NB15's numbers carry 6 decimals or fewer; synthetic flows carry a double's 17 digits.
+SENSOR_DECIMALS = 6
+
+
+def at_sensor_precision(frame: pd.DataFrame, decimals: int = SENSOR_DECIMALS) -> pd.DataFrame:
+    """`frame` with its numeric features rounded as a sensor writes them: messages the detector's
+    compiled reader (detector.number_fields) takes, where synthetic ones mostly go to msgspec."""
+    return frame.assign(**{name: frame[name].round(decimals) for name in NUMERIC_FEATURES})

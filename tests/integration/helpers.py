@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from confluent_kafka import Producer
 
-from nids_common.schema import NUMERIC_FEATURES
 from nids_dataset.synthetic import synthetic_frame
+from nids_harness.payloads import at_sensor_precision
 from producer.replay import replay
 
 
@@ -36,7 +36,7 @@ def replay_synthetic(
     instead of a double's 17 digits."""
     frame = synthetic_frame(rows, seed=seed)
     if decimals is not None:
-        frame[list(NUMERIC_FEATURES)] = frame[list(NUMERIC_FEATURES)].round(decimals)
+        frame = at_sensor_precision(frame, decimals)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
     summary = replay([frame], producer, topic, run_id=run_id)
     assert summary.failed == 0 and summary.delivered == rows

@@ -20,7 +20,7 @@ from detector.metrics import DetectorMetrics
 from detector.reload import load_live
 from nids_common.contract import Header, alert_decoder, verdict_decoder
 from nids_common.stages import StageTimes
-from nids_harness.payloads import bad_payloads, valid_flow
+from nids_harness.payloads import SENSOR_DECIMALS, bad_payloads, valid_flow
 from nids_harness.reading import read_topic
 from nids_harness.running_detector import RunningDetector, detector_config
 from nids_harness.topics import make_topics
@@ -33,7 +33,7 @@ FLOWS = 3000
 
 # Numbers with a sensor's 6 decimals take the compiled reader's path (detector.number_fields); a
 # double's 17 digits are beyond it and take msgspec's whole-Flow path.
-@pytest.mark.parametrize("decimals", [6, None], ids=["sensor-precision", "full-precision"])
+@pytest.mark.parametrize("decimals", [SENSOR_DECIMALS, None], ids=["sensor-precision", "full-precision"])
 def test_alerts_are_exactly_the_offline_attacks(
     kafka_bootstrap: str, unique_name: str, trained_model: Path, decimals: int | None
 ) -> None:

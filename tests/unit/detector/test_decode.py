@@ -12,7 +12,7 @@ from detector.decode import SLICE, DecodedBatch, FlowHeader, decode_batch, groun
 from nids_common.contract import Flow
 from nids_common.schema import FEATURES, NUMERIC_FEATURES
 from nids_dataset.synthetic import synthetic_frame
-from nids_harness.payloads import bad_payloads, valid_flow
+from nids_harness.payloads import at_sensor_precision, bad_payloads, valid_flow
 from producer.encode import encode_chunk
 
 MAX_BYTES = 10_000
@@ -47,8 +47,7 @@ BAD = bad_payloads(valid_flow("bad", seed=2), MAX_BYTES)
 def sensor_flows(n: int, seed: int) -> tuple[list[bytes], pd.DataFrame]:
     """Flows whose numbers carry a sensor's precision (UNSW-NB15's have 6 decimals or fewer), as
     live traffic does: the compiled reader takes their numbers."""
-    frame = synthetic_frame(n, seed=seed)
-    frame[list(NUMERIC_FEATURES)] = frame[list(NUMERIC_FEATURES)].round(6)
+    frame = at_sensor_precision(synthetic_frame(n, seed=seed))
     return encode_chunk(frame, np.array([f"f{i}" for i in range(n)]), np.full(n, 1.5e9)), frame
 
 
