@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEV_DATA) if DEV_DATA.exists() else None)
     parser.add_argument("--label", default="hgb", choices=("hgb", "rf"))
-    parser.add_argument("--attack-cat", default="rf", choices=("hgb", "rf"))
+    parser.add_argument("--attack-cat", default="rf+hgb", choices=("hgb", "rf", "rf+hgb"))
     args = parser.parse_args(argv)
     config = TrainingConfig()
     flows = load_flows([args.data], config.chunk_rows) if args.data else synthetic_frame(60_000, seed=config.seed)

@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from nids_model.attack_only import AttackOnlyClassifier
+from nids_model.averaging import ProbabilityAverage
 from nids_model.reweighting import ClassScaledClassifier
 
 ProbabilityFunction = Callable[[np.ndarray], np.ndarray]
@@ -372,8 +373,8 @@ class NotCompilable(ValueError):
 
 def probability_function(estimator: Any, threads: int = 1) -> ProbabilityFunction:
     """The fastest exact `predict_proba` for a pipeline's final estimator: compiled for gradient
-    boosting and random forests (also inside ClassScaledClassifier and AttackOnlyClassifier), the
-    estimator's own method otherwise.
+    boosting and random forests (also inside ClassScaledClassifier, AttackOnlyClassifier and
+    ProbabilityAverage), the estimator's own method otherwise.
 
     Returns
     -------
@@ -387,6 +388,9 @@ def probability_function(estimator: Any, threads: int = 1) -> ProbabilityFunctio
     if isinstance(estimator, AttackOnlyClassifier):
         attacks = probability_function(estimator.estimator_, threads)
         return lambda matrix: estimator.expand(attacks(matrix))
+    if isinstance(estimator, ProbabilityAverage):
+        members = [probability_function(member, threads) for member in estimator.estimators_]
+        return lambda matrix: estimator.average([member(matrix) for member in members])
     if isinstance(estimator, HistGradientBoostingClassifier):
         try:
             return CompiledBoosting(estimator, threads).predict_proba

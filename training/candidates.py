@@ -14,12 +14,13 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from nids_common.schema import ATTACK_CAT, LABEL, NORMAL
+from nids_model.averaging import class_sample_weight
 from nids_model.detection import DetectionModel
 from nids_model.folds import flow_groups, grouped_holdout
 from nids_model.manifest import ValidationMetrics
 from training.config import TrainingConfig
 from training.evaluation import TargetMetrics, class_metrics, evaluate, rows_per_second
-from training.models import FAMILY_NAMES, build_pipeline, class_sample_weight, sample_params, supports_sample_weight
+from training.models import FAMILY_NAMES, build_pipeline, sample_params, supports_sample_weight
 from training.operating_point import held_out_attack_probability
 
 log = logging.getLogger("nids.train")

@@ -55,7 +55,7 @@ from training.candidates import (
 )
 from training.config import TrainingConfig
 from training.evaluation import Evaluation, evaluate, rows_per_second
-from training.models import DEFAULT_PARAMS, FAMILY_NAMES
+from training.models import DEFAULT_PARAMS, FAMILY_NAMES, SEARCH_SPACES
 from training.operating_point import HELD_OUT_FOLDS, rates, threshold_for_budget
 from training.regimes import RegimeResult, fit_regimes, seen_record
 
@@ -171,9 +171,9 @@ def fit_candidates(
 ) -> Fitted:
     """A candidate per family, target and feature set; with `compare` every family on all and on the
     selected features, each tuned by a bounded search, else the deployable families with their defaults."""
-    families = COMPARED_FAMILIES if compare else config.deploy_candidates
+    families = compared_families(config) if compare else config.deploy_candidates
     feature_sets = {"all": FEATURES, "selected": analysis.selected} if compare else {"all": FEATURES}
-    jobs = [(f, t, s) for f in families for t in TARGETS for s in feature_sets]
+    jobs = [(f, t, s) for f in families for t in TARGETS for s in feature_sets if (f, t) in DEFAULT_PARAMS]
     task = bar.add_task("models", total=len(jobs), info="")
     candidates: list[Candidate] = []
     searches: dict[str, list[Trial]] = {}
@@ -181,7 +181,7 @@ def fit_candidates(
         bar.update(task, info=f"{FAMILY_NAMES[family]} / {target} / {feature_set}")
         features = feature_sets[feature_set]
         params = dict(DEFAULT_PARAMS[(family, target)])
-        if compare:
+        if compare and family in SEARCH_SPACES:
             params, searches[f"{family}/{target}/{feature_set}"] = search_params(
                 family, target, features, splits.train, config
             )
@@ -190,6 +190,12 @@ def fit_candidates(
         )
         bar.advance(task)
     return Fitted(candidates, searches)
+
+
+def compared_families(config: TrainingConfig) -> tuple[str, ...]:
+    """Every family --compare searches, and the deployable ones it has no search space for (with their
+    defaults)."""
+    return COMPARED_FAMILIES + tuple(f for f in config.deploy_candidates if f not in COMPARED_FAMILIES)
 
 
 def select_deployed(candidates: Sequence[Candidate], splits: Splits, config: TrainingConfig) -> Selection:

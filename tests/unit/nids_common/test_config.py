@@ -126,11 +126,14 @@ def test_each_item_of_a_tuple_of_choices_is_checked(tmp_path: Path) -> None:
     path = write(tmp_path, "deploy_candidates: [rf, xgboost]\n")
     with pytest.raises(
         ConfigError,
-        match=r"field deploy_candidates\[1\]: Invalid enum value 'xgboost' \(expected one of: hgb, rf, knn\)",
+        match=r"field deploy_candidates\[1\]: Invalid enum value 'xgboost' \(expected one of: hgb, rf, knn, rf\+hgb\)",
     ):
         load_config(TrainingConfig, path, env={})
-    with pytest.raises(ConfigError, match="field deploy_candidates: name at least one of hgb, rf, knn"):
-        load_config(TrainingConfig, write(tmp_path, "deploy_candidates: []\n"), env={})
+    for families in ("[]", "[rf+hgb]"):
+        with pytest.raises(
+            ConfigError, match=r"field deploy_candidates: name at least one of hgb, rf, knn \(a label model\)$"
+        ):
+            load_config(TrainingConfig, write(tmp_path, f"deploy_candidates: {families}\n"), env={})
 
 
 def test_describe_masks_secrets(tmp_path: Path) -> None:
