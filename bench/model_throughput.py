@@ -1,16 +1,18 @@
 """Deployed model batch prediction, batches of 10,000 rows (target ≥ 50,000 rows/s).
 
-    .venv/bin/python -m bench.model_throughput
+    .venv/bin/python -m bench.model_throughput [--models models/latest OTHER_MODEL_DIR ...]
 
 Prints, side by side in one run: the cascade on real traffic (the attack_cat model only scores the
 flows the label model flags), the worst case where every flow is an attack, one and two scoring
 threads, and the same cascade through scikit-learn's own predict_proba (what the compiled scorer
-replaces) for scale.
+replaces) for scale. With several --models, each row of figures for each model, alternating.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,34 +34,44 @@ def sklearn_cascade(model: DetectionModel, batch: pd.DataFrame) -> None:
         model.attack_cat_pipeline.predict_proba(batch[flagged])
 
 
-def main() -> None:
-    model, manifest = load_model(model_path())
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", type=Path, help="model directories (default: models/latest)")
+    args = parser.parse_args(argv)
+    loaded = [load_model(path) for path in args.models or [model_path()]]
     frame, source = flows_frame(50_000)
     batch = frame.sample(n=BATCH, random_state=0)
+    for model, manifest in loaded:
+        distinct = len(np.unique(model.features(batch).label, axis=0))
+        print(
+            f"model {manifest.version} ({model.describe()['label']} + {model.describe()['attack_cat']}), {source}, "
+            f"batches of {BATCH:,}; attack share {model.score(batch).is_attack.mean():.0%}; "
+            f"distinct feature vectors {distinct / BATCH:.0%}; "
+            f"seen in training {(model.regime(model.features(batch).label) >= 0).mean():.0%}"
+        )
+    for threads in (1, 2):
+        for model, manifest in loaded:
+            measure(model, manifest.version, batch, threads)
+    return 0
+
+
+def measure(model: DetectionModel, version: str, batch: pd.DataFrame, threads: int) -> None:
     flood = dataclasses.replace(model, threshold=0.0)
     novel_only = dataclasses.replace(model, seen=None)  # the seen regime's lookup cost, side by side
-    distinct = len(np.unique(model.features(batch).label, axis=0))
+    for scorer in (model, flood, novel_only):
+        scorer.use_threads(threads)
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        real = rows_per_second(model.score, batch, BATCH, repeats=5)
+        worst = rows_per_second(flood.score, batch, BATCH, repeats=5)
+        without_seen = rows_per_second(novel_only.score, batch, BATCH, repeats=5)
+        reference = rows_per_second(lambda b: sklearn_cascade(model, b), batch, BATCH, repeats=3)
+        reference_worst = rows_per_second(lambda b: sklearn_cascade(flood, b), batch, BATCH, repeats=3)
     print(
-        f"model {manifest.version} ({model.describe()['label']} + {model.describe()['attack_cat']}), {source}, "
-        f"batches of {BATCH:,}; attack share {model.score(batch).is_attack.mean():.0%}; "
-        f"distinct feature vectors {distinct / BATCH:.0%}; "
-        f"seen in training {(model.regime(model.features(batch).label) >= 0).mean():.0%}"
+        f"{version} {threads} thread(s): compiled cascade {real:9,.0f} rows/s, every flow an attack {worst:9,.0f}, "
+        f"without the seen regime {without_seen:9,.0f} | "
+        f"scikit-learn cascade {reference:9,.0f}, every flow an attack {reference_worst:9,.0f}"
     )
-    for threads in (1, 2):
-        for scorer in (model, flood, novel_only):
-            scorer.use_threads(threads)
-        with threadpool_limits(limits=threads, user_api="openmp"):
-            real = rows_per_second(model.score, batch, BATCH, repeats=5)
-            worst = rows_per_second(flood.score, batch, BATCH, repeats=5)
-            without_seen = rows_per_second(novel_only.score, batch, BATCH, repeats=5)
-            reference = rows_per_second(lambda b: sklearn_cascade(model, b), batch, BATCH, repeats=3)
-            reference_worst = rows_per_second(lambda b: sklearn_cascade(flood, b), batch, BATCH, repeats=3)
-        print(
-            f"{threads} thread(s): compiled cascade {real:9,.0f} rows/s, every flow an attack {worst:9,.0f}, "
-            f"without the seen regime {without_seen:9,.0f} | "
-            f"scikit-learn cascade {reference:9,.0f}, every flow an attack {reference_worst:9,.0f}"
-        )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

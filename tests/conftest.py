@@ -153,7 +153,9 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Another small model, trained on other flows with another seed: it scores differently."""
+    """Another small model, trained on other flows with another seed: it scores differently. Its
+    attack_cat model is the averaged forest and boosting (rf+hgb), so the compiled scorer, the artifact
+    and the reload check each meet that too."""
     import dataclasses
 
     from tests.fixtures import FAST_TRAINING, flows_with_identity, write_partitioned
@@ -161,7 +163,8 @@ def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("model2")
     data = write_partitioned(flows_with_identity(3000, seed=8), folder / "train.csv")
-    return run_training([data], folder / "models", dataclasses.replace(FAST_TRAINING, seed=9)).path
+    config = dataclasses.replace(FAST_TRAINING, seed=9, deploy_candidates=("hgb", "rf+hgb"))
+    return run_training([data], folder / "models", config).path
 
 
 @pytest.fixture

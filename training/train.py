@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +171,8 @@ def fit_candidates(
 ) -> Fitted:
     """A candidate per family, target and feature set; with `compare` every family on all and on the
     selected features, each tuned by a bounded search, else the deployable families with their defaults."""
-    families = compared_families(config) if compare else config.deploy_candidates
     feature_sets = {"all": FEATURES, "selected": analysis.selected} if compare else {"all": FEATURES}
-    jobs = [(f, t, s) for f in families for t in TARGETS for s in feature_sets if (f, t) in DEFAULT_PARAMS]
+    jobs = candidate_jobs(config, compare, feature_sets)
     task = bar.add_task("models", total=len(jobs), info="")
     candidates: list[Candidate] = []
     searches: dict[str, list[Trial]] = {}
@@ -192,10 +191,12 @@ def fit_candidates(
     return Fitted(candidates, searches)
 
 
-def compared_families(config: TrainingConfig) -> tuple[str, ...]:
-    """Every family --compare searches, and the deployable ones it has no search space for (with their
-    defaults)."""
-    return COMPARED_FAMILIES + tuple(f for f in config.deploy_candidates if f not in COMPARED_FAMILIES)
+def candidate_jobs(config: TrainingConfig, compare: bool, feature_sets: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(family, target, feature set) of every candidate to fit: the deployable families, and with
+    `compare` every compared family too; a family only for the targets it has a model of (rf+hgb:
+    attack_cat)."""
+    families = dict.fromkeys((*COMPARED_FAMILIES, *config.deploy_candidates) if compare else config.deploy_candidates)
+    return [(f, t, s) for f in families for t in TARGETS for s in feature_sets if (f, t) in DEFAULT_PARAMS]
 
 
 def select_deployed(candidates: Sequence[Candidate], splits: Splits, config: TrainingConfig) -> Selection:

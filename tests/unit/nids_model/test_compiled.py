@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,10 +127,12 @@ def test_rows_whose_hashes_collide_are_still_told_apart() -> None:
     assert len(first) == len({row.tobytes() for row in words})
 
 
-def test_detection_model_scores_repeats_like_the_pipelines(trained_model: Path) -> None:
+@pytest.mark.parametrize("fixture", ["trained_model", "second_model"])
+def test_detection_model_scores_repeats_like_the_pipelines(fixture: str, request: pytest.FixtureRequest) -> None:
     from tests.fixtures import flows_with_identity
 
-    model, _ = load_model(trained_model)
+    model, manifest = load_model(request.getfixturevalue(fixture))
+    assert manifest.models.attack_cat.family == {"trained_model": "hgb", "second_model": "rf+hgb"}[fixture]
     flows = flows_with_identity(600, seed=21)
     flows = flows.iloc[np.r_[0:600, 0:300, 10:20]].reset_index(drop=True)  # repeats within one batch
     scores = model.score(flows)

@@ -1,0 +1,57 @@
+"""Model families: the averaged forest and boosting is built from its members' own settings, and only
+for the target it has a model of."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
+from nids_model.attack_only import AttackOnlyClassifier
+from nids_model.averaging import ProbabilityAverage
+from nids_model.reweighting import ClassScaledClassifier
+from training.config import TrainingConfig
+from training.models import DEFAULT_PARAMS, build_pipeline
+from training.train import candidate_jobs
+
+
+def test_the_averaged_family_wraps_its_members_with_their_own_attack_cat_settings() -> None:
+    params = DEFAULT_PARAMS[("rf+hgb", ATTACK_CAT)]
+    model = build_pipeline("rf+hgb", FEATURES, params, seed=7)[-1]
+    assert isinstance(model, AttackOnlyClassifier)
+    assert isinstance(model.estimator, ClassScaledClassifier)
+    average = model.estimator.estimator
+    assert isinstance(average, ProbabilityAverage)
+    (_, forest), (_, boosting) = average.estimators
+    assert isinstance(forest, RandomForestClassifier)
+    assert isinstance(boosting, HistGradientBoostingClassifier)
+    assert list(average.weight_exponents) == [
+        DEFAULT_PARAMS[("rf", ATTACK_CAT)]["weight_exponent"],
+        DEFAULT_PARAMS[("hgb", ATTACK_CAT)]["weight_exponent"],
+    ]
+    assert forest.n_estimators == DEFAULT_PARAMS[("rf", ATTACK_CAT)]["n_estimators"]
+    assert boosting.max_iter == DEFAULT_PARAMS[("hgb", ATTACK_CAT)]["max_iter"]
+    assert forest.random_state == boosting.random_state == 7
+    # Balanced weights reach the average, which takes them to each member's exponent.
+    assert params["weight_exponent"] == 1.0
+    unscaled = build_pipeline("rf+hgb", FEATURES, {**params, "class_scaling": False}, seed=7)[-1]
+    assert isinstance(unscaled.estimator, ProbabilityAverage)
+
+
+def test_a_family_is_fitted_only_for_the_targets_it_has_a_model_of() -> None:
+    config = TrainingConfig(deploy_candidates=("hgb", "rf+hgb"))
+    assert candidate_jobs(config, compare=False, feature_sets=["all"]) == [
+        ("hgb", LABEL, "all"),
+        ("hgb", ATTACK_CAT, "all"),
+        ("rf+hgb", ATTACK_CAT, "all"),
+    ]
+    # --compare fits every compared family and still the deployable ones, once each.
+    compared = candidate_jobs(config, compare=True, feature_sets=["all", "selected"])
+    assert len(compared) == len(set(compared))
+    assert {f for f, _, _ in compared} == {"rf", "knn", "hgb", "rf+hgb"}
+    assert ("rf+hgb", LABEL, "selected") not in compared
+    assert candidate_jobs(dataclasses.replace(config, deploy_candidates=("rf",)), False, ["all"]) == [
+        ("rf", LABEL, "all"),
+        ("rf", ATTACK_CAT, "all"),
+    ]
