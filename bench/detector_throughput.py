@@ -22,6 +22,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,7 +88,9 @@ def secure_broker_topics() -> tuple[str, Topics, dict[str, Any]]:
 def detector_for(
     bootstrap: str, topics: Topics, group: str, librdkafka: dict[str, Any] | None = None, **settings: Any
 ) -> Detector:
-    """config/detector.yaml with its NIDS_* overrides, as nids-detect would run, on the bench's topics."""
+    """config/detector.yaml with its NIDS_* overrides, as nids-detect would run, on the bench's topics;
+    with models/latest unless `settings` name a `model` directory."""
+    model = Path(settings.pop("model", model_path()))
     base = load_detector_config(REPO / "config" / "detector.yaml")
     config = dataclasses.replace(
         base,
@@ -95,12 +98,10 @@ def detector_for(
             base.kafka, bootstrap=bootstrap, librdkafka={**base.kafka.librdkafka, **(librdkafka or {})}
         ),
         topics=topics,
-        detector=dataclasses.replace(
-            base.detector, group_id=group, model=model_path(), instance_id=f"{group}-1", **settings
-        ),
+        detector=dataclasses.replace(base.detector, group_id=group, model=model, instance_id=f"{group}-1", **settings),
         metrics=dataclasses.replace(base.metrics, port=0),
     )
-    live = load_live(model_path(), config.detector.model_threads)
+    live = load_live(model, config.detector.model_threads)
     return build_detector(config, live, DetectorMetrics(CollectorRegistry()))
 
 
@@ -205,6 +206,12 @@ def main() -> None:
         action="store_true",
         help="only the detector variants side by side (no naive, group or concurrent runs)",
     )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        type=Path,
+        help="instead of the variants: at_least_once with each of these model directories, side by side",
+    )
     args = parser.parse_args()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as nids-detect runs
     bootstrap = ensure_broker()
@@ -214,8 +221,9 @@ def main() -> None:
     summary = prefill_flows(bootstrap, topics.flows, frame)
     print(f"source: {source}; pre-filled {summary.delivered:,} flows ({summary.rate:,.0f} flows/s produced)")
     # name → (bootstrap, topics, librdkafka settings, detector settings)
+    chosen = {str(path): {"model": path} for path in args.models} if args.models else VARIANTS
     variants: dict[str, tuple[str, Topics, dict[str, Any], dict[str, Any]]] = {
-        name: (bootstrap, topics, {}, settings) for name, settings in VARIANTS.items()
+        name: (bootstrap, topics, {}, dict(settings)) for name, settings in chosen.items()
     }
     if args.secure:
         secure_bootstrap, secure_topics, credentials = secure_broker_topics()
@@ -229,13 +237,18 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, rates in runs.items():
             where, on, librdkafka, settings = variants[name]
-            rates.append(run_batch_detector(where, on, args.flows, librdkafka, **settings))
+            rates.append(run_batch_detector(where, on, args.flows, librdkafka, **dict(settings)))
     rate = {name: float(np.median(rates)) for name, rates in runs.items()}
     for name, rates in runs.items():
         print(
             f"micro-batch detector, {name:<22}: {rate[name]:10,.0f} flows/s "
             f"(median of {', '.join(f'{r:,.0f}' for r in rates)})"
         )
+    if args.models:
+        first = str(args.models[0])
+        for name, value in rate.items():
+            print(f"{name} / {first}: {value / rate[first]:.1%}")
+        return
     print(f"exactly_once / at_least_once                      : {rate[EXACTLY_ONCE] / rate[AT_LEAST_ONCE]:10.1%}")
     print(f"with drift metrics / without (both at_least_once) : {rate[AT_LEAST_ONCE] / rate[NO_DRIFT]:10.1%}")
     if args.secure:

@@ -1,7 +1,8 @@
 """The deployed settings cross-validated on every row of a data file (not only the training split):
 grouped and plain 5-fold figures, per regime, as `nids-train` reports them for its training rows.
 
-    python -m bench.model_quality [--data ../shared/data/unsw-nb15/unsw_nb15_dev.csv]
+    python -m bench.model_quality [--data ../shared/data/unsw-nb15/unsw_nb15_dev.csv] [--seed 42]
+        [--label hgb] [--attack-cat rf+hgb]
 
 Without --data and without the dev file, 60,000 synthetic flows (which repeat no vector: no seen rows).
 """
@@ -26,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(DEV_DATA) if DEV_DATA.exists() else None)
     parser.add_argument("--label", default="hgb", choices=("hgb", "rf"))
     parser.add_argument("--attack-cat", default="rf+hgb", choices=("hgb", "rf", "rf+hgb"))
+    parser.add_argument("--seed", type=int, default=TrainingConfig.seed, help="of the folds and the models")
     args = parser.parse_args(argv)
-    config = TrainingConfig()
+    config = TrainingConfig(seed=args.seed)
     flows = load_flows([args.data], config.chunk_rows) if args.data else synthetic_frame(60_000, seed=config.seed)
     started = time.perf_counter()
     label, attack_cat = (
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cv = fit_regimes(label, attack_cat, flows, config.decision_threshold, config.seed).cross_validation
     print(
-        f"{args.data}: {len(flows):,} rows, label {args.label}, attack_cat {args.attack_cat}, "
+        f"{args.data}: {len(flows):,} rows, label {args.label}, attack_cat {args.attack_cat}, seed {args.seed}, "
         f"{time.perf_counter() - started:.0f} s; seen share of plain folds {cv.seen_share:.3f}"
     )
     for name in (
