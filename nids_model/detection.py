@@ -11,8 +11,11 @@ from sklearn.pipeline import Pipeline
 
 from nids_common.schema import NORMAL
 from nids_common.stages import StageTimes
+from nids_model.attack_only import AttackOnlyClassifier
+from nids_model.averaging import ProbabilityAverage
 from nids_model.compiled import ProbabilityFunction, distinct_rows, probability_function
 from nids_model.preprocess import ColumnTable
+from nids_model.reweighting import ClassScaledClassifier
 from nids_model.seen_regime import SeenRegime
 
 # What score_features spends its time on (StageTimes names).
@@ -218,9 +221,22 @@ class DetectionModel:
 
     def describe(self) -> Mapping[str, object]:
         return {
-            "label": type(self.label_pipeline[-1]).__name__,
-            "attack_cat": type(self.attack_cat_pipeline[-1]).__name__,
+            "label": estimator_name(self.label_pipeline[-1]),
+            "attack_cat": estimator_name(self.attack_cat_pipeline[-1]),
             "threshold": self.threshold,
             "classes": list(self.classes),
             "seen_vectors": 0 if self.seen is None else len(self.seen.vectors),
         }
+
+
+def estimator_name(estimator: Any) -> str:
+    """The classifier with what it wraps, as an operator reads it in the log: for example
+    AttackOnlyClassifier(ClassScaledClassifier(ProbabilityAverage(RandomForestClassifier,
+    UnweightedBinsBoostingClassifier)))."""
+    if isinstance(estimator, ProbabilityAverage):
+        inner = list(estimator.estimators_)
+    elif isinstance(estimator, AttackOnlyClassifier | ClassScaledClassifier):
+        inner = [estimator.estimator_]
+    else:
+        return type(estimator).__name__
+    return f"{type(estimator).__name__}({', '.join(estimator_name(part) for part in inner)})"

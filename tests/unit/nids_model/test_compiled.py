@@ -133,6 +133,12 @@ def test_detection_model_scores_repeats_like_the_pipelines(fixture: str, request
 
     model, manifest = load_model(request.getfixturevalue(fixture))
     assert manifest.models.attack_cat.family == {"trained_model": "hgb", "second_model": "rf+hgb"}[fixture]
+    # The log names what scores, wrappers included.
+    assert model.describe()["attack_cat"] == {
+        "trained_model": "AttackOnlyClassifier(ClassScaledClassifier(UnweightedBinsBoostingClassifier))",
+        "second_model": "AttackOnlyClassifier(ClassScaledClassifier(ProbabilityAverage("
+        "RandomForestClassifier, UnweightedBinsBoostingClassifier)))",
+    }[fixture]
     flows = flows_with_identity(600, seed=21)
     flows = flows.iloc[np.r_[0:600, 0:300, 10:20]].reset_index(drop=True)  # repeats within one batch
     scores = model.score(flows)
