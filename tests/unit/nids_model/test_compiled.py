@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import numpy as np
 import pytest
@@ -127,6 +128,18 @@ def test_rows_whose_hashes_collide_are_still_told_apart() -> None:
     assert len(first) == len({row.tobytes() for row in words})
 
 
+def _one_job(estimator: Any) -> None:
+    """Every forest in `estimator` to one job: with more, scikit-learn adds the trees' probabilities in
+    the order its threads finish (the last bits can differ run to run); with one, in tree order, which
+    the compiled walk follows."""
+    if isinstance(estimator, RandomForestClassifier):
+        estimator.n_jobs = 1
+        return
+    for part in [getattr(estimator, "estimator_", None), *getattr(estimator, "estimators_", [])]:
+        if part is not None:
+            _one_job(part)
+
+
 @pytest.mark.parametrize("fixture", ["trained_model", "second_model"])
 def test_detection_model_scores_repeats_like_the_pipelines(fixture: str, request: pytest.FixtureRequest) -> None:
     from tests.fixtures import flows_with_identity
@@ -134,17 +147,21 @@ def test_detection_model_scores_repeats_like_the_pipelines(fixture: str, request
     model, manifest = load_model(request.getfixturevalue(fixture))
     assert manifest.models.attack_cat.family == {"trained_model": "hgb", "second_model": "rf+hgb"}[fixture]
     # The log names what scores, wrappers included.
-    assert model.describe()["attack_cat"] == {
-        "trained_model": "AttackOnlyClassifier(ClassScaledClassifier(UnweightedBinsBoostingClassifier))",
-        "second_model": "AttackOnlyClassifier(ClassScaledClassifier(ProbabilityAverage("
-        "RandomForestClassifier, UnweightedBinsBoostingClassifier)))",
-    }[fixture]
+    assert (
+        model.describe()["attack_cat"]
+        == {
+            "trained_model": "AttackOnlyClassifier(ClassScaledClassifier(UnweightedBinsBoostingClassifier))",
+            "second_model": "AttackOnlyClassifier(ClassScaledClassifier(ProbabilityAverage("
+            "RandomForestClassifier, UnweightedBinsBoostingClassifier)))",
+        }[fixture]
+    )
     flows = flows_with_identity(600, seed=21)
     flows = flows.iloc[np.r_[0:600, 0:300, 10:20]].reset_index(drop=True)  # repeats within one batch
     scores = model.score(flows)
     expected = model.label_pipeline.predict_proba(flows)[:, list(model.label_pipeline.classes_).index(1)]
     assert np.array_equal(scores.attack_probability, expected)
     attacks = scores.is_attack
+    _one_job(model.attack_cat_pipeline[-1])
     assert np.array_equal(scores.class_probabilities[attacks], model.attack_cat_pipeline.predict_proba(flows[attacks]))
     # The compiled functions are built on first use and never pickled into an artifact.
     assert model._compiled is not None
