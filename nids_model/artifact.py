@@ -37,9 +37,12 @@ from nids_model.manifest import Libraries, Manifest, TrainingRecord, decode, enc
 # models fitted on attack rows (AttackOnlyClassifier), class scales tuned on grouped folds (a new
 # ClassScaledClassifier parameter), an operating point. 5: a typed manifest (nids_model.manifest), whose
 # unknown or missing fields are refused. 6: the seen regime (nids_model.seen_regime) in the model, its
-# digest and the cross-validated figures in the manifest. An older format is refused before unpickling, with a message
-# that says to retrain.
-ARTIFACT_FORMAT = 6
+# digest and the cross-validated figures in the manifest. 7: attack_cat models may average a forest
+# and boosting (nids_model.averaging), a class a format-6 reader lacks; a format-6 artifact holds
+# only classes this version still has, so it is still read. Any other format is refused before
+# unpickling, with a message that says what to do.
+ARTIFACT_FORMAT = 7
+READABLE_FORMATS = (6, 7)
 MODEL_FILE = "model.joblib"
 HISTORY_FILE = "history.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -182,10 +185,13 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
         raise ArtifactError(f"{source}: not valid JSON: {exc.msg}") from None
     # Before 0.2.0 manifests carried no format number: that is format 1.
     built_format = document.get("artifact_format", 1) if isinstance(document, dict) else None
-    if built_format != ARTIFACT_FORMAT:
+    if built_format not in READABLE_FORMATS:
+        readable = " and ".join(str(f) for f in READABLE_FORMATS)
+        newer = isinstance(built_format, int) and built_format > ARTIFACT_FORMAT
         raise ArtifactError(
-            f"{folder}: artifact format {built_format}, this nids-stream reads format {ARTIFACT_FORMAT}: "
-            "retrain the model with nids-train"
+            f"{folder}: artifact format {built_format}, this nids-stream reads formats {readable}: "
+            + ("upgrade nids-stream, or " if newer else "")
+            + "retrain the model with nids-train"
         )
     return decode(document, source)
 

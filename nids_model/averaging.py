@@ -49,7 +49,9 @@ class ProbabilityAverage(ClassifierMixin, BaseEstimator):
         self.weight_exponents = weight_exponents
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ProbabilityAverage:
-        if len(self.estimators) != len(self.weight_exponents) or not self.estimators:
+        if not self.estimators:
+            raise ValueError("ProbabilityAverage: no estimators to average; give at least one")
+        if len(self.estimators) != len(self.weight_exponents):
             raise ValueError(
                 f"ProbabilityAverage: {len(self.estimators)} estimators and "
                 f"{len(self.weight_exponents)} weight exponents; give one exponent per estimator"

@@ -174,15 +174,15 @@ class DetectionModel:
 
     def use_threads(self, threads: int) -> None:
         """Score each batch on up to `threads` cores: compiled models split their rows, scikit-learn
-        estimators that take `n_jobs` (RandomForest, KNN, also inside class scaling) get it."""
+        estimators that take `n_jobs` (RandomForest, KNN, also inside the wrappers) get it."""
         self._threads = threads
         self._compiled = None
-        for pipeline in (self.label_pipeline, self.attack_cat_pipeline):
-            estimator = pipeline[-1]
-            while estimator is not None:  # through the wrappers (class scaling, attack only)
-                if "n_jobs" in estimator.get_params(deep=False):
-                    estimator.set_params(n_jobs=threads)
-                estimator = getattr(estimator, "estimator_", None)
+        pending = [self.label_pipeline[-1], self.attack_cat_pipeline[-1]]
+        while pending:
+            estimator = pending.pop()
+            if "n_jobs" in estimator.get_params(deep=False):
+                estimator.set_params(n_jobs=threads)
+            pending.extend(wrapped_estimators(estimator))
 
     def warm_up(self) -> None:
         """Build and run the compiled scoring once, so the first real batch pays no start-up cost."""
@@ -229,14 +229,20 @@ class DetectionModel:
         }
 
 
+def wrapped_estimators(estimator: Any) -> list[Any]:
+    """The fitted estimators one of this package's wrappers holds (attack only, class scaling, the
+    average); none for a model itself (a forest's trees are its own business)."""
+    if isinstance(estimator, ProbabilityAverage):
+        return list(estimator.estimators_)
+    if isinstance(estimator, AttackOnlyClassifier | ClassScaledClassifier):
+        return [estimator.estimator_]
+    return []
+
+
 def estimator_name(estimator: Any) -> str:
     """The classifier with what it wraps, as an operator reads it in the log: for example
     AttackOnlyClassifier(ClassScaledClassifier(ProbabilityAverage(RandomForestClassifier,
     UnweightedBinsBoostingClassifier)))."""
-    if isinstance(estimator, ProbabilityAverage):
-        inner = list(estimator.estimators_)
-    elif isinstance(estimator, AttackOnlyClassifier | ClassScaledClassifier):
-        inner = [estimator.estimator_]
-    else:
-        return type(estimator).__name__
-    return f"{type(estimator).__name__}({', '.join(estimator_name(part) for part in inner)})"
+    inner = wrapped_estimators(estimator)
+    name = type(estimator).__name__
+    return f"{name}({', '.join(estimator_name(part) for part in inner)})" if inner else name

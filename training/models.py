@@ -29,8 +29,9 @@ FAMILY_NAMES = {
 AVERAGED_FAMILIES = {"rf+hgb": ("rf", "hgb")}
 
 
-def unwrapped(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A family's own params: the wrappers' left out, but its class weighting kept."""
+def member_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A family's params as a member of an average: its own model's and its class weighting, without
+    the wrappers (class scaling, attack only) that go around the average instead."""
     return {k: v for k, v in params.items() if k not in ATTACK_CAT_ONLY_PARAMS}
 
 
@@ -63,7 +64,7 @@ DEFAULT_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
 # member with its own attack_cat settings, the wrappers around their average.
 DEFAULT_PARAMS[("rf+hgb", ATTACK_CAT)] = {
     "weight_exponent": 1.0,  # balanced weights, which each member takes to its own exponent
-    **{member: unwrapped(DEFAULT_PARAMS[(member, ATTACK_CAT)]) for member in AVERAGED_FAMILIES["rf+hgb"]},
+    **{member: member_params(DEFAULT_PARAMS[(member, ATTACK_CAT)]) for member in AVERAGED_FAMILIES["rf+hgb"]},
     "class_scaling": True,
     "attack_only": True,
 }
@@ -96,6 +97,10 @@ def build_pipeline(family: str, features: Sequence[str], params: Mapping[str, An
     scales, `ClassScaledClassifier`) and `attack_only` (fitted on attack rows, `AttackOnlyClassifier`)."""
     categorical = tuple(c for c in CATEGORICAL_FEATURES if c in features)
     if family in AVERAGED_FAMILIES:
+        if params.get("weight_exponent") != 1.0:
+            # The average takes balanced weights to each member's own exponent; any other weights
+            # would weigh each member with an exponent nobody chose.
+            raise ValueError(f"{family}: weight_exponent must be 1.0 (balanced), got {params.get('weight_exponent')!r}")
         members = AVERAGED_FAMILIES[family]
         model = ProbabilityAverage(
             [(member, base_estimator(member, params[member], seed)) for member in members],

@@ -357,7 +357,8 @@ def _comparison(folder: Path, candidates: Sequence[Candidate], searches: Mapping
     lines = [
         "## Model comparison (validation split; attack_cat models scored on its attack rows)",
         "",
-        "Each model tuned by a bounded random search scored on an inner hold-out of the training split.",
+        "Each model tuned by a bounded random search scored on an inner hold-out of the training split; "
+        "an averaged family (rf+hgb) has no search space and averages its members' default settings.",
         "",
     ]
     for target in table["target"].unique():

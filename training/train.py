@@ -170,7 +170,8 @@ def fit_candidates(
     splits: Splits, analysis: FeatureAnalysis, compare: bool, config: TrainingConfig, bar: Progress
 ) -> Fitted:
     """A candidate per family, target and feature set; with `compare` every family on all and on the
-    selected features, each tuned by a bounded search, else the deployable families with their defaults."""
+    selected features, each tuned by a bounded search (an averaged family takes its members' defaults:
+    it has no search space), else the deployable families with their defaults."""
     feature_sets = {"all": FEATURES, "selected": analysis.selected} if compare else {"all": FEATURES}
     jobs = candidate_jobs(config, compare, feature_sets)
     task = bar.add_task("models", total=len(jobs), info="")

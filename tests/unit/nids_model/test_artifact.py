@@ -125,7 +125,9 @@ def test_an_artifact_of_the_old_layout_is_refused_with_retrain(trained_model: Pa
     # Artifacts written before 0.2.0 carry no artifact_format and pickle training.* classes.
     copy = shutil.copytree(trained_model, tmp_path / "old")
     edit_manifest(copy, lambda document: document.pop("artifact_format"))
-    with pytest.raises(ArtifactError, match=r"artifact format 1, .* reads format 6: retrain the model with nids-train"):
+    with pytest.raises(
+        ArtifactError, match=r"artifact format 1, .* reads formats 6 and 7: retrain the model with nids-train"
+    ):
         load_model(copy)
 
 
@@ -135,8 +137,23 @@ def test_a_format_4_artifact_is_refused_with_retrain_before_its_fields_are_read(
     # Format 4 manifests were untyped: whatever fields they hold, the format alone refuses them.
     copy = shutil.copytree(trained_model, tmp_path / "v4")
     edit_manifest(copy, lambda document: document.update(artifact_format=4, no_such_field=True))
-    with pytest.raises(ArtifactError, match=r"artifact format 4, this nids-stream reads format 6: retrain"):
+    with pytest.raises(ArtifactError, match=r"artifact format 4, this nids-stream reads formats 6 and 7: retrain"):
         load_model(copy)
+
+
+def test_a_format_6_artifact_is_still_read_and_a_newer_one_says_to_upgrade(trained_model: Path, tmp_path: Path) -> None:
+    # Format 7 only added a class (the averaged attack_cat model): a format-6 pickle holds none of it.
+    copy = shutil.copytree(trained_model, tmp_path / "v6")
+    edit_manifest(copy, lambda document: document.update(artifact_format=6))
+    model, manifest = load_model(copy)
+    assert manifest.artifact_format == 6
+    assert model.describe()["seen_vectors"] > 0
+    newer = shutil.copytree(trained_model, tmp_path / "v8")
+    edit_manifest(newer, lambda document: document.update(artifact_format=8))
+    with pytest.raises(
+        ArtifactError, match=r"artifact format 8, .* reads formats 6 and 7: upgrade nids-stream, or retrain"
+    ):
+        load_model(newer)
 
 
 @pytest.mark.parametrize(

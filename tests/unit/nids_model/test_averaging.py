@@ -76,7 +76,7 @@ def test_one_exponent_per_member_is_required() -> None:
     X, y = _data(200, seed=5)
     with pytest.raises(ValueError, match="2 estimators and 1 weight exponents; give one exponent per estimator"):
         ProbabilityAverage(_members(), weight_exponents=(0.5,)).fit(X, y)
-    with pytest.raises(ValueError, match="0 estimators"):
+    with pytest.raises(ValueError, match="no estimators to average; give at least one"):
         ProbabilityAverage([], weight_exponents=()).fit(X, y)
 
 

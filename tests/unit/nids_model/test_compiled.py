@@ -21,6 +21,7 @@ from nids_model.compiled import (
     probability_function,
     tree_nodes,
 )
+from nids_model.detection import wrapped_estimators
 from nids_model.reweighting import ClassScaledClassifier
 
 
@@ -134,10 +135,8 @@ def _one_job(estimator: Any) -> None:
     the compiled walk follows."""
     if isinstance(estimator, RandomForestClassifier):
         estimator.n_jobs = 1
-        return
-    for part in [getattr(estimator, "estimator_", None), *getattr(estimator, "estimators_", [])]:
-        if part is not None:
-            _one_job(part)
+    for part in wrapped_estimators(estimator):
+        _one_job(part)
 
 
 @pytest.mark.parametrize("fixture", ["trained_model", "second_model"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
@@ -37,6 +38,8 @@ def test_the_averaged_family_wraps_its_members_with_their_own_attack_cat_setting
     assert params["weight_exponent"] == 1.0
     unscaled = build_pipeline("rf+hgb", FEATURES, {**params, "class_scaling": False}, seed=7)[-1]
     assert isinstance(unscaled.estimator, ProbabilityAverage)
+    with pytest.raises(ValueError, match=r"rf\+hgb: weight_exponent must be 1.0 \(balanced\), got 0.5"):
+        build_pipeline("rf+hgb", FEATURES, {**params, "weight_exponent": 0.5}, seed=7)
 
 
 def test_a_family_is_fitted_only_for_the_targets_it_has_a_model_of() -> None:
