@@ -86,11 +86,16 @@ def secure_broker_topics() -> tuple[str, Topics, dict[str, Any]]:
 
 
 def detector_for(
-    bootstrap: str, topics: Topics, group: str, librdkafka: dict[str, Any] | None = None, **settings: Any
+    bootstrap: str,
+    topics: Topics,
+    group: str,
+    librdkafka: dict[str, Any] | None = None,
+    model: Path | None = None,
+    **settings: Any,
 ) -> Detector:
     """config/detector.yaml with its NIDS_* overrides, as nids-detect would run, on the bench's topics;
-    with models/latest unless `settings` name a `model` directory."""
-    model = Path(settings.pop("model", model_path()))
+    with `model`, else models/latest."""
+    model = model or model_path()
     base = load_detector_config(REPO / "config" / "detector.yaml")
     config = dataclasses.replace(
         base,
@@ -223,7 +228,7 @@ def main() -> None:
     # name → (bootstrap, topics, librdkafka settings, detector settings)
     chosen = {str(path): {"model": path} for path in args.models} if args.models else VARIANTS
     variants: dict[str, tuple[str, Topics, dict[str, Any], dict[str, Any]]] = {
-        name: (bootstrap, topics, {}, dict(settings)) for name, settings in chosen.items()
+        name: (bootstrap, topics, {}, settings) for name, settings in chosen.items()
     }
     if args.secure:
         secure_bootstrap, secure_topics, credentials = secure_broker_topics()
@@ -237,7 +242,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, rates in runs.items():
             where, on, librdkafka, settings = variants[name]
-            rates.append(run_batch_detector(where, on, args.flows, librdkafka, **dict(settings)))
+            rates.append(run_batch_detector(where, on, args.flows, librdkafka, **settings))
     rate = {name: float(np.median(rates)) for name, rates in runs.items()}
     for name, rates in runs.items():
         print(

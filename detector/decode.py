@@ -64,23 +64,25 @@ def decode_batch(
     values: Sequence[bytes | None], sources: Sequence[tuple[str, int, int]], max_bytes: int
 ) -> DecodedBatch:
     values_or_empty = cast(Sequence[bytes], values) if all(values) else [value or b"" for value in values]
-    numbers, read = _number_fields.read(values_or_empty)
-    slices = [_decode_slice(values, sources, start, max_bytes, numbers, read) for start in range(0, len(values), SLICE)]
+    lengths = np.fromiter(map(len, values_or_empty), dtype=np.int64, count=len(values_or_empty))
+    numbers, read = _number_fields.read(values_or_empty, lengths)
+    # Whatever is empty or too large goes one by one, where it gets its dead-letter reason.
+    decodable = (lengths > 0) & (lengths <= max_bytes)
+    read &= decodable
+    slices = [
+        _decode_slice(values, sources, start, max_bytes, numbers, read, decodable)
+        for start in range(0, len(values), SLICE)
+    ]
     records = list(itertools.chain.from_iterable(part.records for part in slices))
     valid = np.concatenate([part.positions for part in slices]) if slices else np.empty(0, dtype=np.int64)
-    columns_of_numbers = (
-        np.concatenate([part.numbers for part in slices])
-        if slices
-        else np.empty((0, len(NUMERIC_FEATURES)), dtype=np.float64)
-    )
     invalid = [problem for part in slices for problem in part.invalid]
-    return DecodedBatch(_columns(records, columns_of_numbers), valid, records, invalid)
+    valid_numbers = numbers if len(valid) == len(values) else numbers[valid]
+    return DecodedBatch(_columns(records, valid_numbers), valid, records, invalid)
 
 
 class _Slice(NamedTuple):
     records: list[Any]
     positions: np.ndarray  # in the batch, of the valid rows
-    numbers: np.ndarray  # (len(records), n_numeric) float64
     invalid: list[tuple[int, InvalidRecord]]
 
 
@@ -91,32 +93,32 @@ def _decode_slice(
     max_bytes: int,
     numbers: np.ndarray,
     read: np.ndarray,
+    decodable: np.ndarray,
 ) -> _Slice:
     """values[start : start + SLICE]: headers over the numbers already read when every message was
-    read and is good; else Flow structs, in one map when all are good, else one by one."""
+    read; else Flow structs, in one map when all are decodable and good, else one by one. The numbers
+    of the slice's valid rows end up in their rows of the batch's `numbers`."""
     part = values[start : start + SLICE]
     stop = start + len(part)
     positions = np.arange(start, stop, dtype=np.int64)
     if read[start:stop].all():
-        headers = _decode_good(part, max_bytes, _header_decoder)
+        headers = _decode_all(part, _header_decoder)
         if headers is not None:
-            return _Slice(headers, positions, numbers[start:stop], [])
+            return _Slice(headers, positions, [])
         # A Flow checks all that a FlowHeader does: decoding the slice whole would fail too.
-    else:
-        flows = _decode_good(part, max_bytes, _decoder)
+    elif decodable[start:stop].all():
+        flows = _decode_all(part, _decoder)
         if flows is not None:
-            return _Slice(flows, positions, _struct_numbers(flows), [])
+            numbers[start:stop] = _struct_numbers(flows)
+            return _Slice(flows, positions, [])
     flows, valid, invalid = _decode_one_by_one(part, sources[start:stop], max_bytes)
-    return _Slice(flows, valid + start, _struct_numbers(flows), [(start + at, why) for at, why in invalid])
+    numbers[valid + start] = _struct_numbers(flows)
+    return _Slice(flows, valid + start, [(start + at, why) for at, why in invalid])
 
 
-def _decode_good(
-    values: Sequence[bytes | None], max_bytes: int, decoder: msgspec.json.Decoder[Any]
-) -> list[Any] | None:
-    """The structs of `values` when every one is a good message (one C-level map, no per-message
-    Python), else None."""
-    if not all(values) or max(map(len, cast(Sequence[bytes], values)), default=0) > max_bytes:
-        return None
+def _decode_all(values: Sequence[bytes | None], decoder: msgspec.json.Decoder[Any]) -> list[Any] | None:
+    """The structs of `values`, all non-empty and within the size limit, when every one is a good
+    message (one C-level map, no per-message Python), else None."""
     try:
         return list(map(decoder.decode, cast(Sequence[bytes], values)))
     except (msgspec.ValidationError, msgspec.DecodeError):

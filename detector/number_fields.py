@@ -50,12 +50,14 @@ class NumberFields:
         self._name_bytes = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         self._name_ends = np.cumsum([len(name) for name in encoded], dtype=np.int64)
 
-    def read(self, values: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, values: Sequence[bytes], lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The fields of each message, and whether each message was read.
 
         Parameters
         ----------
         values : sequence of bytes, one JSON message each
+        lengths : ndarray of shape (n_messages,), dtype=int64, optional
+            Each message's length, when the caller has them already.
 
         Returns
         -------
@@ -64,7 +66,9 @@ class NumberFields:
         read : ndarray of shape (n_messages,), dtype=bool
             False for a message left to msgspec.
         """
-        ends = np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), dtype=np.int64)
+        if lengths is None:
+            lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        ends = np.cumsum(lengths, dtype=np.int64)
         buffer = np.frombuffer(b"".join(values), dtype=np.uint8)
         numbers = np.empty((len(values), len(self.names)), dtype=np.float64)
         read = np.zeros(len(values), dtype=np.bool_)

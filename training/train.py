@@ -53,7 +53,7 @@ from training.candidates import (
     search_params,
     worst_case_rows_per_second,
 )
-from training.config import TrainingConfig
+from training.config import ATTACK_CAT_ONLY_FAMILIES, TrainingConfig
 from training.evaluation import Evaluation, evaluate, rows_per_second
 from training.models import DEFAULT_PARAMS, FAMILY_NAMES, SEARCH_SPACES
 from training.operating_point import HELD_OUT_FOLDS, rates, threshold_for_budget
@@ -194,10 +194,15 @@ def fit_candidates(
 
 def candidate_jobs(config: TrainingConfig, compare: bool, feature_sets: Iterable[str]) -> list[tuple[str, str, str]]:
     """(family, target, feature set) of every candidate to fit: the deployable families, and with
-    `compare` every compared family too; a family only for the targets it has a model of (rf+hgb:
-    attack_cat)."""
+    `compare` every compared family too; an attack_cat-only family (rf+hgb) for attack_cat alone."""
     families = dict.fromkeys((*COMPARED_FAMILIES, *config.deploy_candidates) if compare else config.deploy_candidates)
-    return [(f, t, s) for f in families for t in TARGETS for s in feature_sets if (f, t) in DEFAULT_PARAMS]
+    return [
+        (f, t, s)
+        for f in families
+        for t in TARGETS
+        for s in feature_sets
+        if t == ATTACK_CAT or f not in ATTACK_CAT_ONLY_FAMILIES
+    ]
 
 
 def select_deployed(candidates: Sequence[Candidate], splits: Splits, config: TrainingConfig) -> Selection:

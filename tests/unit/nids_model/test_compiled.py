@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from nids_model.compiled import (
     probability_function,
     tree_nodes,
 )
-from nids_model.detection import wrapped_estimators
 from nids_model.reweighting import ClassScaledClassifier
 
 
@@ -129,21 +127,14 @@ def test_rows_whose_hashes_collide_are_still_told_apart() -> None:
     assert len(first) == len({row.tobytes() for row in words})
 
 
-def _one_job(estimator: Any) -> None:
-    """Every forest in `estimator` to one job: with more, scikit-learn adds the trees' probabilities in
-    the order its threads finish (the last bits can differ run to run); with one, in tree order, which
-    the compiled walk follows."""
-    if isinstance(estimator, RandomForestClassifier):
-        estimator.n_jobs = 1
-    for part in wrapped_estimators(estimator):
-        _one_job(part)
-
-
 @pytest.mark.parametrize("fixture", ["trained_model", "second_model"])
 def test_detection_model_scores_repeats_like_the_pipelines(fixture: str, request: pytest.FixtureRequest) -> None:
     from tests.fixtures import flows_with_identity
 
     model, manifest = load_model(request.getfixturevalue(fixture))
+    # One job for scikit-learn's forests too: with more it adds the trees' probabilities in the order
+    # its threads finish (the last bits can differ run to run); with one, in tree order, as compiled.
+    model.use_threads(1)
     assert manifest.models.attack_cat.family == {"trained_model": "hgb", "second_model": "rf+hgb"}[fixture]
     # The log names what scores, wrappers included.
     assert (
@@ -160,7 +151,6 @@ def test_detection_model_scores_repeats_like_the_pipelines(fixture: str, request
     expected = model.label_pipeline.predict_proba(flows)[:, list(model.label_pipeline.classes_).index(1)]
     assert np.array_equal(scores.attack_probability, expected)
     attacks = scores.is_attack
-    _one_job(model.attack_cat_pipeline[-1])
     assert np.array_equal(scores.class_probabilities[attacks], model.attack_cat_pipeline.predict_proba(flows[attacks]))
     # The compiled functions are built on first use and never pickled into an artifact.
     assert model._compiled is not None
