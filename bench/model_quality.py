@@ -2,7 +2,7 @@
 grouped and plain 5-fold figures, per regime, as `nids-train` reports them for its training rows.
 
     python -m bench.model_quality [--data ../shared/data/unsw-nb15/unsw_nb15_dev.csv] [--seed 42]
-        [--label hgb] [--attack-cat rf+hgb]
+        [--label hgb] [--attack-cat rf+hgb] [--ceiling]
 
 Without --data and without the dev file, 60,000 synthetic flows (which repeat no vector: no seen rows).
 """
@@ -13,13 +13,14 @@ import argparse
 import time
 
 from bench.common import DEV_DATA
+from bench.seen_ceiling import from_training_counts, oracle_ceiling
 from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
 from nids_dataset.synthetic import synthetic_frame
 from nids_dataset.unsw import load_flows
 from training.candidates import fit_candidate, held_out_scores
 from training.config import TrainingConfig
 from training.models import DEFAULT_PARAMS
-from training.regimes import fit_regimes
+from training.regimes import HeldOut, cross_fitted, held_out_predictions, model_novel_scale, regimes_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="hgb", choices=("hgb", "rf"))
     parser.add_argument("--attack-cat", default="rf+hgb", choices=("hgb", "rf", "rf+hgb"))
     parser.add_argument("--seed", type=int, default=TrainingConfig.seed, help="of the folds and the models")
+    parser.add_argument(
+        "--ceiling", action="store_true", help="also what any rule for seen flows could reach (bench/seen_ceiling.py)"
+    )
     args = parser.parse_args(argv)
     config = TrainingConfig(seed=args.seed)
     flows = load_flows([args.data], config.chunk_rows) if args.data else synthetic_frame(60_000, seed=config.seed)
@@ -42,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for family, target in ((args.label, LABEL), (args.attack_cat, ATTACK_CAT))
     )
-    cv = fit_regimes(label, attack_cat, flows, config.decision_threshold, config.seed).cross_validation
+    held = held_out_predictions(label, attack_cat, flows, config.decision_threshold, config.seed)
+    cv = regimes_of(held, model_novel_scale(attack_cat, held.rows.classes)).cross_validation
     print(
         f"{args.data}: {len(flows):,} rows, label {args.label}, attack_cat {args.attack_cat}, seed {args.seed}, "
         f"{time.perf_counter() - started:.0f} s; seen share of plain folds {cv.seen_share:.3f}"
@@ -73,7 +78,21 @@ def main(argv: list[str] | None = None) -> int:
             m = scores.per_class.get(cls)
             cells.append(f"{m.precision:.3f}/{m.recall:.3f}" if m and m.support else "—")
         print(f"{cls:>16} " + " ".join(f"{c:>19}" for c in cells))
+    if args.ceiling:
+        print_ceiling(held)
     return 0
+
+
+def print_ceiling(held: HeldOut) -> None:
+    decided = cross_fitted(held.rows, held.plain, held.grouped, with_seen_rule=True)
+    oracle = "seen vectors decided knowing their held-out copies' classes over the file (oracle)"
+    figures = {oracle: oracle_ceiling(held, decided)}
+    for min_rows in (1, 5, 20):
+        figures[f"seen vectors with >= {min_rows} training rows decided by their training counts"] = (
+            from_training_counts(held, decided, min_rows)
+        )
+    for name, scores in figures.items():
+        print(f"plain macro-F1, {name}: {scores.mean():.4f} ± {scores.std():.4f}")
 
 
 if __name__ == "__main__":

@@ -284,24 +284,55 @@ def model_novel_scale(attack_cat: Candidate, classes: np.ndarray) -> np.ndarray:
     return scale
 
 
-def fit_regimes(
+@dataclasses.dataclass(frozen=True, eq=False)
+class HeldOut:
+    """Every training row's held-out predictions under both fold schemes.
+
+    Attributes
+    ----------
+    rows : Rows
+    matrix : ndarray of shape (n_samples, n_features), dtype=float32
+        The model's matrix of the training rows: what the seen table is built from.
+    grouped, plain : OutOfFold
+    """
+
+    rows: Rows
+    matrix: np.ndarray
+    grouped: OutOfFold
+    plain: OutOfFold
+
+
+def held_out_predictions(
     label: Candidate, attack_cat: Candidate, train: pd.DataFrame, threshold: float, seed: int
-) -> RegimeResult:
-    """The seen regime of the deployed pair (its table from the training rows only) and the
-    cross-validated figures of the decision with it."""
+) -> HeldOut:
     classes = np.asarray(attack_cat.pipeline.classes_).astype(str).astype(object)
     truth = np.searchsorted(classes.astype(str), train[ATTACK_CAT].astype(str).to_numpy())
     rows = Rows(truth, train[LABEL].to_numpy() == 1, classes, list(classes).index(NORMAL), threshold)
     matrix = label.pipeline[0].transform(train)
     grouped = grouped_out_of_fold(label, attack_cat, train, seed)
     plain = plain_out_of_fold(label, attack_cat, train, matrix, rows, seed)
-    everything = np.arange(len(train))
-    rule = tune_seen_rule(rows, plain, model_novel_scale(attack_cat, classes), everything)
-    seen = SeenRegime(SeenVectors.of(matrix, rows.is_attack), rule.prior, rule.class_scale)
+    return HeldOut(rows, matrix, grouped, plain)
+
+
+def fit_regimes(
+    label: Candidate, attack_cat: Candidate, train: pd.DataFrame, threshold: float, seed: int
+) -> RegimeResult:
+    """The seen regime of the deployed pair (its table from the training rows only) and the
+    cross-validated figures of the decision with it."""
+    held = held_out_predictions(label, attack_cat, train, threshold, seed)
+    return regimes_of(held, model_novel_scale(attack_cat, held.rows.classes))
+
+
+def regimes_of(held: HeldOut, novel_scale: np.ndarray) -> RegimeResult:
+    """`fit_regimes` from the held-out predictions and the deployed model's novel class scales."""
+    rows, grouped, plain = held.rows, held.grouped, held.plain
+    everything = np.arange(len(rows.truth))
+    rule = tune_seen_rule(rows, plain, novel_scale, everything)
+    seen = SeenRegime(SeenVectors.of(held.matrix, rows.is_attack), rule.prior, rule.class_scale)
     grouped_decided = cross_fitted(rows, grouped, grouped, with_seen_rule=False)
     plain_decided = cross_fitted(rows, plain, grouped, with_seen_rule=True)
     plain_as_novel = cross_fitted(rows, plain, grouped, with_seen_rule=False)
-    all_rows = np.ones(len(train), dtype=bool)
+    all_rows = np.ones(len(rows.truth), dtype=bool)
     cross_validation = CrossValidation(
         folds=HELD_OUT_FOLDS,
         grouped=regime_scores(rows, grouped_decided, grouped.fold, all_rows),
