@@ -12,15 +12,18 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
+
 from bench.common import DEV_DATA
-from bench.seen_ceiling import from_training_counts, oracle_ceiling
 from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
 from nids_dataset.synthetic import synthetic_frame
 from nids_dataset.unsw import load_flows
+from nids_model.compiled import distinct_rows
 from training.candidates import fit_candidate, held_out_scores
 from training.config import TrainingConfig
 from training.models import DEFAULT_PARAMS
-from training.regimes import HeldOut, cross_fitted, held_out_predictions, model_novel_scale, regimes_of
+from training.regimes import HeldOut, fold_scores, held_out_predictions, model_novel_scale, regimes_of
+from training.seen_ceiling import file_oracle, fold_oracle, from_training_counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attack-cat", default="rf+hgb", choices=("hgb", "rf", "rf+hgb"))
     parser.add_argument("--seed", type=int, default=TrainingConfig.seed, help="of the folds and the models")
     parser.add_argument(
-        "--ceiling", action="store_true", help="also what any rule for seen flows could reach (bench/seen_ceiling.py)"
+        "--ceiling", action="store_true", help="also what a rule for seen flows could reach (training/seen_ceiling.py)"
     )
     args = parser.parse_args(argv)
     config = TrainingConfig(seed=args.seed)
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         for family, target in ((args.label, LABEL), (args.attack_cat, ATTACK_CAT))
     )
     held = held_out_predictions(label, attack_cat, flows, config.decision_threshold, config.seed)
-    cv = regimes_of(held, model_novel_scale(attack_cat, held.rows.classes)).cross_validation
+    regimes = regimes_of(held, model_novel_scale(attack_cat, held.rows.classes))
+    cv = regimes.cross_validation
     print(
         f"{args.data}: {len(flows):,} rows, label {args.label}, attack_cat {args.attack_cat}, seed {args.seed}, "
         f"{time.perf_counter() - started:.0f} s; seen share of plain folds {cv.seen_share:.3f}"
@@ -79,20 +83,28 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{m.precision:.3f}/{m.recall:.3f}" if m and m.support else "—")
         print(f"{cls:>16} " + " ".join(f"{c:>19}" for c in cells))
     if args.ceiling:
-        print_ceiling(held)
+        print_ceiling(held, regimes.plain_decided)
     return 0
 
 
-def print_ceiling(held: HeldOut) -> None:
-    decided = cross_fitted(held.rows, held.plain, held.grouped, with_seen_rule=True)
-    oracle = "seen vectors decided knowing their held-out copies' classes over the file (oracle)"
-    figures = {oracle: oracle_ceiling(held, decided)}
+def print_ceiling(held: HeldOut, decided: np.ndarray) -> None:
+    vector = distinct_rows(held.matrix)[1]
+    figures = {
+        "the deployed rule": decided,
+        "oracle: seen vectors decided knowing their held-out copies' classes over the file": file_oracle(
+            held, decided, vector
+        ),
+        "the same oracle, only vectors with >= 20 rows in the file": file_oracle(held, decided, vector, min_rows=20),
+        "oracle per fold, knowing also which copies fell in it": fold_oracle(held, decided, vector),
+    }
     for min_rows in (1, 5, 20):
-        figures[f"seen vectors with >= {min_rows} training rows decided by their training counts"] = (
-            from_training_counts(held, decided, min_rows)
+        figures[f"attack class of seen attacks by training counts, vectors with >= {min_rows} training rows"] = (
+            from_training_counts(held, decided, vector, min_rows)
         )
-    for name, scores in figures.items():
-        print(f"plain macro-F1, {name}: {scores.mean():.4f} ± {scores.std():.4f}")
+    every_row = np.ones(len(decided), dtype=bool)
+    for name, result in figures.items():
+        scores = fold_scores(held.rows, result, held.plain.fold, every_row)
+        print(f"plain macro-F1, {name}: {scores.attack_cat_macro_f1_mean:.4f} ± {scores.attack_cat_macro_f1_std:.4f}")
 
 
 if __name__ == "__main__":

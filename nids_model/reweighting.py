@@ -119,11 +119,23 @@ def macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
     """Mean F1 over the classes present in `truth` (rows of class codes 0..n_classes-1 each); what
     f1_score(average="macro", labels=present) gives, from one bincount instead of its checks and
     sorts, since the tuning evaluates it a few hundred times."""
-    confusion = np.bincount(truth * n_classes + predicted, minlength=n_classes * n_classes).reshape(
-        n_classes, n_classes
-    )
-    true_positive = np.diag(confusion).astype(np.float64)
-    denominator = confusion.sum(axis=0) + confusion.sum(axis=1)
-    f1 = np.divide(2 * true_positive, denominator, out=np.zeros(n_classes), where=denominator > 0)
+    confusion = pair_counts(truth, predicted, n_classes, n_classes)
+    f1 = class_f1(np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0))
     present = confusion.sum(axis=1) > 0
     return float(f1[present].mean())
+
+
+def pair_counts(first: np.ndarray, second: np.ndarray, n_first: int, n_second: int) -> np.ndarray:
+    """How many rows hold each pair of codes: (n_first, n_second) float64 from `first` and `second`
+    (n_samples,) intp codes in 0..n_first-1 and 0..n_second-1; a confusion matrix when `first` is the
+    truth and `second` the decision."""
+    counts = np.bincount(first * n_second + second, minlength=n_first * n_second)
+    return counts.reshape(n_first, n_second).astype(np.float64)
+
+
+def class_f1(true_positives: np.ndarray, truth_totals: np.ndarray, decided_totals: np.ndarray) -> np.ndarray:
+    """Per-class F1 (n_classes,) float64 from each class's true positives, rows of that class and rows
+    decided as it (all (n_classes,)); 0 for a class with neither."""
+    total = truth_totals + decided_totals
+    f1: np.ndarray = np.divide(2 * true_positives, total, out=np.zeros(len(total)), where=total > 0)
+    return f1

@@ -97,9 +97,31 @@ class SeenRule:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class HeldOut:
+    """Every training row's held-out predictions under both fold schemes.
+
+    Attributes
+    ----------
+    rows : Rows
+    matrix : ndarray of shape (n_samples, n_features), dtype=float32
+        The model's matrix of the training rows: what the seen table is built from.
+    grouped, plain : OutOfFold
+    """
+
+    rows: Rows
+    matrix: np.ndarray
+    grouped: OutOfFold
+    plain: OutOfFold
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class RegimeResult:
+    """The seen regime to deploy and the cross-validated figures; `plain_decided` (n_samples,) intp is
+    each training row's decided class on plain folds, every tuned number tuned on the other folds."""
+
     seen: SeenRegime
     cross_validation: CrossValidation
+    plain_decided: np.ndarray
 
 
 def verdicts(
@@ -284,27 +306,11 @@ def model_novel_scale(attack_cat: Candidate, classes: np.ndarray) -> np.ndarray:
     return scale
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class HeldOut:
-    """Every training row's held-out predictions under both fold schemes.
-
-    Attributes
-    ----------
-    rows : Rows
-    matrix : ndarray of shape (n_samples, n_features), dtype=float32
-        The model's matrix of the training rows: what the seen table is built from.
-    grouped, plain : OutOfFold
-    """
-
-    rows: Rows
-    matrix: np.ndarray
-    grouped: OutOfFold
-    plain: OutOfFold
-
-
 def held_out_predictions(
     label: Candidate, attack_cat: Candidate, train: pd.DataFrame, threshold: float, seed: int
 ) -> HeldOut:
+    """The training rows' held-out predictions by the pair's settings: the grouped ones training made,
+    and a plain 5-fold pass."""
     classes = np.asarray(attack_cat.pipeline.classes_).astype(str).astype(object)
     truth = np.searchsorted(classes.astype(str), train[ATTACK_CAT].astype(str).to_numpy())
     rows = Rows(truth, train[LABEL].to_numpy() == 1, classes, list(classes).index(NORMAL), threshold)
@@ -324,7 +330,8 @@ def fit_regimes(
 
 
 def regimes_of(held: HeldOut, novel_scale: np.ndarray) -> RegimeResult:
-    """`fit_regimes` from the held-out predictions and the deployed model's novel class scales."""
+    """`fit_regimes` from the held-out predictions and the deployed model's class scales for novel
+    flows (`novel_scale`, (n_classes,) float64)."""
     rows, grouped, plain = held.rows, held.grouped, held.plain
     everything = np.arange(len(rows.truth))
     rule = tune_seen_rule(rows, plain, novel_scale, everything)
@@ -344,7 +351,7 @@ def regimes_of(held: HeldOut, novel_scale: np.ndarray) -> RegimeResult:
         seen_share=float(plain.seen.mean()),
         method=METHOD,
     )
-    return RegimeResult(seen, cross_validation)
+    return RegimeResult(seen, cross_validation, plain_decided)
 
 
 def seen_record(seen: SeenRegime, classes: Sequence[str]) -> SeenRegimeRecord:
