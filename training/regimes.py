@@ -163,13 +163,20 @@ def tune_seen_rule(rows: Rows, plain: OutOfFold, novel_scale: np.ndarray, at: np
 
     prior = max(PRIOR_GRID, key=label_accuracy) if len(seen_at) else PRIOR_GRID[-1]
     truth = rows.truth[at]
-    scale, _ = coordinate_ascent(
-        lambda candidate: macro_f1(
-            truth, verdicts(rows, plain, novel_scale, SeenRule(prior, candidate), at), len(rows.classes)
-        ),
-        np.ones(len(rows.classes)),
-        SEEN_SCALE_GRID,
-    )
+    unscaled = verdicts(rows, plain, novel_scale, SeenRule(prior, np.ones(len(rows.classes))), at)
+    # The scales move only the attack class of the seen rows decided as attacks: the rest is decided
+    # once, and each trial argmaxes those rows alone (as `verdicts` would, to the bit).
+    moving = np.flatnonzero(plain.seen[at] & (unscaled != normal))
+    novel_scaled = plain.raw[at[moving]] * novel_scale
+
+    def seen_macro_f1(candidate: np.ndarray) -> float:
+        score = novel_scaled * candidate
+        score[:, normal] = -1.0
+        decided = unscaled.copy()
+        decided[moving] = score.argmax(axis=1)
+        return macro_f1(truth, decided, len(rows.classes))
+
+    scale, _ = coordinate_ascent(seen_macro_f1, np.ones(len(rows.classes)), SEEN_SCALE_GRID)
     return SeenRule(prior, scale)
 
 
