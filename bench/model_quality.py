@@ -22,7 +22,7 @@ from nids_model.compiled import distinct_rows
 from training.candidates import fit_candidate, held_out_scores
 from training.config import TrainingConfig
 from training.models import DEFAULT_PARAMS
-from training.regimes import HeldOut, fold_scores, held_out_predictions, model_novel_scale, regimes_of
+from training.regimes import HeldOut, fit_regimes, fold_scores
 from training.seen_ceiling import file_oracle, fold_oracle, from_training_counts
 
 
@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for family, target in ((args.label, LABEL), (args.attack_cat, ATTACK_CAT))
     )
-    held = held_out_predictions(label, attack_cat, flows, config.decision_threshold, config.seed)
-    regimes = regimes_of(held, model_novel_scale(attack_cat, held.rows.classes))
+    regimes = fit_regimes(label, attack_cat, flows, config.decision_threshold, config.seed)
     cv = regimes.cross_validation
     print(
         f"{args.data}: {len(flows):,} rows, label {args.label}, attack_cat {args.attack_cat}, seed {args.seed}, "
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{m.precision:.3f}/{m.recall:.3f}" if m and m.support else "—")
         print(f"{cls:>16} " + " ".join(f"{c:>19}" for c in cells))
     if args.ceiling:
-        print_ceiling(held, regimes.plain_decided)
+        print_ceiling(regimes.held, regimes.plain_decided)
     return 0
 
 

@@ -42,12 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     frame, source = flows_frame(50_000)
     batch = frame.sample(n=BATCH, random_state=0)
     for model, manifest in loaded:
-        distinct = len(np.unique(model.features(batch).label, axis=0))
+        matrix = model.features(batch).label
+        described = model.describe()
         print(
-            f"model {manifest.version} ({model.describe()['label']} + {model.describe()['attack_cat']}), {source}, "
+            f"model {manifest.version} ({described['label']} + {described['attack_cat']}), {source}, "
             f"batches of {BATCH:,}; attack share {model.score(batch).is_attack.mean():.0%}; "
-            f"distinct feature vectors {distinct / BATCH:.0%}; "
-            f"seen in training {(model.regime(model.features(batch).label) >= 0).mean():.0%}"
+            f"distinct feature vectors {len(np.unique(matrix, axis=0)) / BATCH:.0%}; "
+            f"seen in training {(model.regime(matrix) >= 0).mean():.0%}"
         )
     for threads in (1, 2):
         for model, manifest in loaded:

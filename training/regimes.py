@@ -116,11 +116,13 @@ class HeldOut:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RegimeResult:
-    """The seen regime to deploy and the cross-validated figures; `plain_decided` (n_samples,) intp is
-    each training row's decided class on plain folds, every tuned number tuned on the other folds."""
+    """The seen regime to deploy and the cross-validated figures; with the held-out predictions they
+    came from and `plain_decided` (n_samples,) intp, each training row's decided class on plain folds,
+    every tuned number tuned on the other folds."""
 
     seen: SeenRegime
     cross_validation: CrossValidation
+    held: HeldOut
     plain_decided: np.ndarray
 
 
@@ -333,15 +335,9 @@ def fit_regimes(
     """The seen regime of the deployed pair (its table from the training rows only) and the
     cross-validated figures of the decision with it."""
     held = held_out_predictions(label, attack_cat, train, threshold, seed)
-    return regimes_of(held, model_novel_scale(attack_cat, held.rows.classes))
-
-
-def regimes_of(held: HeldOut, novel_scale: np.ndarray) -> RegimeResult:
-    """`fit_regimes` from the held-out predictions and the deployed model's class scales for novel
-    flows (`novel_scale`, (n_classes,) float64)."""
     rows, grouped, plain = held.rows, held.grouped, held.plain
     everything = np.arange(len(rows.truth))
-    rule = tune_seen_rule(rows, plain, novel_scale, everything)
+    rule = tune_seen_rule(rows, plain, model_novel_scale(attack_cat, rows.classes), everything)
     seen = SeenRegime(SeenVectors.of(held.matrix, rows.is_attack), rule.prior, rule.class_scale)
     grouped_decided = cross_fitted(rows, grouped, grouped, with_seen_rule=False)
     plain_decided = cross_fitted(rows, plain, grouped, with_seen_rule=True)
@@ -358,7 +354,7 @@ def regimes_of(held: HeldOut, novel_scale: np.ndarray) -> RegimeResult:
         seen_share=float(plain.seen.mean()),
         method=METHOD,
     )
-    return RegimeResult(seen, cross_validation, plain_decided)
+    return RegimeResult(seen, cross_validation, held, plain_decided)
 
 
 def seen_record(seen: SeenRegime, classes: Sequence[str]) -> SeenRegimeRecord:
