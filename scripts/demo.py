@@ -227,7 +227,9 @@ class DemoError(Exception):
 
 def interrupt_on_signal(signum: int, _frame: object) -> None:
     # SIGTERM (kill, a CI timeout) and SIGHUP (a closed terminal) stop the demo as Ctrl-C does: the
-    # children sit in their own sessions and would otherwise outlive it.
+    # children sit in their own sessions and would otherwise outlive it. SIGINT is set here too: a
+    # shell starts a background job with SIGINT ignored, and Python keeps an ignored SIGINT ignored,
+    # so a demo started from one (a CI step, `nohup`) would run on through `kill -INT`.
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
@@ -280,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)"
     )
     args = parser.parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, interrupt_on_signal)
     LOGS.mkdir(parents=True, exist_ok=True)
     watch = Watch()

@@ -22,6 +22,8 @@ STATUS = re.compile(r"scored ([\d,]+), alerts ([\d,]+)")
 
 
 def start_demo(kafka_bootstrap: str, *options: str) -> subprocess.Popen[str]:
+    """The demo as a CI step or a background shell job starts it: with SIGINT ignored, which Ctrl-C's
+    test must still stop."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP": kafka_bootstrap,
@@ -29,7 +31,17 @@ def start_demo(kafka_bootstrap: str, *options: str) -> subprocess.Popen[str]:
         "DEMO_INCIDENTS_PORT": str(free_port()),
     }
     return subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "demo.py"), "--rate", "2000", *options],
+        [
+            "sh",
+            "-c",
+            'trap "" INT; exec "$@"',
+            "sh",
+            sys.executable,
+            str(REPO / "scripts" / "demo.py"),
+            "--rate",
+            "2000",
+            *options,
+        ],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
