@@ -39,10 +39,12 @@ from nids_model.manifest import Libraries, Manifest, TrainingRecord, decode, enc
 # unknown or missing fields are refused. 6: the seen regime (nids_model.seen_regime) in the model, its
 # digest and the cross-validated figures in the manifest. 7: attack_cat models may average a forest
 # and boosting (nids_model.averaging), a class a format-6 reader lacks; a format-6 artifact holds
-# only classes this version still has, so it is still read. Any other format is refused before
+# only classes this version still has, so it is still read. 8: the seen class scales by the vector's
+# training rows (SeenRegime.min_rows, the manifest's `more_rows`); a format 6 or 7 seen regime is one
+# such bucket and digests as it did, so both are still read. Any other format is refused before
 # unpickling, with a message that says what to do.
-ARTIFACT_FORMAT = 7
-READABLE_FORMATS = (6, 7)
+ARTIFACT_FORMAT = 8
+READABLE_FORMATS = (6, 7, 8)
 MODEL_FILE = "model.joblib"
 HISTORY_FILE = "history.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -186,7 +188,8 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     # Before 0.2.0 manifests carried no format number: that is format 1.
     built_format = document.get("artifact_format", 1) if isinstance(document, dict) else None
     if built_format not in READABLE_FORMATS:
-        readable = " and ".join(str(f) for f in READABLE_FORMATS)
+        *earlier, last = (str(f) for f in READABLE_FORMATS)
+        readable = f"{', '.join(earlier)} and {last}" if earlier else last
         newer = isinstance(built_format, int) and built_format > ARTIFACT_FORMAT
         raise ArtifactError(
             f"{folder}: artifact format {built_format}, this nids-stream reads formats {readable}: "

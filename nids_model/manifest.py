@@ -123,14 +123,24 @@ class CrossValidation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     method: str
 
 
+class BucketScale(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The class scales of the seen vectors with at least `min_rows` training rows (up to the next)."""
+
+    min_rows: int
+    class_scale: dict[str, float]
+
+
 class SeenRegimeRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The seen regime the model carries (`nids_model.seen_regime`); loading checks `sha256`."""
+    """The seen regime the model carries (`nids_model.seen_regime`); loading checks `sha256`.
+    `class_scale` is that of the vectors below the first of `more_rows` (of every seen vector in
+    formats 6 and 7, which have no `more_rows`)."""
 
     vectors: int
     bytes: int
     sha256: str
     prior: float
     class_scale: dict[str, float]
+    more_rows: tuple[BucketScale, ...] = ()
 
 
 class CanaryOutputs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -119,7 +119,11 @@ def macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
     """Mean F1 over the classes present in `truth` (rows of class codes 0..n_classes-1 each); what
     f1_score(average="macro", labels=present) gives, from one bincount instead of its checks and
     sorts, since the tuning evaluates it a few hundred times."""
-    confusion = pair_counts(truth, predicted, n_classes, n_classes)
+    return confusion_macro_f1(pair_counts(truth, predicted, n_classes, n_classes))
+
+
+def confusion_macro_f1(confusion: np.ndarray) -> float:
+    """`macro_f1` of a confusion matrix (n_classes, n_classes), truth along the rows."""
     f1 = class_f1(np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0))
     present = confusion.sum(axis=1) > 0
     return float(f1[present].mean())

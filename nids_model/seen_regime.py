@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -96,6 +97,13 @@ def blended_probability(attacks: np.ndarray, rows: np.ndarray, prior: float, pro
     return blended
 
 
+def row_buckets(min_rows: Sequence[int], vector_rows: np.ndarray) -> np.ndarray:
+    """Which bucket (intp, like `vector_rows`) each seen vector falls in by its training rows: the
+    last of the ascending `min_rows` (the first is 1) that it reaches."""
+    bucket: np.ndarray = np.searchsorted(np.asarray(min_rows), vector_rows, side="right") - 1
+    return bucket
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class SeenRegime:
     """The rule for seen flows.
@@ -107,14 +115,20 @@ class SeenRegime:
     prior : float
         The weight of the label model's P(attack) against the vector's training rows: a seen flow's
         P(attack) is (attacks + prior·p) / (rows + prior).
-    class_scale : ndarray of shape (n_classes,), dtype=float64
+    class_scale : ndarray of shape (n_buckets, n_classes), dtype=float64
         Multiplies a seen attack's class probabilities (columns in `DetectionModel.classes` order)
-        before the most probable attack class is taken.
+        before the most probable attack class is taken: the row of the vector's bucket of training
+        rows. Artifact formats 6 and 7 hold one scale of shape (n_classes,), read as one bucket.
+    min_rows : tuple of int, ascending from 1
+        Where each bucket starts. The model's probabilities of a vector training held once and of one
+        it held ten times are not equally sure of its class mix, so each bucket has its own scales.
     """
 
     vectors: SeenVectors
     prior: float
     class_scale: np.ndarray
+    # The default is also what an artifact of formats 6 and 7, pickled before the field, reads.
+    min_rows: tuple[int, ...] = (1,)
 
     def attack_probability(self, seen: np.ndarray, probability: np.ndarray) -> np.ndarray:
         """P(attack) (n_samples,), float64, blended with the training rows where `seen` (`find`'s
@@ -133,11 +147,17 @@ class SeenRegime:
         rows = (seen >= 0) & ~np.isnan(probabilities).any(axis=1)
         if not rows.any():
             return probabilities
-        scaled = probabilities[rows] * self.class_scale
+        scaled = probabilities[rows] * self.scales(seen[rows])
         total = scaled.sum(axis=1, keepdims=True)
         result = probabilities.copy()
         result[rows] = np.divide(scaled, total, out=np.zeros_like(scaled), where=total > 0)
         return result
+
+    def scales(self, seen: np.ndarray) -> np.ndarray:
+        """The class scales (n_samples, n_classes) of seen flows, by `find`'s index of their vector."""
+        table = np.atleast_2d(self.class_scale)
+        scales: np.ndarray = table[row_buckets(self.min_rows, self.vectors.rows[seen])]
+        return scales
 
     def digest(self) -> str:
         """sha256 of the table and the rule's parameters: the manifest records it, loading checks it."""
@@ -147,4 +167,7 @@ class SeenRegime:
             digest.update(np.ascontiguousarray(array).tobytes())
         digest.update(np.float64(self.prior).tobytes())
         digest.update(np.ascontiguousarray(self.class_scale, dtype=np.float64).tobytes())
+        if self.min_rows != (1,):
+            # One bucket digests as formats 6 and 7 did, so their recorded digests still verify.
+            digest.update(np.asarray(self.min_rows, dtype=np.int64).tobytes())
         return digest.hexdigest()

@@ -19,21 +19,25 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from nids_common.schema import ATTACK_CAT, LABEL, NORMAL
 from nids_model.attack_only import AttackOnlyClassifier
 from nids_model.folds import flow_groups, grouped_folds
-from nids_model.manifest import CrossValidation, FoldScores, RegimeScores, SeenRegimeRecord
+from nids_model.manifest import BucketScale, CrossValidation, FoldScores, RegimeScores, SeenRegimeRecord
 from nids_model.reweighting import (
     DEFAULT_GRID,
     ClassScaledClassifier,
+    confusion_macro_f1,
     coordinate_ascent,
     macro_f1,
+    pair_counts,
     tune_class_scale,
 )
-from nids_model.seen_regime import SeenRegime, SeenVectors, blended_probability
+from nids_model.seen_regime import SeenRegime, SeenVectors, blended_probability, row_buckets
 from training.candidates import Candidate, fit_pipeline
 from training.evaluation import class_metrics
 from training.operating_point import HELD_OUT_FOLDS
 
 PRIOR_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 SEEN_SCALE_GRID = (0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0, 2.8, 4.0, 8.0)
+# The buckets of a seen vector's training rows that get class scales of their own (SeenRegime.min_rows).
+SEEN_MIN_ROWS = (1, 2, 5, 10)
 METHOD = (
     "5-fold cross-validation of the deployed settings on the training rows: models refitted per fold "
     "(grouped: the held-out predictions of the label threshold and the class-scale tuning; plain: a "
@@ -93,7 +97,8 @@ class OutOfFold:
 @dataclasses.dataclass(frozen=True, eq=False)
 class SeenRule:
     prior: float
-    class_scale: np.ndarray  # (n_classes,)
+    class_scale: np.ndarray  # (len(min_rows), n_classes)
+    min_rows: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -138,7 +143,7 @@ def verdicts(
         vector_rows, vector_attacks = oof.vector_rows[at][seen], oof.vector_attacks[at][seen]
         probability = probability.copy()
         probability[seen] = blended_probability(vector_attacks, vector_rows, rule.prior, probability[seen])
-        score[seen] *= rule.class_scale
+        score[seen] *= rule.class_scale[row_buckets(rule.min_rows, vector_rows)]
     score[:, rows.normal] = -1.0
     decided: np.ndarray = np.where(probability >= rows.threshold, score.argmax(axis=1), rows.normal)
     return decided
@@ -155,31 +160,49 @@ def tune_novel_scale(rows: Rows, grouped: OutOfFold, at: np.ndarray) -> np.ndarr
 def tune_seen_rule(rows: Rows, plain: OutOfFold, novel_scale: np.ndarray, at: np.ndarray) -> SeenRule:
     """The seen rule that decides the rows `at` of plain folds best: the prior by label accuracy on
     their seen rows, then the class scales by macro-F1 over all of them (novel rows included, since
-    macro-F1 is one figure over both)."""
+    macro-F1 is one figure over both): first one scale for every seen vector, then, from it, each
+    bucket of training rows (SEEN_MIN_ROWS) its own."""
     seen_at = at[plain.seen[at]]
-    normal = rows.normal
+    n_classes, normal = len(rows.classes), rows.normal
+    ones = np.ones((len(SEEN_MIN_ROWS), n_classes))
 
     def label_accuracy(prior: float) -> float:
-        decided = verdicts(rows, plain, novel_scale, SeenRule(prior, np.ones(len(rows.classes))), seen_at)
+        decided = verdicts(rows, plain, novel_scale, SeenRule(prior, ones, SEEN_MIN_ROWS), seen_at)
         return float(np.mean((decided != normal) == rows.is_attack[seen_at]))
 
     prior = max(PRIOR_GRID, key=label_accuracy) if len(seen_at) else PRIOR_GRID[-1]
     truth = rows.truth[at]
-    unscaled = verdicts(rows, plain, novel_scale, SeenRule(prior, np.ones(len(rows.classes))), at)
+    unscaled = verdicts(rows, plain, novel_scale, SeenRule(prior, ones, SEEN_MIN_ROWS), at)
     # The scales move only the attack class of the seen rows decided as attacks: the rest is decided
-    # once, and each trial argmaxes those rows alone (as `verdicts` would, to the bit).
-    moving = np.flatnonzero(plain.seen[at] & (unscaled != normal))
+    # once, and a trial argmaxes only the rows of the bucket whose scale it changes (as `verdicts`
+    # would, to the bit).
+    moving = plain.seen[at] & (unscaled != normal)
+    fixed = pair_counts(truth[~moving], unscaled[~moving], n_classes, n_classes)
+    bucket = row_buckets(SEEN_MIN_ROWS, plain.vector_rows[at][moving])
+    members = [np.flatnonzero(bucket == index) for index in range(len(SEEN_MIN_ROWS))]
+    moving_truth = truth[moving]
     novel_scaled = plain.raw[at[moving]] * novel_scale
+    counted: dict[tuple[int, bytes], np.ndarray] = {}
 
-    def seen_macro_f1(candidate: np.ndarray) -> float:
-        score = novel_scaled * candidate
-        score[:, normal] = -1.0
-        decided = unscaled.copy()
-        decided[moving] = score.argmax(axis=1)
-        return macro_f1(truth, decided, len(rows.classes))
+    def bucket_counts(index: int, scale: np.ndarray) -> np.ndarray:
+        key = (index, scale.tobytes())
+        if key not in counted:
+            score = novel_scaled[members[index]] * scale
+            score[:, normal] = -1.0
+            decided = score.argmax(axis=1)
+            counted[key] = pair_counts(moving_truth[members[index]], decided, n_classes, n_classes)
+        return counted[key]
 
-    scale, _ = coordinate_ascent(seen_macro_f1, np.ones(len(rows.classes)), SEEN_SCALE_GRID)
-    return SeenRule(prior, scale)
+    def seen_macro_f1(scales: np.ndarray) -> float:
+        by_bucket = scales.reshape(len(SEEN_MIN_ROWS), n_classes)
+        confusion = fixed + sum(bucket_counts(index, scale) for index, scale in enumerate(by_bucket))
+        return confusion_macro_f1(confusion)
+
+    shared, _ = coordinate_ascent(
+        lambda scale: seen_macro_f1(np.tile(scale, len(SEEN_MIN_ROWS))), ones[0], SEEN_SCALE_GRID
+    )
+    scales, _ = coordinate_ascent(seen_macro_f1, np.tile(shared, len(SEEN_MIN_ROWS)), SEEN_SCALE_GRID)
+    return SeenRule(prior, scales.reshape(len(SEEN_MIN_ROWS), n_classes), SEEN_MIN_ROWS)
 
 
 def grouped_out_of_fold(label: Candidate, attack_cat: Candidate, train: pd.DataFrame, seed: int) -> OutOfFold:
@@ -338,7 +361,7 @@ def fit_regimes(
     rows, grouped, plain = held.rows, held.grouped, held.plain
     everything = np.arange(len(rows.truth))
     rule = tune_seen_rule(rows, plain, model_novel_scale(attack_cat, rows.classes), everything)
-    seen = SeenRegime(SeenVectors.of(held.matrix, rows.is_attack), rule.prior, rule.class_scale)
+    seen = SeenRegime(SeenVectors.of(held.matrix, rows.is_attack), rule.prior, rule.class_scale, rule.min_rows)
     grouped_decided = cross_fitted(rows, grouped, grouped, with_seen_rule=False)
     plain_decided = cross_fitted(rows, plain, grouped, with_seen_rule=True)
     plain_as_novel = cross_fitted(rows, plain, grouped, with_seen_rule=False)
@@ -358,10 +381,12 @@ def fit_regimes(
 
 
 def seen_record(seen: SeenRegime, classes: Sequence[str]) -> SeenRegimeRecord:
+    by_bucket = [{str(c): float(s) for c, s in zip(classes, scale)} for scale in np.atleast_2d(seen.class_scale)]
     return SeenRegimeRecord(
         vectors=len(seen.vectors),
         bytes=seen.vectors.nbytes,
         sha256=seen.digest(),
         prior=seen.prior,
-        class_scale={str(c): float(s) for c, s in zip(classes, seen.class_scale)},
+        class_scale=by_bucket[0],
+        more_rows=tuple(BucketScale(min_rows=m, class_scale=s) for m, s in zip(seen.min_rows[1:], by_bucket[1:])),
     )

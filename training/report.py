@@ -15,6 +15,7 @@ import pandas as pd
 from nids_common.schema import ATTACK_CAT, LABEL
 from nids_model.folds import flow_groups
 from nids_model.manifest import (
+    BucketScale,
     ClassMetrics,
     CrossValidation,
     OperatingPoint,
@@ -210,12 +211,17 @@ def _seen_rule(manifest: TrainingRecord) -> list[str]:
     seen = manifest.seen_regime
     if seen is None:
         return ["- every flow is decided as novel (no seen regime)"]
-    scales = ", ".join(f"{cls} {scale:g}" for cls, scale in seen.class_scale.items() if scale != 1.0) or "none"
+    buckets = [BucketScale(min_rows=1, class_scale=seen.class_scale), *seen.more_rows]
+    scales = []
+    for bucket, following in zip(buckets, [*buckets[1:], None]):
+        rows = f"{bucket.min_rows}+" if following is None else f"{bucket.min_rows}–{following.min_rows - 1}"
+        changed = ", ".join(f"{cls} {scale:g}" for cls, scale in bucket.class_scale.items() if scale != 1.0)
+        scales.append(f"{rows} training rows: {changed or 'none'}")
     return [
         f"- seen regime: {seen.vectors:,} distinct training vectors ({seen.bytes / 1e6:.1f} MB in the artifact, "
         f"sha256 {seen.sha256[:12]}…); a flow whose exact vector training held gets P(attack) = "
-        f"(the vector's attack rows + {seen.prior:g}·p) / (its rows + {seen.prior:g}) and these class scales "
-        f"on top of the novel ones: {scales} (tuned on plain folds)",
+        f"(the vector's attack rows + {seen.prior:g}·p) / (its rows + {seen.prior:g}) and, on top of the "
+        f"novel class scales, those of its vector's training rows (tuned on plain folds): " + "; ".join(scales),
     ]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import msgspec
 import numpy as np
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from nids_common.errors import ArtifactError
 from nids_model import artifact
 from nids_model.artifact import ARTIFACT_FORMAT, MANIFEST_FILE, MODEL_FILE, load_model, write_artifact
 from nids_model.canary import CANARY_FILE, canary_columns
+from nids_model.seen_regime import SeenRegime
 
 
 def edit_manifest(folder: Path, change: Any) -> None:
@@ -126,7 +128,7 @@ def test_an_artifact_of_the_old_layout_is_refused_with_retrain(trained_model: Pa
     copy = shutil.copytree(trained_model, tmp_path / "old")
     edit_manifest(copy, lambda document: document.pop("artifact_format"))
     with pytest.raises(
-        ArtifactError, match=r"artifact format 1, .* reads formats 6 and 7: retrain the model with nids-train"
+        ArtifactError, match=r"artifact format 1, .* reads formats 6, 7 and 8: retrain the model with nids-train"
     ):
         load_model(copy)
 
@@ -137,21 +139,51 @@ def test_a_format_4_artifact_is_refused_with_retrain_before_its_fields_are_read(
     # Format 4 manifests were untyped: whatever fields they hold, the format alone refuses them.
     copy = shutil.copytree(trained_model, tmp_path / "v4")
     edit_manifest(copy, lambda document: document.update(artifact_format=4, no_such_field=True))
-    with pytest.raises(ArtifactError, match=r"artifact format 4, this nids-stream reads formats 6 and 7: retrain"):
+    with pytest.raises(ArtifactError, match=r"artifact format 4, this nids-stream reads formats 6, 7 and 8: retrain"):
         load_model(copy)
 
 
-def test_a_format_6_artifact_is_still_read_and_a_newer_one_says_to_upgrade(trained_model: Path, tmp_path: Path) -> None:
-    # Format 7 only added a class (the averaged attack_cat model): a format-6 pickle holds none of it.
-    copy = shutil.copytree(trained_model, tmp_path / "v6")
-    edit_manifest(copy, lambda document: document.update(artifact_format=6))
-    model, manifest = load_model(copy)
-    assert manifest.artifact_format == 6
-    assert model.describe()["seen_vectors"] > 0
-    newer = shutil.copytree(trained_model, tmp_path / "v8")
-    edit_manifest(newer, lambda document: document.update(artifact_format=8))
+def pickled_before_buckets(seen: SeenRegime) -> SeenRegime:
+    """`seen` as a format 6 or 7 artifact unpickles it: one class scale, no `min_rows` attribute."""
+    old = SeenRegime.__new__(SeenRegime)
+    old.__dict__.update(vectors=seen.vectors, prior=seen.prior, class_scale=np.atleast_2d(seen.class_scale)[-1])
+    return old
+
+
+@pytest.mark.parametrize("built_format", [6, 7])
+def test_an_artifact_from_before_the_seen_buckets_is_still_read_and_decides_as_it_did(
+    trained_model: Path, tmp_path: Path, built_format: int
+) -> None:
+    # Format 7 added a class (the averaged attack_cat model) and 8 the seen scales by training rows;
+    # a format-6 or 7 pickle holds a seen regime with one scale, digested without buckets.
+    model, manifest = load_model(trained_model)
+    assert model.seen is not None and manifest.seen_regime is not None
+    model.seen = pickled_before_buckets(model.seen)
+    assert "min_rows" not in vars(model.seen)
+    scale = {c: float(s) for c, s in zip(model.classes, model.seen.class_scale)}
+    record = msgspec.structs.replace(manifest.seen_regime, sha256=model.seen.digest(), class_scale=scale, more_rows=())
+    copy = write_artifact(
+        tmp_path / "m", model, msgspec.structs.replace(manifest.training_record(), seen_regime=record)
+    )
+
+    def as_built_then(document: dict[str, Any]) -> None:
+        document.update(artifact_format=built_format)
+        del document["seen_regime"]["more_rows"]
+
+    edit_manifest(copy, as_built_then)
+    loaded, read = load_model(copy)
+    assert read.artifact_format == built_format and read.seen_regime is not None
+    assert read.seen_regime.more_rows == ()
+    assert loaded.seen is not None and loaded.seen.min_rows == (1,)
+    seen = np.arange(len(loaded.seen.vectors))
+    np.testing.assert_array_equal(loaded.seen.scales(seen), np.tile(model.seen.class_scale, (len(seen), 1)))
+
+
+def test_a_newer_artifact_says_to_upgrade(trained_model: Path, tmp_path: Path) -> None:
+    newer = shutil.copytree(trained_model, tmp_path / "v9")
+    edit_manifest(newer, lambda document: document.update(artifact_format=ARTIFACT_FORMAT + 1))
     with pytest.raises(
-        ArtifactError, match=r"artifact format 8, .* reads formats 6 and 7: upgrade nids-stream, or retrain"
+        ArtifactError, match=r"artifact format 9, .* reads formats 6, 7 and 8: upgrade nids-stream, or retrain"
     ):
         load_model(newer)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nids_model.seen_regime import SeenRegime, SeenVectors
+from nids_model.seen_regime import SeenRegime, SeenVectors, row_buckets
 
 
 def matrix(*rows: tuple[float, ...]) -> np.ndarray:
@@ -62,3 +62,30 @@ def test_the_digest_covers_the_table_and_the_rule() -> None:
 
     assert rule().digest() == rule().digest()
     assert len({rule().digest(), rule(prior=2.0).digest(), rule(attacks=0).digest()}) == 3
+
+
+def test_a_vector_falls_in_the_last_bucket_its_training_rows_reach() -> None:
+    rows = np.array([1, 2, 4, 5, 9, 10, 300])
+    assert row_buckets((1, 2, 5, 10), rows).tolist() == [0, 1, 1, 2, 2, 3, 3]
+    assert row_buckets((1,), rows).tolist() == [0] * 7
+
+
+def test_each_bucket_of_training_rows_scales_its_vectors_own_way() -> None:
+    once, thrice, twelve = (1, 1), (2, 2), (3, 3)
+    table = SeenVectors.of(matrix(once, *[thrice] * 3, *[twelve] * 12), np.ones(16))
+    scales = np.array([[1.0, 1.0], [3.0, 1.0], [9.0, 1.0], [1.0, 4.0]])
+    rule = SeenRegime(table, prior=1.0, class_scale=scales, min_rows=(1, 2, 10, 11))
+    seen = table.find(matrix(once, thrice, twelve, (9, 9)))
+    classes = rule.class_probabilities(seen, np.full((4, 2), 0.5))
+    np.testing.assert_allclose(classes, [[0.5, 0.5], [0.75, 0.25], [0.2, 0.8], [0.5, 0.5]])
+
+
+def test_a_one_bucket_rule_digests_as_formats_6_and_7_did() -> None:
+    # Their manifests recorded this digest of a one-scale rule: it must still verify.
+    table = SeenVectors.of(matrix((1, 2), (1, 2), (3, 4)), np.array([1, 0, 1]))
+    one_scale = np.array([2.0, 0.5])
+    format_7 = "cb714da1fa07e517a445d7e7d52bb18768417437a5c47dc36acae9928eb3c1b9"
+    assert SeenRegime(table, 1.0, one_scale).digest() == format_7
+    assert SeenRegime(table, 1.0, one_scale[None, :]).digest() == format_7
+    two_buckets = SeenRegime(table, 1.0, np.array([[2.0, 0.5], [1.0, 1.0]]), min_rows=(1, 2))
+    assert two_buckets.digest() != SeenRegime(table, 1.0, two_buckets.class_scale, min_rows=(1, 3)).digest()

@@ -3,6 +3,7 @@ reaches its seen counts, and the cross-validated figures are recorded per regime
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ import pytest
 from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
 from nids_model import artifact
 from nids_model.folds import vector_groups
+from nids_model.reweighting import macro_f1
 from tests.fixtures import FAST_TRAINING, flows_with_identity
 from training.candidates import fit_candidate, held_out_scores
-from training.regimes import Rows, fit_regimes, plain_out_of_fold
+from training.regimes import SEEN_MIN_ROWS, OutOfFold, Rows, fit_regimes, plain_out_of_fold, tune_seen_rule, verdicts
 
 SMALL_HGB = {"max_iter": 10, "learning_rate": 0.3, "max_leaf_nodes": 15, "weight_exponent": 0.0}
 
@@ -84,3 +86,26 @@ def test_the_deployed_table_holds_the_training_split_only(trained_model: Path) -
     assert manifest.seen_regime.bytes == model.seen.vectors.nbytes
     report = (trained_model / "report.md").read_text()
     assert "cross-validated (5 folds" in report and "plain, seen rows" in report
+
+
+def test_seen_vectors_with_few_and_many_training_rows_get_scales_of_their_own() -> None:
+    # The model leans to A on every seen row. Vectors held once are B, vectors held twelve times are
+    # A: one scale for all can call only one of them right, a scale per bucket of rows calls both.
+    n = 50
+    classes = np.array(["A", "B", "Normal"], dtype=object)
+    rows = Rows(np.repeat([1, 0], n), np.ones(2 * n, dtype=bool), classes, normal=2, threshold=0.5)
+    vector_rows = np.repeat([1, 12], n).astype(np.int64)
+    plain = OutOfFold(
+        fold=np.zeros(2 * n, dtype=np.intp),
+        attack_probability=np.ones(2 * n),
+        raw=np.tile([0.6, 0.4, 0.0], (2 * n, 1)),
+        vector_rows=vector_rows,
+        vector_attacks=vector_rows,
+    )
+    every_row = np.arange(2 * n)
+    rule = tune_seen_rule(rows, plain, np.ones(3), every_row)
+    assert rule.class_scale.shape == (len(SEEN_MIN_ROWS), 3)
+    decided = verdicts(rows, plain, np.ones(3), rule, every_row)
+    assert macro_f1(rows.truth, decided, 3) == 1.0
+    shared = dataclasses.replace(rule, class_scale=np.tile(rule.class_scale[0], (len(SEEN_MIN_ROWS), 1)))
+    assert macro_f1(rows.truth, verdicts(rows, plain, np.ones(3), shared, every_row), 3) < 0.5
