@@ -214,14 +214,22 @@ def _seen_rule(manifest: TrainingRecord) -> list[str]:
     buckets = [BucketScale(min_rows=1, class_scale=seen.class_scale), *seen.more_rows]
     scales = []
     for bucket, following in zip(buckets, [*buckets[1:], None]):
-        rows = f"{bucket.min_rows}+" if following is None else f"{bucket.min_rows}–{following.min_rows - 1}"
+        last = None if following is None else following.min_rows - 1
+        rows = (
+            f"{bucket.min_rows}+"
+            if last is None
+            else f"{bucket.min_rows}–{last}"
+            if last > bucket.min_rows
+            else f"{last}"
+        )
         changed = ", ".join(f"{cls} {scale:g}" for cls, scale in bucket.class_scale.items() if scale != 1.0)
-        scales.append(f"{rows} training rows: {changed or 'none'}")
+        scales.append(f"{rows} {'row' if rows == '1' else 'rows'}: {changed or 'none'}")
     return [
         f"- seen regime: {seen.vectors:,} distinct training vectors ({seen.bytes / 1e6:.1f} MB in the artifact, "
         f"sha256 {seen.sha256[:12]}…); a flow whose exact vector training held gets P(attack) = "
         f"(the vector's attack rows + {seen.prior:g}·p) / (its rows + {seen.prior:g}) and, on top of the "
-        f"novel class scales, those of its vector's training rows (tuned on plain folds): " + "; ".join(scales),
+        f"novel class scales, those of its vector's number of training rows (tuned on plain folds): "
+        + "; ".join(scales),
     ]
 
 

@@ -86,6 +86,9 @@ def test_the_deployed_table_holds_the_training_split_only(trained_model: Path) -
     assert manifest.seen_regime.bytes == model.seen.vectors.nbytes
     report = (trained_model / "report.md").read_text()
     assert "cross-validated (5 folds" in report and "plain, seen rows" in report
+    assert tuple(bucket.min_rows for bucket in manifest.seen_regime.more_rows) == model.seen.min_rows[1:] == (2, 5, 10)
+    assert all(f"; {rows}: " in report for rows in ("2–4 rows", "5–9 rows", "10+ rows"))
+    assert "those of its vector's number of training rows (tuned on plain folds): 1 row: " in report
 
 
 def test_seen_vectors_with_few_and_many_training_rows_get_scales_of_their_own() -> None:
