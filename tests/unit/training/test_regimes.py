@@ -15,8 +15,20 @@ from nids_model import artifact
 from nids_model.folds import vector_groups
 from nids_model.reweighting import macro_f1
 from tests.fixtures import FAST_TRAINING, flows_with_identity
+from training import regimes
 from training.candidates import fit_candidate, held_out_scores
-from training.regimes import SEEN_MIN_ROWS, OutOfFold, Rows, fit_regimes, plain_out_of_fold, tune_seen_rule, verdicts
+from training.regimes import (
+    SEEN_MIN_ROWS,
+    OutOfFold,
+    Rows,
+    cross_fitted,
+    fit_regimes,
+    held_out_predictions,
+    nested_plain_decided,
+    plain_out_of_fold,
+    tune_seen_rule,
+    verdicts,
+)
 
 SMALL_HGB = {"max_iter": 10, "learning_rate": 0.3, "max_leaf_nodes": 15, "weight_exponent": 0.0}
 
@@ -60,6 +72,27 @@ def test_a_held_out_rows_seen_counts_come_from_the_other_folds_only(flows_with_r
     assert plain.vector_rows.tolist() == (same & other_fold).sum(axis=1).tolist()
     assert plain.vector_attacks.tolist() == (same & other_fold & is_attack[None, :]).sum(axis=1).tolist()
     assert 0.2 < plain.seen.mean() < 0.7  # the repeats and their originals are seen, the rest novel
+
+
+def test_the_nested_seen_rule_is_tuned_on_rows_and_predictions_that_never_saw_the_fold(
+    flows_with_repeats: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    label, attack_cat = candidates(flows_with_repeats)
+    held = held_out_predictions(label, attack_cat, flows_with_repeats, 0.5, seed=1)
+    inner_passes: list[pd.DataFrame] = []
+
+    def recording(label: object, cat: object, train: pd.DataFrame, *rest: object) -> OutOfFold:
+        inner_passes.append(train)
+        return plain_out_of_fold(label, cat, train, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(regimes, "plain_out_of_fold", recording)
+    decided = nested_plain_decided(label, attack_cat, flows_with_repeats, held, seed=1)
+    assert len(inner_passes) == 5
+    for index, inner in enumerate(inner_passes):
+        own = np.flatnonzero(held.plain.fold == index)
+        assert not set(inner.index) & set(own) and len(inner) == len(flows_with_repeats) - len(own)
+    assert decided.shape == held.rows.truth.shape and set(decided) <= set(range(len(held.rows.classes)))
+    assert (decided == cross_fitted(held.rows, held.plain, held.grouped, True)).mean() > 0.9
 
 
 def test_the_regimes_are_cross_validated_and_the_table_counts_every_training_row(
