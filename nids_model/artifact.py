@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import os
 import platform
@@ -265,6 +266,15 @@ def check_seen_regime(model: DetectionModel, manifest: Manifest, source: Path) -
         raise ArtifactError(
             f"{source}: seen-vector table sha256 {actual[:12]}… does not match the manifest "
             f"({recorded.sha256[:12]}…): refusing to load"
+        )
+    # A bucket list that does not start at 1 or rise would send some vectors to the wrong bucket, and
+    # too few scales would fail while scoring: both are refused here, before traffic.
+    min_rows, shape = model.seen.min_rows, model.seen.bucket_scales.shape
+    rising = min_rows[:1] == (1,) and all(low < high for low, high in itertools.pairwise(min_rows))
+    if not rising or shape != (len(min_rows), len(model.classes)):
+        raise ArtifactError(
+            f"{source}: the seen rule's class scales {shape} do not fit its buckets from {list(min_rows)} "
+            f"training rows and {len(model.classes)} classes: refusing to load"
         )
 
 

@@ -153,10 +153,14 @@ class SeenRegime:
         result[rows] = np.divide(scaled, total, out=np.zeros_like(scaled), where=total > 0)
         return result
 
+    @property
+    def bucket_scales(self) -> np.ndarray:
+        """`class_scale` as (n_buckets, n_classes), also for the one scale of formats 6 and 7."""
+        return np.atleast_2d(self.class_scale)
+
     def scales(self, seen: np.ndarray) -> np.ndarray:
         """The class scales (n_samples, n_classes) of seen flows, by `find`'s index of their vector."""
-        table = np.atleast_2d(self.class_scale)
-        scales: np.ndarray = table[row_buckets(self.min_rows, self.vectors.rows[seen])]
+        scales: np.ndarray = self.bucket_scales[row_buckets(self.min_rows, self.vectors.rows[seen])]
         return scales
 
     def digest(self) -> str:

@@ -174,8 +174,8 @@ def tune_seen_rule(rows: Rows, plain: OutOfFold, novel_scale: np.ndarray, at: np
     truth = rows.truth[at]
     unscaled = verdicts(rows, plain, novel_scale, SeenRule(prior, ones, SEEN_MIN_ROWS), at)
     # The scales move only the attack class of the seen rows decided as attacks: the rest is decided
-    # once, and a trial argmaxes only the rows of the bucket whose scale it changes (as `verdicts`
-    # would, to the bit).
+    # once, and each bucket's rows are re-decided (as `verdicts` would, to the bit) only for a scale
+    # of that bucket not counted yet, so a per-bucket trial re-decides one bucket.
     moving = plain.seen[at] & (unscaled != normal)
     fixed = pair_counts(truth[~moving], unscaled[~moving], n_classes, n_classes)
     bucket = row_buckets(SEEN_MIN_ROWS, plain.vector_rows[at][moving])
@@ -401,7 +401,7 @@ def fit_regimes(
 
 
 def seen_record(seen: SeenRegime, classes: Sequence[str]) -> SeenRegimeRecord:
-    by_bucket = [{str(c): float(s) for c, s in zip(classes, scale)} for scale in np.atleast_2d(seen.class_scale)]
+    by_bucket = [{str(c): float(s) for c, s in zip(classes, scale)} for scale in seen.bucket_scales]
     return SeenRegimeRecord(
         vectors=len(seen.vectors),
         bytes=seen.vectors.nbytes,

@@ -214,16 +214,9 @@ def _seen_rule(manifest: TrainingRecord) -> list[str]:
     buckets = [BucketScale(min_rows=1, class_scale=seen.class_scale), *seen.more_rows]
     scales = []
     for bucket, following in zip(buckets, [*buckets[1:], None]):
-        last = None if following is None else following.min_rows - 1
-        rows = (
-            f"{bucket.min_rows}+"
-            if last is None
-            else f"{bucket.min_rows}–{last}"
-            if last > bucket.min_rows
-            else f"{last}"
-        )
         changed = ", ".join(f"{cls} {scale:g}" for cls, scale in bucket.class_scale.items() if scale != 1.0)
-        scales.append(f"{rows} {'row' if rows == '1' else 'rows'}: {changed or 'none'}")
+        next_first = None if following is None else following.min_rows
+        scales.append(f"{bucket_label(bucket.min_rows, next_first)}: {changed or 'none'}")
     return [
         f"- seen regime: {seen.vectors:,} distinct training vectors ({seen.bytes / 1e6:.1f} MB in the artifact, "
         f"sha256 {seen.sha256[:12]}…); a flow whose exact vector training held gets P(attack) = "
@@ -231,6 +224,15 @@ def _seen_rule(manifest: TrainingRecord) -> list[str]:
         f"novel class scales, those of its vector's number of training rows (tuned on plain folds): "
         + "; ".join(scales),
     ]
+
+
+def bucket_label(first: int, next_first: int | None) -> str:
+    """'1 row', '2–4 rows', '10+ rows': the training rows of the vectors in a bucket of the seen rule."""
+    if next_first is None:
+        return f"{first}+ rows"
+    if next_first == first + 1:
+        return f"{first} row" if first == 1 else f"{first} rows"
+    return f"{first}–{next_first - 1} rows"
 
 
 def _mean_std(scores: RegimeScores) -> tuple[str, str]:

@@ -3,6 +3,7 @@ model file swapped after its check, the latest pointer."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -177,6 +178,22 @@ def test_an_artifact_from_before_the_seen_buckets_is_still_read_and_decides_as_i
     assert loaded.seen is not None and loaded.seen.min_rows == (1,)
     seen = np.arange(len(loaded.seen.vectors))
     np.testing.assert_array_equal(loaded.seen.scales(seen), np.tile(model.seen.class_scale, (len(seen), 1)))
+
+
+@pytest.mark.parametrize("min_rows", [(1, 5), (2, 5, 10, 20), (1, 5, 5, 10)])
+def test_a_seen_rule_whose_scales_do_not_fit_its_buckets_is_refused(
+    trained_model: Path, tmp_path: Path, min_rows: tuple[int, ...]
+) -> None:
+    model, manifest = load_model(trained_model)
+    assert model.seen is not None and manifest.seen_regime is not None
+    assert model.seen.bucket_scales.shape == (4, len(model.classes))
+    model.seen = dataclasses.replace(model.seen, min_rows=min_rows)
+    record = msgspec.structs.replace(manifest.seen_regime, sha256=model.seen.digest())
+    copy = write_artifact(
+        tmp_path / "m", model, msgspec.structs.replace(manifest.training_record(), seen_regime=record)
+    )
+    with pytest.raises(ArtifactError, match=r"seen rule's class scales \(4, 10\) do not fit its buckets .*refusing"):
+        load_model(copy)
 
 
 def test_a_newer_artifact_says_to_upgrade(trained_model: Path, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from training.regimes import (
     tune_seen_rule,
     verdicts,
 )
+from training.report import bucket_label
 
 SMALL_HGB = {"max_iter": 10, "learning_rate": 0.3, "max_leaf_nodes": 15, "weight_exponent": 0.0}
 
@@ -145,3 +146,9 @@ def test_seen_vectors_with_few_and_many_training_rows_get_scales_of_their_own() 
     assert macro_f1(rows.truth, decided, 3) == 1.0
     shared = dataclasses.replace(rule, class_scale=np.tile(rule.class_scale[0], (len(SEEN_MIN_ROWS), 1)))
     assert macro_f1(rows.truth, verdicts(rows, plain, np.ones(3), shared, every_row), 3) < 0.5
+
+
+def test_the_report_names_each_bucket_by_its_training_rows() -> None:
+    labels = [bucket_label(first, following) for first, following in ((1, 2), (2, 5), (5, 6), (10, None))]
+    assert labels == ["1 row", "2–4 rows", "5 rows", "10+ rows"]
+    assert SEEN_MIN_ROWS[0] == 1 and list(SEEN_MIN_ROWS) == sorted(set(SEEN_MIN_ROWS))
