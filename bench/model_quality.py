@@ -2,7 +2,7 @@
 grouped and plain 5-fold figures, per regime, as `nids-train` reports them for its training rows.
 
     python -m bench.model_quality [--data ../shared/data/unsw-nb15/unsw_nb15_dev.csv] [--seed 42]
-        [--label hgb] [--attack-cat rf+hgb] [--ceiling] [--nested]
+        [--label hgb] [--attack-cat rf+hgb] [--ceiling] [--nested] [--set hgb.max_iter=80 ...]
 
 Without --data and without the dev file, 60,000 synthetic flows (which repeat no vector: no seen rows).
 """
@@ -21,7 +21,7 @@ from nids_dataset.unsw import load_flows
 from nids_model.compiled import distinct_rows
 from training.candidates import fit_candidate, held_out_scores
 from training.config import TrainingConfig
-from training.models import DEFAULT_PARAMS
+from training.models import DEFAULT_PARAMS, with_settings
 from training.regimes import HeldOut, fit_regimes, fold_scores, nested_plain_decided
 from training.seen_ceiling import file_oracle, fold_oracle, from_training_counts
 
@@ -40,19 +40,29 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also plain macro-F1 with the seen rule tuned in nested folds (training.regimes.nested_plain_decided)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[MEMBER.]PARAM=VALUE",
+        help="an attack_cat setting other than the default (a member's, as hgb.max_iter=80, in an average)",
+    )
     args = parser.parse_args(argv)
+    try:
+        attack_cat_params = with_settings(args.attack_cat, DEFAULT_PARAMS[(args.attack_cat, ATTACK_CAT)], args.set)
+    except ValueError as error:
+        parser.error(f"--set {error}")
     config = TrainingConfig(seed=args.seed)
     flows = load_flows([args.data], config.chunk_rows) if args.data else synthetic_frame(60_000, seed=config.seed)
     started = time.perf_counter()
     label, attack_cat = (
         held_out_scores(
-            fit_candidate(
-                family, target, "all", FEATURES, DEFAULT_PARAMS[(family, target)], flows, flows.iloc[:2000], config
-            ),
-            flows,
-            config,
+            fit_candidate(family, target, "all", FEATURES, params, flows, flows.iloc[:2000], config), flows, config
         )
-        for family, target in ((args.label, LABEL), (args.attack_cat, ATTACK_CAT))
+        for family, target, params in (
+            (args.label, LABEL, DEFAULT_PARAMS[(args.label, LABEL)]),
+            (args.attack_cat, ATTACK_CAT, attack_cat_params),
+        )
     )
     regimes = fit_regimes(label, attack_cat, flows, config.decision_threshold, config.seed)
     cv = regimes.cross_validation

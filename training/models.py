@@ -1,4 +1,5 @@
-"""Model families (RandomForest, KNN, gradient boosting), their bounded search spaces and class weighting."""
+"""Model families (RandomForest, KNN, gradient boosting), their bounded search spaces, class weighting and
+settings other than the defaults (`with_settings`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import yaml
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
@@ -150,3 +152,21 @@ def sample_params(family: str, rng: np.random.Generator, count: int, target: str
             seen.add(key)
             draws.append(params)
     return draws
+
+
+def with_settings(family: str, params: Mapping[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
+    """`params` with each `[MEMBER.]PARAM=VALUE` of `assignments` set (VALUE read as YAML: 80, 0.15,
+    sqrt); only settings `params` already has, so a misspelt one is refused rather than ignored."""
+    changed = {key: dict(value) if isinstance(value, Mapping) else value for key, value in params.items()}
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        member, _, key = name.rpartition(".")
+        target = changed.get(member) if member else changed
+        if not equals or not isinstance(target, dict) or key not in target:
+            members = ", ".join(AVERAGED_FAMILIES.get(family, ()))
+            raise ValueError(
+                f"{assignment}: not a setting of {family}"
+                + (f" (name a member's as MEMBER.PARAM, members {members})" if members else "")
+            )
+        target[key] = yaml.safe_load(text)
+    return changed

@@ -13,7 +13,7 @@ from nids_model.attack_only import AttackOnlyClassifier
 from nids_model.averaging import ProbabilityAverage
 from nids_model.reweighting import ClassScaledClassifier
 from training.config import TrainingConfig
-from training.models import DEFAULT_PARAMS, build_pipeline
+from training.models import DEFAULT_PARAMS, build_pipeline, with_settings
 from training.train import candidate_jobs
 
 
@@ -58,3 +58,25 @@ def test_a_family_is_fitted_only_for_the_targets_it_has_a_model_of() -> None:
         ("rf", LABEL, "all"),
         ("rf", ATTACK_CAT, "all"),
     ]
+
+
+def test_a_setting_changes_one_member_and_leaves_the_defaults_alone() -> None:
+    defaults = DEFAULT_PARAMS[("rf+hgb", ATTACK_CAT)]
+    before = {"hgb": dict(defaults["hgb"]), "rf": dict(defaults["rf"])}
+    changed = with_settings("rf+hgb", defaults, ["hgb.max_iter=80", "hgb.learning_rate=0.15", "rf.max_features=sqrt"])
+    assert changed["hgb"] == {**before["hgb"], "max_iter": 80, "learning_rate": 0.15}
+    assert changed["rf"] == before["rf"]
+    assert {k: v for k, v in changed.items() if k not in before} == {
+        k: v for k, v in defaults.items() if k not in before
+    }
+    assert defaults["hgb"] == before["hgb"]
+
+
+def test_a_family_s_own_setting_is_named_without_a_member() -> None:
+    assert with_settings("rf", DEFAULT_PARAMS[("rf", ATTACK_CAT)], ["n_estimators=100"])["n_estimators"] == 100
+
+
+@pytest.mark.parametrize("assignment", ["hgb.max_iters=80", "max_iter=80", "knn.n_neighbors=3", "hgb.max_iter"])
+def test_a_setting_the_family_does_not_have_is_refused(assignment: str) -> None:
+    with pytest.raises(ValueError, match=r".*: not a setting of rf\+hgb \(name a member's as MEMBER.PARAM"):
+        with_settings("rf+hgb", DEFAULT_PARAMS[("rf+hgb", ATTACK_CAT)], [assignment])
