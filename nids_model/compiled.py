@@ -1,10 +1,16 @@
-"""Compiled scoring: a fitted HistGradientBoosting model's or RandomForest's trees walked in one
+"""Compiled scoring: a fitted HistGradientBoosting model's or RandomForest's trees evaluated in one
 native, GIL-free call.
 
 scikit-learn predicts an ensemble one tree at a time from Python (a call, an allocation and a pass
 over the batch per tree: hundreds of them for the deployed pair), taking the GIL back between trees.
-Here all trees are flattened into a few arrays and walked in one numba-compiled call that never
+Here all trees are flattened into a few arrays and evaluated in one numba-compiled call that never
 holds the GIL, so another thread decodes and produces meanwhile.
+
+A forest's trees (deep: thousands of leaves) are walked root to leaf. Boosted trees (at most 64
+leaves each) are scored by QuickScorer (Lucchese et al., SIGIR 2015), which replaces the walk's
+unpredictable branches with one ascending scan per feature over every tree's split thresholds:
+each split the row fails clears its left subtree's leaves from its tree's 64-bit mask, and the
+lowest leaf left is the one the walk would reach.
 
 The results are bit-identical to `predict_proba`: a boosted class score starts at the same baseline
 and adds the same leaf values in the same order, and the link function is the model's own; a forest
@@ -134,7 +140,7 @@ def _leaf(
     right: np.ndarray,
     missing_left: np.ndarray,
 ) -> int:  # pragma: no cover - compiled
-    """The leaf `matrix[row]` reaches from `node`, the tree's root (inlined into each kernel).
+    """The leaf `matrix[row]` reaches from `node`, the tree's root (inlined).
     Branchy on purpose: a predicted branch lets the CPU run ahead into the next row; a select chains
     every level's loads.
 
@@ -164,38 +170,155 @@ def _leaf(
             node = right[node]
 
 
+# De Bruijn sequence for 64 bits: (x * _DE_BRUIJN) >> 58 is distinct for each power of two x, so a
+# 64-entry table turns a mask's lowest set bit into its index without a loop.
+_DE_BRUIJN = 0x03F79D71B4CB0A89
+_BIT_INDEX = np.zeros(64, dtype=np.intp)
+_BIT_INDEX[[((1 << bit) * _DE_BRUIJN) % (1 << 64) >> 58 for bit in range(64)]] = np.arange(64)
+_ALL_BITS = (1 << 64) - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdTables:
+    """QuickScorer's tables of an ensemble of trees with at most 64 leaves each.
+
+    Attributes
+    ----------
+    feature_start : ndarray of shape (n_features + 1,), dtype=intp
+        The split nodes testing feature f are slots feature_start[f] to feature_start[f + 1] - 1,
+        by ascending threshold; the last of them is a sentinel of threshold +inf that stops the scan.
+    threshold : ndarray of shape (n_slots,), dtype=float64
+        A row goes right at a split (fails it) when its value is > threshold.
+    tree : ndarray of shape (n_slots,), dtype=intp
+        The tree each split belongs to.
+    keep : ndarray of shape (n_slots,), dtype=uint64
+        The leaves of the split's tree still reachable when the row goes right: all bits but those of
+        its left subtree's leaves (leaf i of a tree, counted left to right, is bit i).
+    missing_right : ndarray of shape (n_slots,), dtype=bool
+        Whether NaN goes right at the split.
+    leaf_start : ndarray of shape (n_trees,), dtype=intp
+        The index in leaf_value of each tree's leftmost leaf.
+    leaf_value : ndarray of shape (n_leaves,), dtype=float64
+        Every tree's leaf values, left to right, tree after tree.
+    """
+
+    feature_start: np.ndarray
+    threshold: np.ndarray
+    tree: np.ndarray
+    keep: np.ndarray
+    missing_right: np.ndarray
+    leaf_start: np.ndarray
+    leaf_value: np.ndarray
+
+    MAX_LEAVES = 64
+
+    @classmethod
+    def of(cls, trees: Sequence[np.ndarray], n_features: int) -> ThresholdTables:
+        """`trees`: one NODE array per tree (`tree_nodes`, root first), in the order their values are
+        summed; a leaf's value is its threshold."""
+        splits: list[tuple[int, float, int, int, bool]] = []  # feature, threshold, tree, keep, missing right
+        leaf_start: list[int] = []
+        leaf_value: list[float] = []
+        for index, nodes in enumerate(trees):
+            if np.count_nonzero(nodes["feature"] < 0) > cls.MAX_LEAVES:
+                raise NotCompilable(f"trees of more than {cls.MAX_LEAVES} leaves are not compiled")
+            leaf_start.append(len(leaf_value))
+            leaf_value.extend(nodes["threshold"][_leaves_and_splits(nodes, index, splits)])
+        sentinels = [(feature, np.inf, 0, _ALL_BITS, False) for feature in range(n_features)]
+        columns = list(zip(*(splits + sentinels), strict=True))
+        feature = np.asarray(columns[0], dtype=np.intp)
+        threshold = np.asarray(columns[1], dtype=np.float64)
+        order = np.lexsort((threshold, feature))  # stable: a feature's sentinel follows its real +inf splits
+        return cls(
+            np.searchsorted(feature[order], np.arange(n_features + 1)).astype(np.intp),
+            threshold[order],
+            np.asarray(columns[2], dtype=np.intp)[order],
+            np.asarray(columns[3], dtype=np.uint64)[order],
+            np.asarray(columns[4], dtype=np.bool_)[order],
+            np.asarray(leaf_start, dtype=np.intp),
+            np.asarray(leaf_value, dtype=np.float64),
+        )
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The kernel's table arguments, in its order."""
+        return (
+            self.feature_start,
+            self.threshold,
+            self.tree,
+            self.keep,
+            self.missing_right,
+            self.leaf_start,
+            self.leaf_value,
+        )
+
+
+def _leaves_and_splits(nodes: np.ndarray, tree: int, splits: list[tuple[int, float, int, int, bool]]) -> list[int]:
+    """The leaves of a tree of NODE records (root first), left to right; appends its splits' table rows
+    (feature, threshold, tree, keep, missing right) to `splits`."""
+    leaves: list[int] = []
+
+    def visit(node: int) -> None:
+        if nodes["feature"][node] < 0:
+            leaves.append(node)
+            return
+        first = len(leaves)
+        visit(int(nodes["left"][node]))
+        keep = _ALL_BITS & ~(((1 << (len(leaves) - first)) - 1) << first)  # all but the left subtree's
+        feature, threshold = int(nodes["feature"][node]), float(nodes["threshold"][node])
+        splits.append((feature, threshold, tree, keep, not nodes["missing_left"][node]))
+        visit(int(nodes["right"][node]))
+
+    visit(0)
+    return leaves
+
+
 @gil_free_kernel
-def _raw_scores(
+def _quick_scores(
     matrix: np.ndarray,
-    roots: np.ndarray,
-    feature: np.ndarray,
+    feature_start: np.ndarray,
     threshold: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    missing_left: np.ndarray,
+    tree: np.ndarray,
+    keep: np.ndarray,
+    missing_right: np.ndarray,
+    leaf_start: np.ndarray,
+    leaf_value: np.ndarray,
     tree_class: np.ndarray,
+    bit_index: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Add each boosted tree's leaf value to its class's raw score.
+    """Add each boosted tree's leaf value to its class's raw score, by QuickScorer.
 
     Parameters
     ----------
     matrix : ndarray of shape (n_samples, n_features), dtype=float32 or float64
-    roots, feature, threshold, left, right, missing_left : ndarray
-        The FlatTrees arrays; a leaf's value is its threshold.
+    feature_start, threshold, tree, keep, missing_right, leaf_start, leaf_value : ndarray
+        The ThresholdTables arrays.
     tree_class : ndarray of shape (n_trees,), dtype=intp
         The class (column of `out`) each tree scores.
+    bit_index : ndarray of shape (64,), dtype=intp
+        The index of a power of two from its De Bruijn product (`_BIT_INDEX`).
     out : ndarray of shape (n_samples, n_classes), dtype=float64
         Starts at the baseline; the sums are added in place.
     """
-    # Tree by tree, as sklearn does: one tree's nodes stay in L1 while the rows stream past, and
-    # each class's sum takes its leaf values in sklearn's order.
-    for tree in range(roots.shape[0]):
-        k = tree_class[tree]
-        root = roots[tree]
-        for row in range(matrix.shape[0]):
-            node = _leaf(matrix, row, root, feature, threshold, left, right, missing_left)
-            out[row, k] += threshold[node]
+    reachable = np.empty(leaf_start.shape[0], dtype=np.uint64)
+    for row in range(matrix.shape[0]):
+        reachable[:] = np.uint64(_ALL_BITS)
+        for f in range(feature_start.shape[0] - 1):
+            value = matrix[row, f]
+            slot = feature_start[f]
+            if np.isnan(value):
+                for slot in range(feature_start[f], feature_start[f + 1]):  # the sentinel keeps all leaves
+                    if missing_right[slot]:
+                        reachable[tree[slot]] &= keep[slot]
+            else:
+                while threshold[slot] < value:  # the feature's +inf sentinel ends the scan
+                    reachable[tree[slot]] &= keep[slot]
+                    slot += 1
+        # Tree by tree, as sklearn adds them: each class's sum takes its leaf values in sklearn's order.
+        for t in range(leaf_start.shape[0]):
+            lowest = reachable[t] & (~reachable[t] + np.uint64(1))
+            leaf = bit_index[(lowest * np.uint64(_DE_BRUIJN)) >> np.uint64(58)]
+            out[row, tree_class[t]] += leaf_value[leaf_start[t] + leaf]
 
 
 @gil_free_kernel
@@ -248,11 +371,10 @@ class _RowSplitter:
             done.result()
 
 
-class _CompiledTrees:
-    """What both compiled ensembles share: their flat trees, the row splitter and the input check."""
+class _CompiledEnsemble:
+    """What both compiled ensembles share: the row splitter and the input check."""
 
-    def __init__(self, trees: FlatTrees, n_features: int, threads: int) -> None:
-        self.trees = trees
+    def __init__(self, n_features: int, threads: int) -> None:
         self.n_features = n_features
         self._rows = _RowSplitter(threads)
 
@@ -263,14 +385,15 @@ class _CompiledTrees:
         return np.ascontiguousarray(matrix, dtype=dtype)
 
 
-class CompiledForest(_CompiledTrees):
+class CompiledForest(_CompiledEnsemble):
     """The trees of a fitted RandomForestClassifier as flat arrays; `predict_proba` as the forest's."""
 
     def __init__(self, model: RandomForestClassifier, threads: int = 1) -> None:
         if getattr(model, "n_outputs_", 1) != 1:
             raise NotCompilable("multi-output forests are not compiled")
         trees = [estimator.tree_ for estimator in model.estimators_]
-        super().__init__(FlatTrees.of([_forest_tree(tree) for tree in trees]), int(model.n_features_in_), threads)
+        super().__init__(int(model.n_features_in_), threads)
+        self.trees = FlatTrees.of([_forest_tree(tree) for tree in trees])
         self.n_trees = len(trees)
         self.leaf_values = np.ascontiguousarray(np.concatenate([tree.value[:, 0, :] for tree in trees]), np.float64)
         self.predict_proba(np.zeros((2, self.n_features), dtype=np.float32))
@@ -304,21 +427,20 @@ def _forest_tree(tree: Any) -> np.ndarray:
     return tree_nodes(leaf, tree.feature, tree.threshold, tree.children_left, tree.children_right, missing)
 
 
-class CompiledBoosting(_CompiledTrees):
-    """The trees of a fitted HistGradientBoostingClassifier as flat arrays; `predict_proba` as the model's."""
+class CompiledBoosting(_CompiledEnsemble):
+    """The trees of a fitted HistGradientBoostingClassifier as QuickScorer tables; `predict_proba` as the model's."""
 
     def __init__(self, model: HistGradientBoostingClassifier, threads: int = 1) -> None:
         # Iteration by iteration, class by class: the order sklearn adds them in.
         predictors = [(k, p.nodes) for iteration in model._predictors for k, p in enumerate(iteration)]
         if any(nodes["is_categorical"].any() for _, nodes in predictors):
             raise NotCompilable("native categorical splits are not compiled")
-        super().__init__(
-            FlatTrees.of([_boosted_tree(nodes) for _, nodes in predictors]), int(model.n_features_in_), threads
-        )
+        super().__init__(int(model.n_features_in_), threads)
+        self.tables = ThresholdTables.of([_boosted_tree(nodes) for _, nodes in predictors], self.n_features)
         self.tree_class = np.asarray([k for k, _ in predictors], dtype=np.intp)
         self.baseline = np.ascontiguousarray(model._baseline_prediction.ravel(), dtype=np.float64)
         self.link = model._loss.predict_proba
-        # Compile (or load from numba's cache) both array layouts the walk sees now, not on a live batch.
+        # Compile (or load from numba's cache) both array layouts the kernel sees now, not on a live batch.
         probe = np.zeros((2, self.n_features), dtype=np.float32)
         self._walk(probe, np.zeros((2, len(self.baseline)), order="F"))
         self._walk(probe[:1], np.zeros((2, len(self.baseline)), order="F")[:1])
@@ -357,7 +479,7 @@ class CompiledBoosting(_CompiledTrees):
         return np.asarray(self.link(self.raw_predict(matrix)))
 
     def _walk(self, matrix: np.ndarray, out: np.ndarray) -> None:
-        _raw_scores(matrix, *self.trees.arrays(), self.tree_class, out)
+        _quick_scores(matrix, *self.tables.arrays(), self.tree_class, _BIT_INDEX, out)
 
 
 def _boosted_tree(nodes: np.ndarray) -> np.ndarray:

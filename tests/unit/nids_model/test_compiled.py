@@ -16,6 +16,8 @@ from nids_model.compiled import (
     CompiledBoosting,
     CompiledForest,
     FlatTrees,
+    NotCompilable,
+    ThresholdTables,
     distinct_rows,
     probability_function,
     tree_nodes,
@@ -44,6 +46,51 @@ def test_compiled_probabilities_are_sklearns_bit_for_bit(classes: int) -> None:
     assert np.array_equal(CompiledBoosting(model).predict_proba(test), expected)
     # Rows split over two threads land in the same places.
     assert np.array_equal(CompiledBoosting(model, threads=2).predict_proba(test), expected)
+
+
+def test_boosting_is_exact_at_its_own_thresholds_and_at_infinities() -> None:
+    X, y = _data(3000, 5, seed=11)
+    model = HistGradientBoostingClassifier(max_iter=20, max_leaf_nodes=31, random_state=0).fit(X, y)
+    thresholds = np.concatenate(
+        [p.nodes["num_threshold"][p.nodes["is_leaf"] == 0] for it in model._predictors for p in it]
+    )
+    # A float32 copy of a float64 threshold may fall on either side of it; its neighbours straddle it.
+    near = thresholds.astype(np.float32)
+    values = np.concatenate([near, np.nextafter(near, np.float32(-np.inf)), np.nextafter(near, np.float32(np.inf))])
+    values = np.concatenate([values, np.array([np.inf, -np.inf, np.nan, 0.0], dtype=np.float32)])
+    test = np.random.default_rng(5).choice(values, size=(4000, X.shape[1])).astype(np.float32)
+    assert np.array_equal(CompiledBoosting(model).predict_proba(test), model.predict_proba(test))
+    assert np.array_equal(CompiledBoosting(model).predict_proba(test.astype(np.float64)), model.predict_proba(test))
+
+
+def test_boosting_with_trees_over_64_leaves_uses_sklearns_predict() -> None:
+    X, y = _data(4000, 2, seed=12)
+    model = HistGradientBoostingClassifier(max_iter=2, max_leaf_nodes=80, min_samples_leaf=5, random_state=0).fit(X, y)
+    assert max(p.get_n_leaf_nodes() for it in model._predictors for p in it) > 64
+    with pytest.raises(NotCompilable, match="trees of more than 64 leaves are not compiled"):
+        CompiledBoosting(model)
+    assert probability_function(model) == model.predict_proba
+
+
+def test_threshold_tables_clear_a_splits_left_leaves_and_end_each_feature_with_a_sentinel() -> None:
+    # Root: feature 1 <= 0.5 → (feature 0 <= 2.0 → leaf 10 | leaf 20) | leaf 30; NaN goes right at the root.
+    tree = tree_nodes(
+        leaf=np.array([False, False, True, True, True]),
+        feature=np.array([1, 0, -2, -2, -2]),
+        threshold=np.array([0.5, 2.0, 10.0, 20.0, 30.0]),
+        left=np.array([1, 2, 0, 0, 0]),
+        right=np.array([4, 3, 0, 0, 0]),
+        missing_left=np.array([0, 1, 0, 0, 0], dtype=np.uint8),
+    )
+    tables = ThresholdTables.of([tree, tree[2:3].copy()], n_features=3)
+    assert tables.feature_start.tolist() == [0, 2, 4, 5]
+    assert tables.threshold.tolist() == [2.0, np.inf, 0.5, np.inf, np.inf]
+    assert tables.tree.tolist() == [0, 0, 0, 0, 0]
+    every_leaf = (1 << 64) - 1
+    assert tables.keep.tolist() == [every_leaf & ~0b001, every_leaf, every_leaf & ~0b011, every_leaf, every_leaf]
+    assert tables.missing_right.tolist() == [False, False, True, False, False]
+    assert tables.leaf_start.tolist() == [0, 3]
+    assert tables.leaf_value.tolist() == [10.0, 20.0, 30.0, 10.0]
 
 
 @pytest.mark.parametrize("classes", [2, 5])
