@@ -155,9 +155,9 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another small model, trained on other flows with another seed: it scores differently. Its
     attack_cat model is the averaged forest and boosting (rf+hgb), so the compiled scorer, the artifact
-    and the reload check each meet that too. Training deploys it because it beats boosting alone on these
-    flows; test_compiled asserts the deployed family, so if that ever changed the tests would say so
-    rather than lose the averaged model quietly."""
+    and the reload check each meet that too. Training deploys it as the preferred attack_cat family;
+    test_compiled asserts the deployed family, so if that ever changed the tests would say so rather
+    than lose the averaged model quietly."""
     import dataclasses
 
     from tests.fixtures import FAST_TRAINING, flows_with_identity, write_partitioned
@@ -165,7 +165,7 @@ def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("model2")
     data = write_partitioned(flows_with_identity(3000, seed=8), folder / "train.csv")
-    config = dataclasses.replace(FAST_TRAINING, seed=9, deploy_candidates=("hgb", "rf+hgb"))
+    config = dataclasses.replace(FAST_TRAINING, seed=9, deploy_candidates=("rf+hgb", "hgb"))
     return run_training([data], folder / "models", config).path
 
 

@@ -167,13 +167,16 @@ def analyse_features(train: pd.DataFrame, config: TrainingConfig, bar: Progress)
 
 
 def fit_candidates(
-    splits: Splits, analysis: FeatureAnalysis, compare: bool, config: TrainingConfig, bar: Progress
+    jobs: Sequence[tuple[str, str, str]],
+    feature_sets: Mapping[str, Sequence[str]],
+    splits: Splits,
+    compare: bool,
+    config: TrainingConfig,
+    bar: Progress,
 ) -> Fitted:
-    """A candidate per family, target and feature set; with `compare` every family on all and on the
-    selected features, each tuned by a bounded search (an averaged family takes its members' defaults:
-    it has no search space), else the deployable families with their defaults."""
-    feature_sets = {"all": FEATURES, "selected": analysis.selected} if compare else {"all": FEATURES}
-    jobs = candidate_jobs(config, compare, feature_sets)
+    """A candidate per (family, target, feature set) job: with `compare` each tuned by a bounded
+    search (an averaged family takes its members' defaults: it has no search space), else with the
+    family's defaults."""
     task = bar.add_task("models", total=len(jobs), info="")
     candidates: list[Candidate] = []
     searches: dict[str, list[Trial]] = {}
@@ -192,23 +195,61 @@ def fit_candidates(
     return Fitted(candidates, searches)
 
 
-def candidate_jobs(config: TrainingConfig, compare: bool, feature_sets: Iterable[str]) -> list[tuple[str, str, str]]:
-    """(family, target, feature set) of every candidate to fit: the deployable families, and with
-    `compare` every compared family too; an attack_cat-only family (rf+hgb) for attack_cat alone."""
+def candidate_jobs(
+    config: TrainingConfig, compare: bool, feature_sets: Iterable[str]
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(family, target, feature set) of the candidates to fit first, and of those to fit only when no
+    pair of the first scores fast enough. With `compare`, every compared and deployable family at
+    once; else, per target, the first of `deploy_candidates` that has a model of it (rf+hgb has an
+    attack_cat model only), then the rest."""
     families = dict.fromkeys((*COMPARED_FAMILIES, *config.deploy_candidates) if compare else config.deploy_candidates)
-    return [
+    jobs = [
         (f, t, s)
         for f in families
         for t in TARGETS
         for s in feature_sets
         if t == ATTACK_CAT or f not in ATTACK_CAT_ONLY_FAMILIES
     ]
+    if compare:
+        return jobs, []
+    preferred = {t: next(f for f, target, _ in jobs if target == t) for t in TARGETS}
+    return [j for j in jobs if preferred[j[1]] == j[0]], [j for j in jobs if preferred[j[1]] != j[0]]
+
+
+def fit_and_select(
+    splits: Splits,
+    feature_sets: Mapping[str, Sequence[str]],
+    compare: bool,
+    config: TrainingConfig,
+    bar: Progress,
+) -> tuple[Fitted, Selection]:
+    """The candidates and the deployed pair: the preferred families first, the fallbacks only when
+    no pair of those scores `min_rows_per_second` (a fallback's fit costs a tenth of a run or more)."""
+    first, fallbacks = candidate_jobs(config, compare, feature_sets)
+    fitted = fit_candidates(first, feature_sets, splits, compare, config, bar)
+    selection = select_deployed(fitted.candidates, splits, config)
+    if fallbacks and selection.chosen.worst_case_rows_per_second < config.min_rows_per_second:
+        log.info(
+            "%s / %s scores %.0f rows/s when every flow is an attack, below %.0f: fitting %s too",
+            selection.chosen.label.name,
+            selection.chosen.attack_cat.name,
+            selection.chosen.worst_case_rows_per_second,
+            config.min_rows_per_second,
+            ", ".join(f"{f}/{t}" for f, t, _ in fallbacks),
+        )
+        more = fit_candidates(fallbacks, feature_sets, splits, compare, config, bar)
+        fitted = Fitted(fitted.candidates + more.candidates, {**fitted.searches, **more.searches})
+        selection = select_deployed(selection.candidates + more.candidates, splits, config)
+    return fitted, selection
 
 
 def select_deployed(candidates: Sequence[Candidate], splits: Splits, config: TrainingConfig) -> Selection:
     """The deployable candidates scored on held-out folds, paired, and the best fast-enough pair."""
     scored = [
-        held_out_scores(c, splits.train, config) if c.family in config.deploy_candidates else c for c in candidates
+        held_out_scores(c, splits.train, config)
+        if c.family in config.deploy_candidates and c.held_out_score is None
+        else c
+        for c in candidates
     ]
     deployable = [c for c in scored if c.family in config.deploy_candidates]
     chosen, pairs = choose_deployed(
@@ -348,9 +389,8 @@ def run_training(
         with clock.phase("feature analysis"):
             analysis = analyse_features(splits.train, config, bar)
         with clock.phase("models"):
-            fitted = fit_candidates(splits, analysis, compare, config, bar)
-    with clock.phase("models"):
-        selection = select_deployed(fitted.candidates, splits, config)
+            feature_sets = {"all": FEATURES, "selected": analysis.selected} if compare else {"all": FEATURES}
+            fitted, selection = fit_and_select(splits, feature_sets, compare, config, bar)
     with clock.phase("operating point, regimes, cross-validation"):
         deployment, regimes = set_operating_point(selection.chosen, splits, config)
     with clock.phase("measure, canary, profile"):

@@ -32,7 +32,8 @@ def test_the_averaged_family_wraps_its_members_with_their_own_attack_cat_setting
         DEFAULT_PARAMS[("hgb", ATTACK_CAT)]["weight_exponent"],
     ]
     assert forest.n_estimators == DEFAULT_PARAMS[("rf", ATTACK_CAT)]["n_estimators"]
-    assert boosting.max_iter == DEFAULT_PARAMS[("hgb", ATTACK_CAT)]["max_iter"]
+    assert (boosting.max_iter, boosting.learning_rate) == (params["hgb"]["max_iter"], params["hgb"]["learning_rate"])
+    assert boosting.max_leaf_nodes == DEFAULT_PARAMS[("hgb", ATTACK_CAT)]["max_leaf_nodes"]
     assert forest.random_state == boosting.random_state == 7
     # Balanced weights reach the average, which takes them to each member's exponent.
     assert params["weight_exponent"] == 1.0
@@ -42,29 +43,34 @@ def test_the_averaged_family_wraps_its_members_with_their_own_attack_cat_setting
         build_pipeline("rf+hgb", FEATURES, {**params, "weight_exponent": 0.5}, seed=7)
 
 
-def test_a_family_is_fitted_only_for_the_targets_it_has_a_model_of() -> None:
-    config = TrainingConfig(deploy_candidates=("hgb", "rf+hgb"))
-    assert candidate_jobs(config, compare=False, feature_sets=["all"]) == [
-        ("hgb", LABEL, "all"),
-        ("hgb", ATTACK_CAT, "all"),
-        ("rf+hgb", ATTACK_CAT, "all"),
-    ]
-    # --compare fits every compared family and still the deployable ones, once each.
-    compared = candidate_jobs(config, compare=True, feature_sets=["all", "selected"])
+def test_a_family_is_fitted_only_for_the_targets_it_has_a_model_of_and_in_order_of_preference() -> None:
+    config = TrainingConfig(deploy_candidates=("rf+hgb", "hgb"))
+    assert candidate_jobs(config, compare=False, feature_sets=["all"]) == (
+        [("rf+hgb", ATTACK_CAT, "all"), ("hgb", LABEL, "all")],
+        [("hgb", ATTACK_CAT, "all")],
+    )
+    assert candidate_jobs(dataclasses.replace(config, deploy_candidates=("hgb", "rf+hgb")), False, ["all"]) == (
+        [("hgb", LABEL, "all"), ("hgb", ATTACK_CAT, "all")],
+        [("rf+hgb", ATTACK_CAT, "all")],
+    )
+    # --compare fits every compared family and still the deployable ones, once each, all at once.
+    compared, fallbacks = candidate_jobs(config, compare=True, feature_sets=["all", "selected"])
+    assert fallbacks == []
     assert len(compared) == len(set(compared))
     assert {f for f, _, _ in compared} == {"rf", "knn", "hgb", "rf+hgb"}
     assert ("rf+hgb", LABEL, "selected") not in compared
-    assert candidate_jobs(dataclasses.replace(config, deploy_candidates=("rf",)), False, ["all"]) == [
-        ("rf", LABEL, "all"),
-        ("rf", ATTACK_CAT, "all"),
-    ]
+    assert candidate_jobs(dataclasses.replace(config, deploy_candidates=("rf",)), False, ["all"]) == (
+        [("rf", LABEL, "all"), ("rf", ATTACK_CAT, "all")],
+        [],
+    )
 
 
 def test_a_setting_changes_one_member_and_leaves_the_defaults_alone() -> None:
     defaults = DEFAULT_PARAMS[("rf+hgb", ATTACK_CAT)]
     before = {"hgb": dict(defaults["hgb"]), "rf": dict(defaults["rf"])}
-    changed = with_settings("rf+hgb", defaults, ["hgb.max_iter=80", "hgb.learning_rate=0.15", "rf.max_features=sqrt"])
-    assert changed["hgb"] == {**before["hgb"], "max_iter": 80, "learning_rate": 0.15}
+    changed = with_settings("rf+hgb", defaults, ["hgb.max_iter=60", "hgb.learning_rate=0.2", "rf.max_features=sqrt"])
+    assert changed["hgb"] == {**before["hgb"], "max_iter": 60, "learning_rate": 0.2}
+    assert changed["hgb"] != before["hgb"]
     assert changed["rf"] == before["rf"]
     assert {k: v for k, v in changed.items() if k not in before} == {
         k: v for k, v in defaults.items() if k not in before

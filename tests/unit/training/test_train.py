@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 
+import pytest
+
+from nids_common.progress import progress
+from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
+from nids_dataset.synthetic import synthetic_frame
 from nids_model import artifact
-from training.train import PhaseClock
+from tests.fixtures import FAST_TRAINING
+from training.train import PhaseClock, fit_and_select, load_and_split
 
 PHASES = {
     "load and split",
@@ -43,3 +51,30 @@ def test_the_manifest_times_every_phase_of_the_run(trained_model: Path) -> None:
     assert set(manifest.training_seconds_by_phase) == PHASES
     assert sum(manifest.training_seconds_by_phase.values()) <= manifest.training_seconds + 0.05 * len(PHASES)
     assert manifest.training_seconds_by_phase["models"] > 0
+
+
+def test_the_fallback_families_are_fitted_only_when_the_preferred_pair_is_too_slow(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = dataclasses.replace(FAST_TRAINING, deploy_candidates=("rf+hgb", "hgb"))
+    with caplog.at_level(logging.INFO, logger="nids.train"), progress(enabled=False) as bar:
+        splits = load_and_split([], [], config, synthetic_frame(1500, seed=4))
+        fitted, selection = fit_and_select(splits, {"all": FEATURES}, False, config, bar)
+    assert [(c.family, c.target) for c in fitted.candidates] == [("rf+hgb", ATTACK_CAT), ("hgb", LABEL)]
+    assert (selection.chosen.label.family, selection.chosen.attack_cat.family) == ("hgb", "rf+hgb")
+    assert "training on" in caplog.text and "fitting" not in caplog.text
+    caplog.clear()
+
+    too_slow = dataclasses.replace(config, min_rows_per_second=1e12)
+    with caplog.at_level(logging.INFO, logger="nids.train"), progress(enabled=False) as bar:
+        fitted, selection = fit_and_select(splits, {"all": FEATURES}, False, too_slow, bar)
+    assert [(c.family, c.target) for c in fitted.candidates] == [
+        ("rf+hgb", ATTACK_CAT),
+        ("hgb", LABEL),
+        ("hgb", ATTACK_CAT),
+    ]
+    assert [(p.label.family, p.attack_cat.family) for p in selection.pairs] == [("hgb", "rf+hgb"), ("hgb", "hgb")]
+    # No pair is fast enough: the fastest is deployed, and every pair was scored on held-out folds.
+    assert selection.chosen is max(selection.pairs, key=lambda p: p.worst_case_rows_per_second)
+    assert all(c.held_out_score is not None for c in selection.candidates if c.target == LABEL)
+    assert "below 1000000000000: fitting hgb/attack_cat too" in caplog.text
