@@ -13,6 +13,7 @@ from nids_model.artifact import load_model
 from nids_model.attack_only import AttackOnlyClassifier
 from nids_model.compiled import (
     NODE,
+    WALK_NODE,
     CompiledBoosting,
     CompiledForest,
     FlatTrees,
@@ -129,24 +130,40 @@ def test_a_matrix_of_the_wrong_width_is_refused() -> None:
             compiled.predict_proba(X[0])
 
 
-def test_flat_trees_number_children_across_trees_and_mark_leaves() -> None:
+def test_flat_trees_number_children_across_trees_and_leaves_in_order() -> None:
     stump = tree_nodes(
         leaf=np.array([False, True, True]),
         feature=np.array([3, -2, -2]),
-        threshold=np.array([0.5, 10.0, 20.0]),
+        threshold=np.array([0.1, 10.0, 20.0]),
         left=np.array([1, 0, 0]),
         right=np.array([2, 0, 0]),
         missing_left=np.array([1, 0, 0], dtype=np.uint8),
     )
     assert stump.dtype == NODE
     trees = FlatTrees.of([stump, stump[1:2].copy(), stump])
+    assert trees.nodes.dtype == WALK_NODE and trees.nodes.itemsize == 16
     assert trees.roots.tolist() == [0, 3, 4]
-    assert trees.feature.tolist() == [3, -1, -1, -1, 3, -1, -1]
-    assert trees.left.tolist() == [1, -1, -1, -1, 5, -1, -1]
-    assert trees.right.tolist() == [2, -1, -1, -1, 6, -1, -1]
+    assert trees.nodes["feature"].tolist() == [3, -1, -1, -1, 3, -1, -1]
+    # A split's children are node indices; a leaf's `left` is its number among all leaves.
+    assert trees.nodes["left"].tolist() == [1, 0, 1, 2, 5, 3, 4]
+    assert trees.nodes["right"].tolist() == [2, -1, -1, -1, 6, -1, -1]
+    assert trees.leaf_nodes.tolist() == [1, 2, 3, 5, 6]
     assert trees.missing_left.tolist() == [True, False, False, False, True, False, False]
-    assert trees.threshold.tolist() == [0.5, 10.0, 20.0, 10.0, 0.5, 10.0, 20.0]
+    # 0.1 has no float32: the one just below it decides every float32 value alike.
+    split = trees.nodes["threshold"][0]
+    assert float(split) < 0.1 < float(np.nextafter(split, np.float32(np.inf)))
     assert all(a.flags.c_contiguous for a in trees.arrays())
+
+
+def test_forest_is_exact_at_its_own_thresholds() -> None:
+    X, y = _data(3000, 5, seed=13)
+    forest = RandomForestClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y)
+    splits = np.concatenate([e.tree_.threshold[e.tree_.children_left >= 0] for e in forest.estimators_])
+    near = splits[np.isfinite(splits)].astype(np.float32)  # a split of NaN from the rest has threshold +inf
+    values = np.concatenate([near, np.nextafter(near, np.float32(-np.inf)), np.nextafter(near, np.float32(np.inf))])
+    test = np.random.default_rng(6).choice(values, size=(4000, X.shape[1])).astype(np.float32)
+    test[::7, 2] = np.nan
+    assert np.array_equal(CompiledForest(forest).predict_proba(test), forest.predict_proba(test))
 
 
 def test_distinct_rows_rebuild_the_matrix() -> None:
