@@ -172,7 +172,7 @@ def _leaf(
     while True:
         split = nodes[node]
         if split.feature < 0:
-            return split.left
+            return int(split.left)
         value = matrix[row, split.feature]
         if value <= split.threshold:
             node = split.left
