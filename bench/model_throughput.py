@@ -1,11 +1,13 @@
 """Deployed model batch prediction, batches of 10,000 rows (target ≥ 50,000 rows/s).
 
-    .venv/bin/python -m bench.model_throughput [--models models/latest OTHER_MODEL_DIR ...]
+    .venv/bin/python -m bench.model_throughput [--models models/latest OTHER_MODEL_DIR ...] [--parts]
 
 Prints, side by side in one run: the cascade on real traffic (the attack_cat model only scores the
 flows the label model flags), the worst case where every flow is an attack, one and two scoring
 threads, and the same cascade through scikit-learn's own predict_proba (what the compiled scorer
-replaces) for scale. With several --models, each row of figures for each model, alternating.
+replaces) for scale. With several --models, each row of figures for each model, alternating. With
+--parts, also each compiled forest or boosting model of the cascade alone, one thread, on the batch's
+distinct rows: where a batch's time goes.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from threadpoolctl import threadpool_limits
 
 from bench.common import flows_frame, model_path
 from nids_model.artifact import load_model
-from nids_model.detection import DetectionModel
+from nids_model.compiled import distinct_rows, probability_function
+from nids_model.detection import DetectionModel, wrapped_estimators
 from training.evaluation import rows_per_second
 
 BATCH = 10_000
@@ -37,6 +41,7 @@ def sklearn_cascade(model: DetectionModel, batch: pd.DataFrame) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", type=Path, help="model directories (default: models/latest)")
+    parser.add_argument("--parts", action="store_true", help="also time each tree ensemble of the cascade alone")
     args = parser.parse_args(argv)
     loaded = [load_model(path) for path in args.models or [model_path()]]
     frame, source = flows_frame(50_000)
@@ -53,7 +58,38 @@ def main(argv: list[str] | None = None) -> int:
     for threads in (1, 2):
         for model, manifest in loaded:
             measure(model, manifest.version, batch, threads)
+    if args.parts:
+        for model, manifest in loaded:
+            measure_parts(model, manifest.version, batch)
     return 0
+
+
+def measure_parts(model: DetectionModel, version: str, batch: pd.DataFrame) -> None:
+    """Each forest or boosting model inside the two pipelines' wrappers, compiled, on one thread."""
+    features = model.features(batch)
+    first, _ = distinct_rows(features.label)
+    for target, pipeline, matrix in (
+        ("label", model.label_pipeline, features.label[first]),
+        ("attack_cat", model.attack_cat_pipeline, features.attack_cat[first]),
+    ):
+        pending = [pipeline[-1]]
+        while pending:
+            estimator = pending.pop(0)
+            pending.extend(wrapped_estimators(estimator))
+            if not isinstance(estimator, HistGradientBoostingClassifier | RandomForestClassifier):
+                continue
+            rate = rows_per_second(probability_function(estimator), matrix, len(matrix), repeats=5)
+            print(
+                f"{version} {target} {type(estimator).__name__} ({_size(estimator)}): "
+                f"{rate:9,.0f} rows/s on the batch's {len(matrix):,} distinct rows"
+            )
+
+
+def _size(estimator: HistGradientBoostingClassifier | RandomForestClassifier) -> str:
+    if isinstance(estimator, RandomForestClassifier):
+        return f"{len(estimator.estimators_)} trees, {sum(e.tree_.node_count for e in estimator.estimators_):,} nodes"
+    trees = [tree for iteration in estimator._predictors for tree in iteration]
+    return f"{len(trees)} trees of at most {max(tree.get_n_leaf_nodes() for tree in trees)} leaves"
 
 
 def measure(model: DetectionModel, version: str, batch: pd.DataFrame, threads: int) -> None:
