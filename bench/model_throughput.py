@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from bench.common import flows_frame, model_path
 from nids_model.artifact import load_model
 from nids_model.compiled import distinct_rows, probability_function
-from nids_model.detection import DetectionModel, wrapped_estimators
+from nids_model.detection import DetectionModel, estimators_within
 from training.evaluation import rows_per_second
 
 BATCH = 10_000
@@ -72,10 +72,7 @@ def measure_parts(model: DetectionModel, version: str, batch: pd.DataFrame) -> N
         ("label", model.label_pipeline, features.label[first]),
         ("attack_cat", model.attack_cat_pipeline, features.attack_cat[first]),
     ):
-        pending = [pipeline[-1]]
-        while pending:
-            estimator = pending.pop(0)
-            pending.extend(wrapped_estimators(estimator))
+        for estimator in estimators_within(pipeline[-1]):
             if not isinstance(estimator, HistGradientBoostingClassifier | RandomForestClassifier):
                 continue
             rate = rows_per_second(probability_function(estimator), matrix, len(matrix), repeats=5)

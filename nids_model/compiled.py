@@ -317,12 +317,12 @@ def _quick_scores(
         reachable[:] = np.uint64(_ALL_BITS)
         for f in range(feature_start.shape[0] - 1):
             value = matrix[row, f]
-            slot = feature_start[f]
             if np.isnan(value):
                 for slot in range(feature_start[f], feature_start[f + 1]):  # the sentinel keeps all leaves
                     if missing_right[slot]:
                         reachable[tree[slot]] &= keep[slot]
             else:
+                slot = feature_start[f]
                 while threshold[slot] < value:  # the feature's +inf sentinel ends the scan
                     reachable[tree[slot]] &= keep[slot]
                     slot += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -177,12 +177,10 @@ class DetectionModel:
         estimators that take `n_jobs` (RandomForest, KNN, also inside the wrappers) get it."""
         self._threads = threads
         self._compiled = None
-        pending = [self.label_pipeline[-1], self.attack_cat_pipeline[-1]]
-        while pending:
-            estimator = pending.pop()
-            if "n_jobs" in estimator.get_params(deep=False):
-                estimator.set_params(n_jobs=threads)
-            pending.extend(wrapped_estimators(estimator))
+        for pipeline in (self.label_pipeline, self.attack_cat_pipeline):
+            for estimator in estimators_within(pipeline[-1]):
+                if "n_jobs" in estimator.get_params(deep=False):
+                    estimator.set_params(n_jobs=threads)
 
     def warm_up(self) -> None:
         """Build and run the compiled scoring once, so the first real batch pays no start-up cost."""
@@ -237,6 +235,13 @@ def wrapped_estimators(estimator: Any) -> list[Any]:
     if isinstance(estimator, AttackOnlyClassifier | ClassScaledClassifier):
         return [estimator.estimator_]
     return []
+
+
+def estimators_within(estimator: Any) -> Iterator[Any]:
+    """`estimator` and every estimator its wrappers hold, outermost first."""
+    yield estimator
+    for inner in wrapped_estimators(estimator):
+        yield from estimators_within(inner)
 
 
 def estimator_name(estimator: Any) -> str:
