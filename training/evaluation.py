@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score
 
 from nids_common.schema import ATTACK_CLASSES
 from nids_model.manifest import ClassMetrics, ValidationMetrics
@@ -40,21 +41,36 @@ def class_order(labels: Sequence[str]) -> list[str]:
 
 
 def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> TargetMetrics:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix of one target."""
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix of one target:
+    scikit-learn's figures (zero_division=0), counted from one confusion matrix of class codes, since
+    its metric functions each re-encode the text labels (0.6 s a call on 46,000 rows)."""
     classes = class_order(list(np.unique(truth)) + list(np.unique(predicted)))
-    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=classes, zero_division=0)
-    present = [c for c, s in zip(classes, support) if s > 0]
+    index = pd.Index(classes)
+    true_codes, predicted_codes = index.get_indexer(truth), index.get_indexer(predicted)
+    n = len(classes)
+    confusion = np.bincount(true_codes * n + predicted_codes, minlength=n * n).reshape(n, n)
+    hits, support, called = np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0)
+    precision, recall = _ratio(hits, called), _ratio(hits, support)
+    f1 = _ratio(2 * hits, support + called)
+    present = support > 0
     return TargetMetrics(
-        accuracy=float(accuracy_score(truth, predicted)),
+        accuracy=float(hits.sum() / max(len(true_codes), 1)),
         # Macro-F1 over the classes that occur in the truth, as classification_report computes it.
-        macro_f1=float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
         per_class={
             c: ClassMetrics(precision=float(p), recall=float(r), f1=float(f), support=int(s))
             for c, p, r, f, s in zip(classes, precision, recall, f1, support)
         },
         classes=tuple(classes),
-        confusion_matrix=tuple(tuple(row) for row in confusion_matrix(truth, predicted, labels=classes).tolist()),
+        confusion_matrix=tuple(tuple(row) for row in confusion.tolist()),
     )
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator (n_classes,) float64, 0 where the denominator is 0."""
+    result = np.zeros(len(numerator))
+    np.divide(numerator, denominator, out=result, where=denominator > 0)
+    return result
 
 
 def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray) -> Evaluation:
