@@ -184,7 +184,7 @@ def _mutual_information(matrix: np.ndarray, target: np.ndarray, seed: int) -> np
     """Each feature's MI with `target` (n_features,). Features are estimated independently, so threads
     give the serial result; their nearest-neighbour searches release the GIL (1.5x on two cores),
     where worker processes would cost more to start than they save."""
-    with parallel_config(backend="threading", n_jobs=-1):
+    with parallel_config(backend="threading"):
         mi: np.ndarray = mutual_info_classif(
             matrix, target, discrete_features=_categorical_mask(), random_state=seed, n_jobs=-1
         )

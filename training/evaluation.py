@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from nids_common.schema import ATTACK_CLASSES
 from nids_model.manifest import ClassMetrics, ValidationMetrics
+from nids_model.reweighting import class_f1, pair_counts
 
 ConfusionMatrix = tuple[tuple[int, ...], ...]  # rows: true class, columns: predicted, in `classes` order
 
@@ -46,15 +47,12 @@ def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> TargetMetrics:
     its metric functions each re-encode the text labels (0.6 s a call on 46,000 rows)."""
     classes = class_order(list(np.unique(truth)) + list(np.unique(predicted)))
     index = pd.Index(classes)
-    true_codes, predicted_codes = index.get_indexer(truth), index.get_indexer(predicted)
-    n = len(classes)
-    confusion = np.bincount(true_codes * n + predicted_codes, minlength=n * n).reshape(n, n)
+    confusion = pair_counts(index.get_indexer(truth), index.get_indexer(predicted), len(classes), len(classes))
     hits, support, called = np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0)
-    precision, recall = _ratio(hits, called), _ratio(hits, support)
-    f1 = _ratio(2 * hits, support + called)
+    precision, recall, f1 = _ratio(hits, called), _ratio(hits, support), class_f1(hits, support, called)
     present = support > 0
     return TargetMetrics(
-        accuracy=float(hits.sum() / max(len(true_codes), 1)),
+        accuracy=float(hits.sum() / max(len(truth), 1)),
         # Macro-F1 over the classes that occur in the truth, as classification_report computes it.
         macro_f1=float(f1[present].mean()) if present.any() else 0.0,
         per_class={
@@ -62,12 +60,12 @@ def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> TargetMetrics:
             for c, p, r, f, s in zip(classes, precision, recall, f1, support)
         },
         classes=tuple(classes),
-        confusion_matrix=tuple(tuple(row) for row in confusion.tolist()),
+        confusion_matrix=tuple(tuple(row) for row in confusion.astype(np.int64).tolist()),
     )
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator (n_classes,) float64, 0 where the denominator is 0."""
+    """numerator / denominator (n_classes,) float64, 0 where the denominator is 0 (zero_division=0)."""
     result = np.zeros(len(numerator))
     np.divide(numerator, denominator, out=result, where=denominator > 0)
     return result

@@ -10,6 +10,15 @@ def tied_probabilities(seed: int, rows: int = 3000, classes: int = 6) -> np.ndar
     return rng.integers(0, 5, size=(rows, classes)).astype(np.float64) / 4
 
 
+def argmax_ascent(probabilities: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, float]:
+    """Coordinate ascent that scores every trial by a full product and argmax: the reference."""
+
+    def brute_force(scale: np.ndarray) -> float:
+        return macro_f1(truth, (probabilities * scale).argmax(axis=1), probabilities.shape[1])
+
+    return coordinate_ascent(brute_force, np.ones(probabilities.shape[1]), DEFAULT_GRID)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_scaled_argmax_line_is_argmax_bit_for_bit(seed: int) -> None:
     probabilities = tied_probabilities(seed)
@@ -31,10 +40,7 @@ def test_tune_class_scale_is_coordinate_ascent_over_argmax(seed: int) -> None:
     hidden = np.array([1.0, 2.8, 0.5, 1.0, 1.4, 0.7])
     truth[: len(truth) // 2] = (probabilities[: len(truth) // 2] * hidden).argmax(axis=1)
 
-    def brute_force(scale: np.ndarray) -> float:
-        return macro_f1(truth, (probabilities * scale).argmax(axis=1), probabilities.shape[1])
-
-    expected_scale, expected_score = coordinate_ascent(brute_force, np.ones(probabilities.shape[1]), DEFAULT_GRID)
+    expected_scale, expected_score = argmax_ascent(probabilities, truth)
     scale, score = tune_class_scale(probabilities, truth)
     assert np.array_equal(scale, expected_scale)
     assert score == expected_score
@@ -46,9 +52,6 @@ def test_tune_class_scale_with_nan_decides_as_argmax_does() -> None:
     probabilities[::7, 2] = np.nan
     truth = np.random.default_rng(4).integers(0, probabilities.shape[1], len(probabilities))
 
-    def brute_force(scale: np.ndarray) -> float:
-        return macro_f1(truth, (probabilities * scale).argmax(axis=1), probabilities.shape[1])
-
-    expected = coordinate_ascent(brute_force, np.ones(probabilities.shape[1]), DEFAULT_GRID)
+    expected = argmax_ascent(probabilities, truth)
     scale, score = tune_class_scale(probabilities, truth)
     assert np.array_equal(scale, expected[0]) and score == expected[1]
