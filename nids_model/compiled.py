@@ -93,7 +93,8 @@ def tree_nodes(
 
 
 # One node of a forest as the walk reads it: its four fields in 16 bytes, one cache line's load. A
-# leaf has feature -1, its row of the leaf values in `left` and -1 in `right`.
+# leaf has feature -1, its number in `left` and -1 in `right`, or (`with_leaf_entries`) the range of
+# its SparseLeaves entries in the two.
 WALK_NODE = np.dtype([("feature", np.int32), ("threshold", np.float32), ("left", np.int32), ("right", np.int32)])
 
 
@@ -136,9 +137,58 @@ class FlatTrees:
         nodes["right"] = np.where(leaf, -1, joined["right"] + offsets)
         return cls(roots, nodes, np.ascontiguousarray(joined["missing_left"]), np.flatnonzero(leaf))
 
+    def with_leaf_entries(self, start: np.ndarray) -> FlatTrees:
+        """These trees with leaf n's `left` and `right` holding start[n] and start[n + 1], the range
+        of its entries in a SparseLeaves table: the walk reads them from the record it stops at.
+
+        Parameters
+        ----------
+        start : ndarray of shape (n_leaves + 1,), dtype=int
+        """
+        if start[-1] >= np.iinfo(np.int32).max:
+            raise NotCompilable(f"{start[-1]:,} leaf entries do not fit 32-bit entry numbers")
+        nodes = self.nodes.copy()
+        number = nodes["left"][self.leaf_nodes]
+        nodes["left"][self.leaf_nodes] = start[number]
+        nodes["right"][self.leaf_nodes] = start[number + 1]
+        return dataclasses.replace(self, nodes=nodes)
+
     def arrays(self) -> tuple[np.ndarray, ...]:
         """The walk's tree arguments, in its order."""
         return self.roots, self.nodes, self.missing_left
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseLeaves:
+    """Each leaf's nonzero class fractions, class by class.
+
+    A deep forest's leaves are mostly pure (three in four of the deployed forest's hold one class at
+    1.0), so its dense table of (n_leaves, n_classes) float64, 8 MB there, is mostly zeros that every
+    row's walk would fetch and add. Adding a zero leaves a sum of non-negative fractions as it was,
+    so adding only these entries gives the dense sums bit for bit.
+
+    Attributes
+    ----------
+    start : ndarray of shape (n_leaves + 1,), dtype=intp
+        Leaf n's entries are start[n] to start[n + 1] - 1.
+    column : ndarray of shape (n_entries,), unsigned int (the narrowest that holds n_classes - 1)
+        The class (column of the probabilities) of each entry.
+    value : ndarray of shape (n_entries,), dtype=float64
+    """
+
+    start: np.ndarray
+    column: np.ndarray
+    value: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> SparseLeaves:
+        """`values`: ndarray of shape (n_leaves, n_classes), each leaf's class fractions (≥ 0)."""
+        if (values < 0).any():
+            raise NotCompilable("negative leaf values are not compiled")
+        nonzero = values != 0
+        leaf, column = np.nonzero(nonzero)  # row-major: each leaf's classes ascending
+        start = np.concatenate([[0], np.cumsum(np.count_nonzero(nonzero, axis=1))]).astype(np.intp)
+        return cls(start, column.astype(np.min_scalar_type(max(values.shape[1] - 1, 0))), values[leaf, column])
 
 
 def _float32_at_or_below(threshold: np.ndarray) -> np.ndarray:
@@ -149,10 +199,10 @@ def _float32_at_or_below(threshold: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(nogil=True, inline="always")
-def _leaf(
+def _leaf_node(
     matrix: np.ndarray, row: int, node: int, nodes: np.ndarray, missing_left: np.ndarray
 ) -> int:  # pragma: no cover - compiled
-    """The leaf number `matrix[row]` reaches from `node`, the tree's root (inlined).
+    """The index of the leaf node `matrix[row]` reaches from `node`, the tree's root (inlined).
     Branchy on purpose: a predicted branch lets the CPU run ahead into the next row; a select chains
     every level's loads.
 
@@ -167,12 +217,12 @@ def _leaf(
     Returns
     -------
     leaf : int
-        The leaf's number (its row of the leaf values).
+        The leaf's index in `nodes`.
     """
     while True:
         split = nodes[node]
         if split.feature < 0:
-            return int(split.left)
+            return node
         value = matrix[row, split.feature]
         if value <= split.threshold:
             node = split.left
@@ -194,6 +244,10 @@ _ALL_BITS = (1 << 64) - 1
 class ThresholdTables:
     """QuickScorer's tables of an ensemble of trees with at most 64 leaves each.
 
+    A scan's slot is 8 bytes for trees of at most 16 leaves (a float32 threshold, a 16-bit tree and a
+    16-bit mask), where 64-bit fields would make it 24: the slots are what a row's scan streams
+    through, so the narrowest types that hold the ensemble are taken.
+
     Attributes
     ----------
     feature_start : ndarray of shape (n_features + 1,), dtype=intp
@@ -201,9 +255,13 @@ class ThresholdTables:
         by ascending threshold; the last of them is a sentinel of threshold +inf that stops the scan.
     threshold : ndarray of shape (n_slots,), dtype=float64
         A row goes right at a split (fails it) when its value is > threshold.
-    tree : ndarray of shape (n_slots,), dtype=intp
+    threshold32 : ndarray of shape (n_slots,), dtype=float32
+        The largest float32 at or below each threshold: a float32 value is above the one exactly
+        when it is above the other, so float32 rows are scanned with these.
+    tree : ndarray of shape (n_slots,), dtype=uint16
         The tree each split belongs to.
-    keep : ndarray of shape (n_slots,), dtype=uint64
+    keep : ndarray of shape (n_slots,), dtype=uint16, uint32 or uint64 (the fewest bits that hold
+        the largest tree's leaves)
         The leaves of the split's tree still reachable when the row goes right: all bits but those of
         its left subtree's leaves (leaf i of a tree, counted left to right, is bit i).
     missing_right : ndarray of shape (n_slots,), dtype=bool
@@ -216,6 +274,7 @@ class ThresholdTables:
 
     feature_start: np.ndarray
     threshold: np.ndarray
+    threshold32: np.ndarray
     tree: np.ndarray
     keep: np.ndarray
     missing_right: np.ndarray
@@ -223,11 +282,14 @@ class ThresholdTables:
     leaf_value: np.ndarray
 
     MAX_LEAVES = 64
+    MAX_TREES = 1 << 16
 
     @classmethod
     def of(cls, trees: Sequence[np.ndarray], n_features: int) -> ThresholdTables:
         """`trees`: one NODE array per tree (`tree_nodes`, root first), in the order their values are
         summed; a leaf's value is its threshold."""
+        if len(trees) > cls.MAX_TREES:
+            raise NotCompilable(f"ensembles of more than {cls.MAX_TREES:,} trees are not compiled")
         splits: list[tuple[int, float, int, int, bool]] = []  # feature, threshold, tree, keep, missing right
         leaf_start: list[int] = []
         leaf_value: list[float] = []
@@ -241,27 +303,40 @@ class ThresholdTables:
         feature = np.asarray(columns[0], dtype=np.intp)
         threshold = np.asarray(columns[1], dtype=np.float64)
         order = np.lexsort((threshold, feature))  # stable: a feature's sentinel follows its real +inf splits
+        leaves = np.diff(np.append(leaf_start, len(leaf_value)))
+        # Dropping a mask's high bits drops only leaves the tree does not have.
+        keep = np.asarray(columns[3], dtype=np.uint64)[order].astype(_mask_dtype(int(leaves.max(initial=1))))
         return cls(
             np.searchsorted(feature[order], np.arange(n_features + 1)).astype(np.intp),
             threshold[order],
-            np.asarray(columns[2], dtype=np.intp)[order],
-            np.asarray(columns[3], dtype=np.uint64)[order],
+            _float32_at_or_below(threshold[order]),
+            np.asarray(columns[2], dtype=np.uint16)[order],
+            keep,
             np.asarray(columns[4], dtype=np.bool_)[order],
             np.asarray(leaf_start, dtype=np.intp),
             np.asarray(leaf_value, dtype=np.float64),
         )
 
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The kernel's table arguments, in its order."""
+    def arrays(self, dtype: np.dtype[Any]) -> tuple[np.ndarray, ...]:
+        """The kernel's table arguments for rows of `dtype`, in its order."""
         return (
             self.feature_start,
-            self.threshold,
+            self.threshold32 if dtype == np.float32 else self.threshold,
             self.tree,
             self.keep,
             self.missing_right,
             self.leaf_start,
             self.leaf_value,
         )
+
+
+# The leaf masks a tree's leaf count takes: a row's reachable leaves are one of these per tree.
+MASK_DTYPES = (np.uint16, np.uint32, np.uint64)
+
+
+def _mask_dtype(leaves: int) -> type[np.unsignedinteger[Any]]:
+    """The narrowest of MASK_DTYPES with a bit for each of `leaves` leaves (at most 64)."""
+    return next(dtype for dtype in MASK_DTYPES if leaves <= np.iinfo(dtype).bits)
 
 
 def _leaves_and_splits(nodes: np.ndarray, tree: int, splits: list[tuple[int, float, int, int, bool]]) -> list[int]:
@@ -304,7 +379,7 @@ def _quick_scores(
     ----------
     matrix : ndarray of shape (n_samples, n_features), dtype=float32 or float64
     feature_start, threshold, tree, keep, missing_right, leaf_start, leaf_value : ndarray
-        The ThresholdTables arrays.
+        The ThresholdTables arrays (`arrays(matrix.dtype)`).
     tree_class : ndarray of shape (n_trees,), dtype=intp
         The class (column of `out`) each tree scores.
     bit_index : ndarray of shape (64,), dtype=intp
@@ -312,9 +387,11 @@ def _quick_scores(
     out : ndarray of shape (n_samples, n_classes), dtype=float64
         Starts at the baseline; the sums are added in place.
     """
-    reachable = np.empty(leaf_start.shape[0], dtype=np.uint64)
+    reachable = np.empty(leaf_start.shape[0], dtype=keep.dtype)
+    every_leaf = ~keep.dtype.type(0)
+    row_sums = np.empty(out.shape[1], dtype=np.float64)  # a row's class sums, written back once
     for row in range(matrix.shape[0]):
-        reachable[:] = np.uint64(_ALL_BITS)
+        reachable[:] = every_leaf
         for f in range(feature_start.shape[0] - 1):
             value = matrix[row, f]
             if np.isnan(value):
@@ -326,11 +403,14 @@ def _quick_scores(
                 while threshold[slot] < value:  # the feature's +inf sentinel ends the scan
                     reachable[tree[slot]] &= keep[slot]
                     slot += 1
+        row_sums[:] = out[row]
         # Tree by tree, as sklearn adds them: each class's sum takes its leaf values in sklearn's order.
         for t in range(leaf_start.shape[0]):
-            lowest = reachable[t] & (~reachable[t] + np.uint64(1))
+            mask = np.uint64(reachable[t])
+            lowest = mask & (~mask + np.uint64(1))
             leaf = bit_index[(lowest * np.uint64(_DE_BRUIJN)) >> np.uint64(58)]
-            out[row, tree_class[t]] += leaf_value[leaf_start[t] + leaf]
+            row_sums[tree_class[t]] += leaf_value[leaf_start[t] + leaf]
+        out[row] = row_sums
 
 
 @gil_free_kernel
@@ -339,7 +419,8 @@ def _forest_sums(
     roots: np.ndarray,
     nodes: np.ndarray,
     missing_left: np.ndarray,
-    leaf_values: np.ndarray,
+    entry_column: np.ndarray,
+    entry_value: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Add each tree's leaf class fractions, tree after tree.
@@ -348,18 +429,18 @@ def _forest_sums(
     ----------
     matrix : ndarray of shape (n_samples, n_features), dtype=float32
     roots, nodes, missing_left : ndarray
-        The FlatTrees arrays.
-    leaf_values : ndarray of shape (n_leaves, n_classes), dtype=float64
-        Each leaf's class fractions, by leaf number.
+        The FlatTrees arrays, each leaf holding its range of entries (`with_leaf_entries`).
+    entry_column, entry_value : ndarray of shape (n_entries,)
+        The SparseLeaves arrays.
     out : ndarray of shape (n_samples, n_classes), dtype=float64
         Starts at zero; the sums are added in place.
     """
     for tree in range(roots.shape[0]):
         root = roots[tree]
         for row in range(matrix.shape[0]):
-            leaf = _leaf(matrix, row, root, nodes, missing_left)
-            for k in range(out.shape[1]):
-                out[row, k] += leaf_values[leaf, k]
+            leaf = nodes[_leaf_node(matrix, row, root, nodes, missing_left)]
+            for entry in range(leaf.left, leaf.right):
+                out[row, entry_column[entry]] += entry_value[entry]
 
 
 class _RowSplitter:
@@ -402,10 +483,12 @@ class CompiledForest(_CompiledEnsemble):
             raise NotCompilable("multi-output forests are not compiled")
         trees = [estimator.tree_ for estimator in model.estimators_]
         super().__init__(int(model.n_features_in_), threads)
-        self.trees = FlatTrees.of([_forest_tree(tree) for tree in trees])
+        flat = FlatTrees.of([_forest_tree(tree) for tree in trees])
         self.n_trees = len(trees)
         values = np.concatenate([tree.value[:, 0, :] for tree in trees])
-        self.leaf_values = np.ascontiguousarray(values[self.trees.leaf_nodes], np.float64)
+        self.leaves = SparseLeaves.of(np.asarray(values[flat.leaf_nodes], np.float64))
+        self.n_classes = values.shape[1]
+        self.trees = flat.with_leaf_entries(self.leaves.start)
         self.predict_proba(np.zeros((2, self.n_features), dtype=np.float32))
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
@@ -421,13 +504,13 @@ class CompiledForest(_CompiledEnsemble):
         probabilities : ndarray of shape (n_samples, n_classes), dtype=float64
         """
         matrix = self._checked(matrix, np.float32)
-        out = np.zeros((matrix.shape[0], self.leaf_values.shape[1]), dtype=np.float64)
+        out = np.zeros((matrix.shape[0], self.n_classes), dtype=np.float64)
         self._rows.run(self._walk, matrix, out)
         out /= self.n_trees
         return out
 
     def _walk(self, matrix: np.ndarray, out: np.ndarray) -> None:
-        _forest_sums(matrix, *self.trees.arrays(), self.leaf_values, out)
+        _forest_sums(matrix, *self.trees.arrays(), self.leaves.column, self.leaves.value, out)
 
 
 def _forest_tree(tree: Any) -> np.ndarray:
@@ -450,7 +533,11 @@ class CompiledBoosting(_CompiledEnsemble):
         self.tree_class = np.asarray([k for k, _ in predictors], dtype=np.intp)
         self.baseline = np.ascontiguousarray(model._baseline_prediction.ravel(), dtype=np.float64)
         self.link = model._loss.predict_proba
-        # Compile (or load from numba's cache) both array layouts the kernel sees now, not on a live batch.
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the kernel for both array layouts it sees and these
+        tables' types, now rather than on a live batch."""
         probe = np.zeros((2, self.n_features), dtype=np.float32)
         self._walk(probe, np.zeros((2, len(self.baseline)), order="F"))
         self._walk(probe[:1], np.zeros((2, len(self.baseline)), order="F")[:1])
@@ -489,7 +576,7 @@ class CompiledBoosting(_CompiledEnsemble):
         return np.asarray(self.link(self.raw_predict(matrix)))
 
     def _walk(self, matrix: np.ndarray, out: np.ndarray) -> None:
-        _quick_scores(matrix, *self.tables.arrays(), self.tree_class, _BIT_INDEX, out)
+        _quick_scores(matrix, *self.tables.arrays(matrix.dtype), self.tree_class, _BIT_INDEX, out)
 
 
 def _boosted_tree(nodes: np.ndarray) -> np.ndarray:
@@ -687,7 +774,10 @@ def precompile() -> None:
     rows = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
     # Two classes give a one-column output (numba types it C-contiguous), three a Fortran-ordered one.
     for labels in ((rows[:, 0] > 0).astype(int), np.digitize(rows[:, 0], [-0.5, 0.5])):
-        CompiledBoosting(HistGradientBoostingClassifier(max_iter=2).fit(rows, labels))
+        boosting = CompiledBoosting(HistGradientBoostingClassifier(max_iter=2).fit(rows, labels))
+        for mask in MASK_DTYPES:  # the wider masks of trees with more leaves than these few rows grow
+            boosting.tables = dataclasses.replace(boosting.tables, keep=boosting.tables.keep.astype(mask))
+            boosting.warm_up()
         CompiledForest(RandomForestClassifier(n_estimators=2).fit(rows, labels))
     distinct_rows(rows)
     words = row_words(rows)

@@ -18,6 +18,7 @@ from nids_model.compiled import (
     CompiledForest,
     FlatTrees,
     NotCompilable,
+    SparseLeaves,
     ThresholdTables,
     distinct_rows,
     probability_function,
@@ -37,14 +38,22 @@ def _data(rows: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-@pytest.mark.parametrize("classes", [2, 5])
-def test_compiled_probabilities_are_sklearns_bit_for_bit(classes: int) -> None:
+@pytest.mark.parametrize(
+    ("classes", "leaves", "mask"), [(2, 15, np.uint16), (5, 15, np.uint16), (5, 31, np.uint32), (3, 63, np.uint64)]
+)
+def test_compiled_probabilities_are_sklearns_bit_for_bit(classes: int, leaves: int, mask: type) -> None:
     X, y = _data(3000, classes, seed=classes)
-    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, random_state=0).fit(X, y)
+    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=leaves, min_samples_leaf=5, random_state=0)
+    model.fit(X, y)
     test, _ = _data(5000, classes, seed=99)
     expected = model.predict_proba(test)
     assert np.isnan(test).any()
-    assert np.array_equal(CompiledBoosting(model).predict_proba(test), expected)
+    compiled = CompiledBoosting(model)
+    # Each tree's leaves fill the mask's upper half: the width chosen is the narrowest that holds them.
+    assert compiled.tables.keep.dtype == mask
+    assert max(p.get_n_leaf_nodes() for it in model._predictors for p in it) > np.iinfo(mask).bits // 2
+    assert np.array_equal(compiled.predict_proba(test), expected)
+    assert np.array_equal(compiled.predict_proba(test.astype(np.float64)), expected)
     # Rows split over two threads land in the same places.
     assert np.array_equal(CompiledBoosting(model, threads=2).predict_proba(test), expected)
 
@@ -87,8 +96,12 @@ def test_threshold_tables_clear_a_splits_left_leaves_and_end_each_feature_with_a
     assert tables.feature_start.tolist() == [0, 2, 4, 5]
     assert tables.threshold.tolist() == [2.0, np.inf, 0.5, np.inf, np.inf]
     assert tables.tree.tolist() == [0, 0, 0, 0, 0]
-    every_leaf = (1 << 64) - 1
+    # Three leaves fit the narrowest mask: 16 bits a tree.
+    assert tables.keep.dtype == np.uint16 and tables.tree.dtype == np.uint16
+    every_leaf = (1 << 16) - 1
     assert tables.keep.tolist() == [every_leaf & ~0b001, every_leaf, every_leaf & ~0b011, every_leaf, every_leaf]
+    assert tables.threshold32.dtype == np.float32
+    assert tables.threshold32.tolist() == [2.0, np.inf, 0.5, np.inf, np.inf]
     assert tables.missing_right.tolist() == [False, False, True, False, False]
     assert tables.leaf_start.tolist() == [0, 3]
     assert tables.leaf_value.tolist() == [10.0, 20.0, 30.0, 10.0]
@@ -153,6 +166,32 @@ def test_flat_trees_number_children_across_trees_and_leaves_in_order() -> None:
     split = trees.nodes["threshold"][0]
     assert float(split) < 0.1 < float(np.nextafter(split, np.float32(np.inf)))
     assert all(a.flags.c_contiguous for a in trees.arrays())
+
+
+def test_sparse_leaves_keep_each_leafs_nonzero_fractions_by_class() -> None:
+    values = np.array([[1.0, 0.0, 0.0], [0.25, 0.0, 0.75], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    leaves = SparseLeaves.of(values)
+    assert leaves.start.tolist() == [0, 1, 3, 4, 4]
+    assert leaves.column.tolist() == [0, 0, 2, 2] and leaves.column.dtype == np.uint8
+    assert leaves.value.tolist() == [1.0, 0.25, 0.75, 1.0]
+    with pytest.raises(NotCompilable, match="negative leaf values"):
+        SparseLeaves.of(-values)
+
+
+def test_a_leaf_record_holds_the_range_of_its_entries() -> None:
+    stump = tree_nodes(
+        leaf=np.array([False, True, True]),
+        feature=np.array([3, -2, -2]),
+        threshold=np.array([0.1, 10.0, 20.0]),
+        left=np.array([1, 0, 0]),
+        right=np.array([2, 0, 0]),
+        missing_left=np.array([1, 0, 0], dtype=np.uint8),
+    )
+    trees = FlatTrees.of([stump, stump])
+    ranged = trees.with_leaf_entries(np.array([0, 1, 3, 4, 6]))
+    assert ranged.nodes["left"].tolist() == [1, 0, 1, 4, 3, 4]
+    assert ranged.nodes["right"].tolist() == [2, 1, 3, 5, 4, 6]
+    assert trees.nodes["left"].tolist() == [1, 0, 1, 4, 2, 3]  # the original is left as it was
 
 
 def test_forest_is_exact_at_its_own_thresholds() -> None:
