@@ -9,13 +9,13 @@ holds the GIL, so another thread decodes and produces meanwhile.
 A forest's trees (deep: thousands of leaves) are walked root to leaf. Boosted trees (at most 64
 leaves each) are scored by QuickScorer (Lucchese et al., SIGIR 2015), which replaces the walk's
 unpredictable branches with one ascending scan per feature over every tree's split thresholds:
-each split the row fails clears its left subtree's leaves from its tree's 64-bit mask, and the
+each split the row fails clears its left subtree's leaves from its tree's leaf mask, and the
 lowest leaf left is the one the walk would reach.
 
 The results are bit-identical to `predict_proba`: a boosted class score starts at the same baseline
 and adds the same leaf values in the same order, and the link function is the model's own; a forest
-adds each tree's leaf class fractions in the order of its trees and divides by their count, as
-scikit-learn does with one job.
+adds each tree's nonzero leaf class fractions in the order of its trees and divides by their count,
+as scikit-learn does with one job (its zeros would leave the sums as they are).
 """
 
 from __future__ import annotations
