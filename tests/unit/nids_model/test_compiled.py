@@ -82,6 +82,15 @@ def test_boosting_with_trees_over_64_leaves_uses_sklearns_predict() -> None:
     assert probability_function(model) == model.predict_proba
 
 
+def test_boosting_with_more_trees_than_16_bit_numbers_uses_sklearns_predict(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = _data(500, 2, seed=14)
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(X, y)
+    monkeypatch.setattr(ThresholdTables, "MAX_TREES", 4)
+    with pytest.raises(NotCompilable, match="more than 4 trees"):
+        CompiledBoosting(model)
+    assert probability_function(model) == model.predict_proba
+
+
 def test_threshold_tables_clear_a_splits_left_leaves_and_end_each_feature_with_a_sentinel() -> None:
     # Root: feature 1 <= 0.5 → (feature 0 <= 2.0 → leaf 10 | leaf 20) | leaf 30; NaN goes right at the root.
     tree = tree_nodes(
