@@ -107,7 +107,8 @@ class FlatTrees:
     roots : ndarray of shape (n_trees,), dtype=intp
         The index of each tree's root node.
     nodes : ndarray of shape (n_nodes,), dtype=WALK_NODE
-        Children are indices into `nodes`. A threshold is the largest float32 at or below the tree's
+        A split's children are indices into `nodes`; a leaf holds its number, or the range of its
+        entries (`with_leaf_entries`). A threshold is the largest float32 at or below the tree's
         float64 one: a float32 value is at or below the one exactly when it is at or below the other.
     missing_left : ndarray of shape (n_nodes,), dtype=bool
         Whether NaN goes left at each split node (read only for NaN).
@@ -216,7 +217,7 @@ def _leaf_node(
 
     Returns
     -------
-    leaf : int
+    node : int
         The leaf's index in `nodes`.
     """
     while True:
@@ -240,6 +241,12 @@ _BIT_INDEX[[((1 << bit) * _DE_BRUIJN) % (1 << 64) >> 58 for bit in range(64)]] =
 _ALL_BITS = (1 << 64) - 1
 
 
+# The leaf masks a tree's leaf count takes: a row's reachable leaves are one of these per tree.
+MASK_DTYPES = (np.uint16, np.uint32, np.uint64)
+# A slot's tree number.
+TREE_DTYPE = np.uint16
+
+
 @dataclasses.dataclass(frozen=True)
 class ThresholdTables:
     """QuickScorer's tables of an ensemble of trees with at most 64 leaves each.
@@ -258,7 +265,7 @@ class ThresholdTables:
     threshold32 : ndarray of shape (n_slots,), dtype=float32
         The largest float32 at or below each threshold: a float32 value is above the one exactly
         when it is above the other, so float32 rows are scanned with these.
-    tree : ndarray of shape (n_slots,), dtype=uint16
+    tree : ndarray of shape (n_slots,), dtype=TREE_DTYPE
         The tree each split belongs to.
     keep : ndarray of shape (n_slots,), dtype=uint16, uint32 or uint64 (the fewest bits that hold
         the largest tree's leaves)
@@ -281,8 +288,8 @@ class ThresholdTables:
     leaf_start: np.ndarray
     leaf_value: np.ndarray
 
-    MAX_LEAVES = 64
-    MAX_TREES = 1 << 16
+    MAX_LEAVES = np.iinfo(MASK_DTYPES[-1]).bits
+    MAX_TREES = np.iinfo(TREE_DTYPE).max + 1
 
     @classmethod
     def of(cls, trees: Sequence[np.ndarray], n_features: int) -> ThresholdTables:
@@ -310,12 +317,19 @@ class ThresholdTables:
             np.searchsorted(feature[order], np.arange(n_features + 1)).astype(np.intp),
             threshold[order],
             _float32_at_or_below(threshold[order]),
-            np.asarray(columns[2], dtype=np.uint16)[order],
+            np.asarray(columns[2], dtype=TREE_DTYPE)[order],
             keep,
             np.asarray(columns[4], dtype=np.bool_)[order],
             np.asarray(leaf_start, dtype=np.intp),
             np.asarray(leaf_value, dtype=np.float64),
         )
+
+    def with_mask(self, dtype: type[np.unsignedinteger[Any]]) -> ThresholdTables:
+        """These tables with their masks widened to `dtype`, one of MASK_DTYPES no narrower than
+        theirs: the same scores, from the kernel compiled for that width."""
+        if np.iinfo(dtype).bits < np.iinfo(self.keep.dtype).bits:
+            raise ValueError(f"{np.dtype(dtype).name} masks are narrower than these tables' {self.keep.dtype.name}")
+        return dataclasses.replace(self, keep=self.keep.astype(dtype))
 
     def arrays(self, dtype: np.dtype[Any]) -> tuple[np.ndarray, ...]:
         """The kernel's table arguments for rows of `dtype`, in its order."""
@@ -328,10 +342,6 @@ class ThresholdTables:
             self.leaf_start,
             self.leaf_value,
         )
-
-
-# The leaf masks a tree's leaf count takes: a row's reachable leaves are one of these per tree.
-MASK_DTYPES = (np.uint16, np.uint32, np.uint64)
 
 
 def _mask_dtype(leaves: int) -> type[np.unsignedinteger[Any]]:
@@ -423,7 +433,7 @@ def _forest_sums(
     entry_value: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Add each tree's leaf class fractions, tree after tree.
+    """Add each tree's nonzero leaf class fractions (its leaf's SparseLeaves entries), tree after tree.
 
     Parameters
     ----------
@@ -548,8 +558,8 @@ class CompiledBoosting(_CompiledEnsemble):
         Parameters
         ----------
         matrix : ndarray of shape (n_samples, n_features), dtype=float32 or float64
-            Walked in its own dtype: a float32 value compares with a float64 threshold exactly as
-            scikit-learn's float64 copy of it does.
+            float32 rows are compared with the float32 thresholds (`ThresholdTables.threshold32`),
+            float64 rows with scikit-learn's own: either way each split goes as scikit-learn's does.
 
         Returns
         -------
@@ -776,7 +786,7 @@ def precompile() -> None:
     for labels in ((rows[:, 0] > 0).astype(int), np.digitize(rows[:, 0], [-0.5, 0.5])):
         boosting = CompiledBoosting(HistGradientBoostingClassifier(max_iter=2).fit(rows, labels))
         for mask in MASK_DTYPES:  # the wider masks of trees with more leaves than these few rows grow
-            boosting.tables = dataclasses.replace(boosting.tables, keep=boosting.tables.keep.astype(mask))
+            boosting.tables = boosting.tables.with_mask(mask)
             boosting.warm_up()
         CompiledForest(RandomForestClassifier(n_estimators=2).fit(rows, labels))
     distinct_rows(rows)

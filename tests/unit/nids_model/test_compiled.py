@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from nids_model.artifact import load_model
 from nids_model.attack_only import AttackOnlyClassifier
 from nids_model.compiled import (
+    _BIT_INDEX,
     NODE,
     WALK_NODE,
     CompiledBoosting,
@@ -20,6 +23,7 @@ from nids_model.compiled import (
     NotCompilable,
     SparseLeaves,
     ThresholdTables,
+    _quick_scores,
     distinct_rows,
     probability_function,
     tree_nodes,
@@ -49,7 +53,7 @@ def test_compiled_probabilities_are_sklearns_bit_for_bit(classes: int, leaves: i
     expected = model.predict_proba(test)
     assert np.isnan(test).any()
     compiled = CompiledBoosting(model)
-    # Each tree's leaves fill the mask's upper half: the width chosen is the narrowest that holds them.
+    # The largest tree's leaves fill the mask's upper half: the width is the narrowest that holds them.
     assert compiled.tables.keep.dtype == mask
     assert max(p.get_n_leaf_nodes() for it in model._predictors for p in it) > np.iinfo(mask).bits // 2
     assert np.array_equal(compiled.predict_proba(test), expected)
@@ -71,6 +75,79 @@ def test_boosting_is_exact_at_its_own_thresholds_and_at_infinities() -> None:
     test = np.random.default_rng(5).choice(values, size=(4000, X.shape[1])).astype(np.float32)
     assert np.array_equal(CompiledBoosting(model).predict_proba(test), model.predict_proba(test))
     assert np.array_equal(CompiledBoosting(model).predict_proba(test.astype(np.float64)), model.predict_proba(test))
+
+
+def test_float64_rows_are_compared_with_the_float64_thresholds() -> None:
+    X, y = _data(3000, 5, seed=15)
+    model = HistGradientBoostingClassifier(max_iter=5, max_leaf_nodes=15, random_state=0).fit(X, y)
+    # Move the first root's threshold just above a float32: float64 rows at it go left, float32 rows
+    # cannot tell it from that float32 (which also goes left).
+    root = model._predictors[0][0].nodes
+    feature = int(root["feature_idx"][0])
+    root["num_threshold"][0] = np.nextafter(np.float64(np.float32(root["num_threshold"][0])), np.inf)
+    rows = np.nan_to_num(X[:300]).astype(np.float64)
+    rows[:, feature] = root["num_threshold"][0]
+    compiled = CompiledBoosting(model)
+    assert np.array_equal(compiled.predict_proba(rows), model.predict_proba(rows))
+    rows[:, feature] = np.nextafter(rows[:, feature], np.inf)  # and just above it, right
+    assert np.array_equal(compiled.predict_proba(rows), model.predict_proba(rows))
+
+
+def _chain(leaves: int) -> np.ndarray:
+    """A tree of `leaves` leaves on feature 0: split 2i goes left (value <= 2i) to leaf 2i + 1 of value
+    2i + 1, right to the next split; the last leaf is node 2 * leaves - 2."""
+    nodes = 2 * leaves - 1
+    index = np.arange(nodes)
+    leaf = (index % 2 == 1) | (index == nodes - 1)
+    return tree_nodes(
+        leaf=leaf,
+        feature=np.where(leaf, -2, 0),
+        threshold=index.astype(np.float64),
+        left=np.where(leaf, 0, index + 1),
+        right=np.where(leaf, 0, index + 2),
+        missing_left=np.zeros(nodes, dtype=np.uint8),
+    )
+
+
+@pytest.mark.parametrize(
+    ("leaves", "mask"), [(16, np.uint16), (17, np.uint32), (32, np.uint32), (33, np.uint64), (64, np.uint64)]
+)
+def test_a_trees_every_leaf_is_reached_with_the_narrowest_mask_that_holds_them(leaves: int, mask: type) -> None:
+    tables = ThresholdTables.of([_chain(2), _chain(leaves)], n_features=1)
+    assert tables.keep.dtype == mask
+    values = np.arange(-1.0, 2 * leaves)[:, None]
+    out = np.zeros((len(values), 1))
+    _quick_scores(values, *tables.arrays(values.dtype), np.zeros(2, dtype=np.intp), _BIT_INDEX, out)
+    # The chain of 2 leaves adds 1 (value <= 0) or 2; the long one its first split at or above the value.
+    small = np.where(values[:, 0] <= 0, 1.0, 2.0)
+    long = np.minimum(2 * np.ceil(np.maximum(values[:, 0], 0) / 2) + 1, 2 * leaves - 2)
+    assert out[:, 0].tolist() == (small + long).tolist()
+
+
+# Run in a process of its own: kernels this process compiled for other tests would hide a gap.
+PRECOMPILE_CHECK = """
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from nids_model.compiled import CompiledBoosting, CompiledForest, _forest_sums, _quick_scores, precompile
+
+precompile()
+compiled = (len(_quick_scores.signatures), len(_forest_sums.signatures))
+rng = np.random.default_rng(0)
+X = rng.normal(size=(3000, 8)).astype(np.float32)
+for classes, leaves in ((2, 31), (9, 15), (3, 63)):
+    y = np.digitize(X[:, 0] + rng.normal(scale=0.5, size=len(X)), np.linspace(-1.5, 1.5, classes - 1))
+    boosting = HistGradientBoostingClassifier(max_iter=3, max_leaf_nodes=leaves, min_samples_leaf=5).fit(X, y)
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    for model in (CompiledBoosting(boosting, threads=2), CompiledForest(forest, threads=2)):
+        model.predict_proba(X[:5])  # one thread
+        model.predict_proba(X)  # rows split over two
+assert (len(_quick_scores.signatures), len(_forest_sums.signatures)) == compiled, "compiled on a batch"
+"""
+
+
+def test_precompile_covers_every_kernel_a_cascade_scores_with() -> None:
+    done = subprocess.run([sys.executable, "-c", PRECOMPILE_CHECK], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_boosting_with_trees_over_64_leaves_uses_sklearns_predict() -> None:
@@ -114,6 +191,11 @@ def test_threshold_tables_clear_a_splits_left_leaves_and_end_each_feature_with_a
     assert tables.missing_right.tolist() == [False, False, True, False, False]
     assert tables.leaf_start.tolist() == [0, 3]
     assert tables.leaf_value.tolist() == [10.0, 20.0, 30.0, 10.0]
+    # precompile() widens masks to compile each width's kernel; narrowing would drop leaves.
+    wide = tables.with_mask(np.uint64)
+    assert wide.keep.dtype == np.uint64 and wide.keep.tolist() == tables.keep.tolist()
+    with pytest.raises(ValueError, match="uint16 masks are narrower than these tables' uint64"):
+        wide.with_mask(np.uint16)
 
 
 @pytest.mark.parametrize("classes", [2, 5])
