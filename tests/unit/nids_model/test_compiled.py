@@ -234,8 +234,9 @@ def test_a_matrix_of_the_wrong_width_is_refused() -> None:
             compiled.predict_proba(X[0])
 
 
-def test_flat_trees_number_children_across_trees_and_leaves_in_order() -> None:
-    stump = tree_nodes(
+def _stump() -> np.ndarray:
+    """feature 3 <= 0.1 (NaN goes left) → leaf 10.0 | leaf 20.0."""
+    return tree_nodes(
         leaf=np.array([False, True, True]),
         feature=np.array([3, -2, -2]),
         threshold=np.array([0.1, 10.0, 20.0]),
@@ -243,6 +244,10 @@ def test_flat_trees_number_children_across_trees_and_leaves_in_order() -> None:
         right=np.array([2, 0, 0]),
         missing_left=np.array([1, 0, 0], dtype=np.uint8),
     )
+
+
+def test_flat_trees_number_children_across_trees_and_leaves_in_order() -> None:
+    stump = _stump()
     assert stump.dtype == NODE
     trees = FlatTrees.of([stump, stump[1:2].copy(), stump])
     assert trees.nodes.dtype == WALK_NODE and trees.nodes.itemsize == 16
@@ -270,14 +275,7 @@ def test_sparse_leaves_keep_each_leafs_nonzero_fractions_by_class() -> None:
 
 
 def test_a_leaf_record_holds_the_range_of_its_entries() -> None:
-    stump = tree_nodes(
-        leaf=np.array([False, True, True]),
-        feature=np.array([3, -2, -2]),
-        threshold=np.array([0.1, 10.0, 20.0]),
-        left=np.array([1, 0, 0]),
-        right=np.array([2, 0, 0]),
-        missing_left=np.array([1, 0, 0], dtype=np.uint8),
-    )
+    stump = _stump()
     trees = FlatTrees.of([stump, stump])
     ranged = trees.with_leaf_entries(np.array([0, 1, 3, 4, 6]))
     assert ranged.nodes["left"].tolist() == [1, 0, 1, 4, 3, 4]
