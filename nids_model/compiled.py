@@ -499,6 +499,10 @@ class CompiledForest(_CompiledEnsemble):
         self.leaves = SparseLeaves.of(np.asarray(values[flat.leaf_nodes], np.float64))
         self.n_classes = values.shape[1]
         self.trees = flat.with_leaf_entries(self.leaves.start)
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the walk now rather than on a live batch."""
         self.predict_proba(np.zeros((2, self.n_features), dtype=np.float32))
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
