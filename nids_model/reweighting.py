@@ -182,6 +182,11 @@ def pair_counts(first: np.ndarray, second: np.ndarray, n_first: int, n_second: i
 def class_f1(true_positives: np.ndarray, truth_totals: np.ndarray, decided_totals: np.ndarray) -> np.ndarray:
     """Per-class F1 (n_classes,) float64 from each class's true positives, rows of that class and rows
     decided as it (all (n_classes,)); 0 for a class with neither."""
-    total = truth_totals + decided_totals
-    f1: np.ndarray = np.divide(2 * true_positives, total, out=np.zeros(len(total)), where=total > 0)
-    return f1
+    return ratio_or_zero(2 * true_positives, truth_totals + decided_totals)
+
+
+def ratio_or_zero(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator (n_classes,) float64, 0 where the denominator is 0 (scikit-learn's
+    zero_division=0)."""
+    ratio: np.ndarray = np.divide(numerator, denominator, out=np.zeros(len(denominator)), where=denominator > 0)
+    return ratio

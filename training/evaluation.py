@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from nids_common.schema import ATTACK_CLASSES
 from nids_model.manifest import ClassMetrics, ValidationMetrics
-from nids_model.reweighting import class_f1, pair_counts
+from nids_model.reweighting import class_f1, confusion_macro_f1, pair_counts, ratio_or_zero
 
 ConfusionMatrix = tuple[tuple[int, ...], ...]  # rows: true class, columns: predicted, in `classes` order
 
@@ -49,12 +49,11 @@ def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> TargetMetrics:
     index = pd.Index(classes)
     confusion = pair_counts(index.get_indexer(truth), index.get_indexer(predicted), len(classes), len(classes))
     hits, support, called = np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0)
-    precision, recall, f1 = _ratio(hits, called), _ratio(hits, support), class_f1(hits, support, called)
-    present = support > 0
+    precision, recall, f1 = ratio_or_zero(hits, called), ratio_or_zero(hits, support), class_f1(hits, support, called)
     return TargetMetrics(
         accuracy=float(hits.sum() / max(len(truth), 1)),
         # Macro-F1 over the classes that occur in the truth, as classification_report computes it.
-        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        macro_f1=confusion_macro_f1(confusion) if len(truth) else 0.0,
         per_class={
             c: ClassMetrics(precision=float(p), recall=float(r), f1=float(f), support=int(s))
             for c, p, r, f, s in zip(classes, precision, recall, f1, support)
@@ -62,13 +61,6 @@ def class_metrics(truth: np.ndarray, predicted: np.ndarray) -> TargetMetrics:
         classes=tuple(classes),
         confusion_matrix=tuple(tuple(row) for row in confusion.astype(np.int64).tolist()),
     )
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator (n_classes,) float64, 0 where the denominator is 0 (zero_division=0)."""
-    result = np.zeros(len(numerator))
-    np.divide(numerator, denominator, out=result, where=denominator > 0)
-    return result
 
 
 def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray) -> Evaluation:
