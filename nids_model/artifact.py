@@ -42,10 +42,12 @@ from nids_model.manifest import Libraries, Manifest, TrainingRecord, decode, enc
 # and boosting (nids_model.averaging), a class a format-6 reader lacks; a format-6 artifact holds
 # only classes this version still has, so it is still read. 8: the seen class scales by the vector's
 # training rows (SeenRegime.min_rows, the manifest's `more_rows`); a format 6 or 7 seen regime is one
-# such bucket and digests as it did, so both are still read. Any other format is refused before
-# unpickling, with a message that says what to do.
-ARTIFACT_FORMAT = 8
-READABLE_FORMATS = (6, 7, 8)
+# such bucket and digests as it did, so both are still read. 9: the seen table holds each vector's
+# held-out class probabilities (SeenVectors.held_out), which the seen rule scales instead of the
+# deployed model's; a table of formats 6 to 8 has none and keeps its rule, so all are still read. Any
+# other format is refused before unpickling, with a message that says what to do.
+ARTIFACT_FORMAT = 9
+READABLE_FORMATS = (6, 7, 8, 9)
 MODEL_FILE = "model.joblib"
 HISTORY_FILE = "history.jsonl"
 MANIFEST_FILE = "manifest.json"

@@ -32,16 +32,31 @@ class SeenVectors:
         Each vector's bytes (`row_words`), in the order of `hashes`.
     rows, attacks : ndarray of shape (n_vectors,), dtype=int64
         Training rows with that vector, and how many of them were attacks (label 1).
+    held_out : ndarray of shape (n_vectors, n_classes), dtype=float32, or None
+        Each vector's attack_cat class probabilities (before class scaling) from a model that never
+        trained on the vector: the grouped held-out predictions training makes anyway. None in
+        artifacts before format 9, whose seen rule scales the deployed model's probabilities.
     """
 
-    def __init__(self, hashes: np.ndarray, words: np.ndarray, rows: np.ndarray, attacks: np.ndarray) -> None:
+    # Tables pickled before format 9 lack the attribute; they read as None.
+    held_out: np.ndarray | None = None
+
+    def __init__(
+        self,
+        hashes: np.ndarray,
+        words: np.ndarray,
+        rows: np.ndarray,
+        attacks: np.ndarray,
+        held_out: np.ndarray | None = None,
+    ) -> None:
         self.hashes = hashes
         self.words = words
         self.rows = rows
         self.attacks = attacks
+        self.held_out = held_out
 
     @classmethod
-    def of(cls, matrix: np.ndarray, is_attack: np.ndarray) -> SeenVectors:
+    def of(cls, matrix: np.ndarray, is_attack: np.ndarray, held_out: np.ndarray | None = None) -> SeenVectors:
         """The table of training rows.
 
         Parameters
@@ -49,6 +64,9 @@ class SeenVectors:
         matrix : ndarray of shape (n_samples, n_features), dtype=float32
             The model's matrix of the training rows (`FlowPreprocessor.transform`).
         is_attack : ndarray of shape (n_samples,), bool or 0/1
+        held_out : ndarray of shape (n_samples, n_classes), or None
+            Each row's vector's held-out class probabilities, equal for the rows of one vector; kept
+            as float32.
         """
         first, inverse = distinct_rows(matrix)
         words = row_words(matrix[first])
@@ -64,14 +82,26 @@ class SeenVectors:
         clash[1:] |= equal
         clash[:-1] |= equal
         keep = order[~clash]
-        return cls(hashes[keep], words[keep], rows[keep], attacks[keep].astype(np.int64))
+        by_vector = None
+        if held_out is not None:
+            held_out = np.asarray(held_out, dtype=np.float32)
+            if not np.array_equal(held_out, held_out[first][inverse], equal_nan=True):
+                raise ValueError("held_out: the rows of one vector must carry the same probabilities")
+            by_vector = held_out[first][keep]
+        return cls(hashes[keep], words[keep], rows[keep], attacks[keep].astype(np.int64), by_vector)
 
     def __len__(self) -> int:
         return len(self.hashes)
 
     @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """Every array of the table, in the order the digest takes them."""
+        arrays = (self.hashes, self.words, self.rows, self.attacks)
+        return arrays if self.held_out is None else (*arrays, self.held_out)
+
+    @property
     def nbytes(self) -> int:
-        return int(self.hashes.nbytes + self.words.nbytes + self.rows.nbytes + self.attacks.nbytes)
+        return sum(int(array.nbytes) for array in self.arrays)
 
     def find(self, matrix: np.ndarray) -> np.ndarray:
         """The table index of each row's vector, -1 for a vector training never had.
@@ -119,9 +149,13 @@ class SeenRegime:
         Multiplies a seen attack's class probabilities (columns in `DetectionModel.classes` order)
         before the most probable attack class is taken: the row of the vector's bucket of training
         rows. Artifact formats 6 and 7 hold one scale of shape (n_classes,), read as one bucket.
+        The probabilities scaled are the vector's held-out ones (`SeenVectors.held_out`) where the
+        table has them: the deployed model trained on the vector's copies and echoes their majority,
+        where a model that never saw the vector generalises from its neighbours, which decides the
+        held-out copies of conflicting vectors better (docs/benchmarks.md, 2026-12-04, evening).
     min_rows : tuple of int, ascending from 1
-        Where each bucket starts. The model's probabilities of a vector training held once and of one
-        it held ten times are not equally sure of its class mix, so each bucket has its own scales.
+        Where each bucket starts. A vector training held once and one it held ten times are not
+        equally well described by the probabilities, so each bucket has its own scales.
     """
 
     vectors: SeenVectors
@@ -142,12 +176,15 @@ class SeenRegime:
         return blended
 
     def class_probabilities(self, seen: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-        """Class probabilities (n_samples, n_classes), float64, rescaled and renormalised where seen;
+        """Class probabilities (n_samples, n_classes), float64: where seen, the vector's held-out
+        probabilities (the model's `probabilities` in tables without them), rescaled and renormalised;
         NaN rows (not attacks) stay NaN."""
         rows = (seen >= 0) & ~np.isnan(probabilities).any(axis=1)
         if not rows.any():
             return probabilities
-        scaled = probabilities[rows] * self.scales(seen[rows])
+        held_out = self.vectors.held_out
+        base = probabilities[rows] if held_out is None else held_out[seen[rows]]
+        scaled = base * self.scales(seen[rows])
         total = scaled.sum(axis=1, keepdims=True)
         result = probabilities.copy()
         result[rows] = np.divide(scaled, total, out=np.zeros_like(scaled), where=total > 0)
@@ -166,7 +203,7 @@ class SeenRegime:
     def digest(self) -> str:
         """sha256 of the table and the rule's parameters: the manifest records it, loading checks it."""
         digest = hashlib.sha256()
-        for array in (self.vectors.hashes, self.vectors.words, self.vectors.rows, self.vectors.attacks):
+        for array in self.vectors.arrays:
             digest.update(f"{array.dtype.str}{array.shape}".encode())
             digest.update(np.ascontiguousarray(array).tobytes())
         digest.update(np.float64(self.prior).tobytes())

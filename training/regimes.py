@@ -18,6 +18,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from nids_common.schema import ATTACK_CAT, LABEL, NORMAL
 from nids_model.attack_only import AttackOnlyClassifier
+from nids_model.compiled import distinct_rows
 from nids_model.folds import flow_groups, grouped_folds
 from nids_model.manifest import BucketScale, CrossValidation, FoldScores, RegimeScores, SeenRegimeRecord
 from nids_model.reweighting import (
@@ -80,6 +81,9 @@ class OutOfFold:
     vector_rows, vector_attacks : ndarray of shape (n_samples,), dtype=int64
         How many of the fold's training rows had the row's exact vector (0: novel), and how many of
         those were attacks.
+    vector_held_out : ndarray of shape (n_samples, n_classes), dtype=float64, or None
+        The held-out class probabilities of the row's vector (`vector_held_out`), which the seen
+        rule scales; None where no row is seen (grouped folds).
     """
 
     fold: np.ndarray
@@ -87,6 +91,7 @@ class OutOfFold:
     raw: np.ndarray
     vector_rows: np.ndarray
     vector_attacks: np.ndarray
+    vector_held_out: np.ndarray | None = None
 
     @property
     def seen(self) -> np.ndarray:
@@ -135,15 +140,18 @@ def verdicts(
     rows: Rows, oof: OutOfFold, novel_scale: np.ndarray, rule: SeenRule | None, at: np.ndarray | slice = slice(None)
 ) -> np.ndarray:
     """The class column each row of `at` is decided as (intp): the alert rule on held-out predictions,
-    with the seen rule where the fold's training rows held the vector."""
+    with the seen rule where the fold's training rows held the vector (its attack class from the
+    vector's held-out probabilities, as `SeenRegime.class_probabilities` takes it)."""
     probability = oof.attack_probability[at]
     score = oof.raw[at] * novel_scale
     if rule is not None:
+        if oof.vector_held_out is None:
+            raise ValueError("the seen rule needs each row's vector's held-out probabilities")
         seen = oof.seen[at]
         vector_rows, vector_attacks = oof.vector_rows[at][seen], oof.vector_attacks[at][seen]
         probability = probability.copy()
         probability[seen] = blended_probability(vector_attacks, vector_rows, rule.prior, probability[seen])
-        score[seen] *= rule.class_scale[row_buckets(rule.min_rows, vector_rows)]
+        score[seen] = oof.vector_held_out[at][seen] * rule.class_scale[row_buckets(rule.min_rows, vector_rows)]
     score[:, rows.normal] = -1.0
     decided: np.ndarray = np.where(probability >= rows.threshold, score.argmax(axis=1), rows.normal)
     return decided
@@ -159,9 +167,10 @@ def tune_novel_scale(rows: Rows, grouped: OutOfFold, at: np.ndarray) -> np.ndarr
 
 def tune_seen_rule(rows: Rows, plain: OutOfFold, novel_scale: np.ndarray, at: np.ndarray) -> SeenRule:
     """The seen rule that decides the rows `at` of plain folds best: the prior by label accuracy on
-    their seen rows, then the class scales by macro-F1 over all of them (novel rows included, since
-    macro-F1 is one figure over both): first one scale for every seen vector, then, from it, each
-    bucket of training rows (SEEN_MIN_ROWS) its own."""
+    their seen rows, then the class scales of the vectors' held-out probabilities by macro-F1 over
+    all of them (novel rows, decided with `novel_scale`, included, since macro-F1 is one figure over
+    both): first one scale for every seen vector, then, from it, each bucket of training rows
+    (SEEN_MIN_ROWS) its own."""
     seen_at = at[plain.seen[at]]
     n_classes, normal = len(rows.classes), rows.normal
     ones = np.ones((len(SEEN_MIN_ROWS), n_classes))
@@ -177,17 +186,19 @@ def tune_seen_rule(rows: Rows, plain: OutOfFold, novel_scale: np.ndarray, at: np
     # once, and each bucket's rows are re-decided (as `verdicts` would, to the bit) only for a scale
     # of that bucket not counted yet, so a per-bucket trial re-decides one bucket.
     moving = plain.seen[at] & (unscaled != normal)
+    if plain.vector_held_out is None:
+        raise ValueError("the seen rule needs each row's vector's held-out probabilities")
     fixed = pair_counts(truth[~moving], unscaled[~moving], n_classes, n_classes)
     bucket = row_buckets(SEEN_MIN_ROWS, plain.vector_rows[at][moving])
     members = [np.flatnonzero(bucket == index) for index in range(len(SEEN_MIN_ROWS))]
     moving_truth = truth[moving]
-    novel_scaled = plain.raw[at[moving]] * novel_scale
+    held_out = plain.vector_held_out[at[moving]]
     counted: dict[tuple[int, bytes], np.ndarray] = {}
 
     def bucket_counts(index: int, scale: np.ndarray) -> np.ndarray:
         key = (index, scale.tobytes())
         if key not in counted:
-            score = novel_scaled[members[index]] * scale
+            score = held_out[members[index]] * scale
             score[:, normal] = -1.0
             decided = score.argmax(axis=1)
             counted[key] = pair_counts(moving_truth[members[index]], decided, n_classes, n_classes)
@@ -246,11 +257,35 @@ def unscaled_params(candidate: Candidate) -> dict[str, object]:
     return {**candidate.params, "class_scaling": False}
 
 
+def vector_held_out(matrix: np.ndarray, raw: np.ndarray, is_attack: np.ndarray) -> np.ndarray:
+    """Each row's vector's held-out class probabilities (n_samples, n_classes), float32 values as
+    float64 (what the seen table keeps), from `raw`, the grouped held-out predictions of the rows
+    (`held_out_class_probabilities`): an attack row's where the vector has one, since a Normal row
+    of an attack-only model is predicted by the model fitted on every attack row, copies of the
+    vector included; else the vector's own (a Normal-only vector, which that model never saw)."""
+    _, vector = distinct_rows(matrix)
+    source = np.empty(vector.max(initial=-1) + 1, dtype=np.intp)
+    positions = np.arange(len(vector))
+    source[vector] = positions
+    attacks = positions[np.asarray(is_attack, dtype=bool)]
+    source[vector[attacks]] = attacks
+    held_out: np.ndarray = raw[source[vector]].astype(np.float32).astype(np.float64)
+    return held_out
+
+
 def plain_out_of_fold(
-    label: Candidate, cat: Candidate, train: pd.DataFrame, matrix: np.ndarray, rows: Rows, seed: int
+    label: Candidate,
+    cat: Candidate,
+    train: pd.DataFrame,
+    matrix: np.ndarray,
+    rows: Rows,
+    vector_probabilities: np.ndarray,
+    seed: int,
 ) -> OutOfFold:
     """Held-out predictions on stratified random folds, with the seen counts each fold's training rows
-    give its held-out rows (tables built from the fold's training rows only)."""
+    give its held-out rows (tables built from the fold's training rows only); `vector_probabilities`
+    is each row's vector's held-out probabilities (`vector_held_out`), made by models that never saw
+    the vector, so it holds for every fold."""
     folds = list(
         StratifiedKFold(HELD_OUT_FOLDS, shuffle=True, random_state=seed).split(matrix, train[ATTACK_CAT].to_numpy())
     )
@@ -271,7 +306,7 @@ def plain_out_of_fold(
         hit = found >= 0
         vector_rows[held_out[hit]] = table.rows[found[hit]]
         vector_attacks[held_out[hit]] = table.attacks[found[hit]]
-    return OutOfFold(fold_of(folds, len(train)), probability, raw, vector_rows, vector_attacks)
+    return OutOfFold(fold_of(folds, len(train)), probability, raw, vector_rows, vector_attacks, vector_probabilities)
 
 
 def align_columns(probabilities: np.ndarray, columns: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -335,11 +370,15 @@ def nested_plain_decided(
     predictions, made by models that trained on the fold's own copies of a vector; this says how
     much that flatters the seen rule (25 fits more)."""
     rows, plain = held.rows, held.plain
+    if plain.vector_held_out is None:
+        raise ValueError("the seen rule needs each row's vector's held-out probabilities")
     decided = np.empty(len(rows.truth), dtype=np.intp)
     for index in np.unique(plain.fold):
         own, others = np.flatnonzero(plain.fold == index), np.flatnonzero(plain.fold != index)
         inner_rows = dataclasses.replace(rows, truth=rows.truth[others], is_attack=rows.is_attack[others])
-        inner = plain_out_of_fold(label, attack_cat, train.iloc[others], held.matrix[others], inner_rows, seed)
+        inner = plain_out_of_fold(
+            label, attack_cat, train.iloc[others], held.matrix[others], inner_rows, plain.vector_held_out[others], seed
+        )
         novel_scale = tune_novel_scale(rows, held.grouped, others)
         rule = tune_seen_rule(inner_rows, inner, novel_scale, np.arange(len(others)))
         decided[own] = verdicts(rows, plain, novel_scale, rule, own)
@@ -368,7 +407,8 @@ def held_out_predictions(
     rows = Rows(truth, train[LABEL].to_numpy() == 1, classes, list(classes).index(NORMAL), threshold)
     matrix = label.pipeline[0].transform(train)
     grouped = grouped_out_of_fold(label, attack_cat, train, seed)
-    plain = plain_out_of_fold(label, attack_cat, train, matrix, rows, seed)
+    held_out = vector_held_out(matrix, grouped.raw, rows.is_attack)
+    plain = plain_out_of_fold(label, attack_cat, train, matrix, rows, held_out, seed)
     return HeldOut(rows, matrix, grouped, plain)
 
 
@@ -381,7 +421,8 @@ def fit_regimes(
     rows, grouped, plain = held.rows, held.grouped, held.plain
     everything = np.arange(len(rows.truth))
     rule = tune_seen_rule(rows, plain, model_novel_scale(attack_cat, rows.classes), everything)
-    seen = SeenRegime(SeenVectors.of(held.matrix, rows.is_attack), rule.prior, rule.class_scale, rule.min_rows)
+    table = SeenVectors.of(held.matrix, rows.is_attack, plain.vector_held_out)
+    seen = SeenRegime(table, rule.prior, rule.class_scale, rule.min_rows)
     grouped_decided = cross_fitted(rows, grouped, grouped, with_seen_rule=False)
     plain_decided = cross_fitted(rows, plain, grouped, with_seen_rule=True)
     plain_as_novel = cross_fitted(rows, plain, grouped, with_seen_rule=False)

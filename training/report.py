@@ -220,9 +220,10 @@ def _seen_rule(manifest: TrainingRecord) -> list[str]:
     return [
         f"- seen regime: {seen.vectors:,} distinct training vectors ({seen.bytes / 1e6:.1f} MB in the artifact, "
         f"sha256 {seen.sha256[:12]}…); a flow whose exact vector training held gets P(attack) = "
-        f"(the vector's attack rows + {seen.prior:g}·p) / (its rows + {seen.prior:g}) and, on top of the "
-        f"novel class scales, those of its vector's number of training rows (tuned on plain folds): "
-        + "; ".join(scales),
+        f"(the vector's attack rows + {seen.prior:g}·p) / (its rows + {seen.prior:g}) and its attack class "
+        f"from the vector's held-out class probabilities (predicted on grouped folds, by a model that never "
+        f"trained on it) times the class scales of its vector's number of training rows (tuned on plain "
+        f"folds): " + "; ".join(scales),
     ]
 
 

@@ -19,7 +19,7 @@ from nids_common.errors import ArtifactError
 from nids_model import artifact
 from nids_model.artifact import ARTIFACT_FORMAT, MANIFEST_FILE, MODEL_FILE, load_model, write_artifact
 from nids_model.canary import CANARY_FILE, canary_columns
-from nids_model.seen_regime import SeenRegime
+from nids_model.seen_regime import SeenRegime, SeenVectors
 
 
 def edit_manifest(folder: Path, change: Any) -> None:
@@ -129,7 +129,7 @@ def test_an_artifact_of_the_old_layout_is_refused_with_retrain(trained_model: Pa
     copy = shutil.copytree(trained_model, tmp_path / "old")
     edit_manifest(copy, lambda document: document.pop("artifact_format"))
     with pytest.raises(
-        ArtifactError, match=r"artifact format 1, .* reads formats 6, 7 and 8: retrain the model with nids-train"
+        ArtifactError, match=r"artifact format 1, .* reads formats 6, 7, 8 and 9: retrain the model with nids-train"
     ):
         load_model(copy)
 
@@ -140,14 +140,27 @@ def test_a_format_4_artifact_is_refused_with_retrain_before_its_fields_are_read(
     # Format 4 manifests were untyped: whatever fields they hold, the format alone refuses them.
     copy = shutil.copytree(trained_model, tmp_path / "v4")
     edit_manifest(copy, lambda document: document.update(artifact_format=4, no_such_field=True))
-    with pytest.raises(ArtifactError, match=r"artifact format 4, this nids-stream reads formats 6, 7 and 8: retrain"):
+    with pytest.raises(
+        ArtifactError, match=r"artifact format 4, this nids-stream reads formats 6, 7, 8 and 9: retrain"
+    ):
         load_model(copy)
+
+
+def table_before_held_out(vectors: SeenVectors) -> SeenVectors:
+    """`vectors` as an artifact of formats 6 to 8 unpickles it: no `held_out` attribute."""
+    old = SeenVectors.__new__(SeenVectors)
+    old.__dict__.update({name: value for name, value in vars(vectors).items() if name != "held_out"})
+    return old
 
 
 def pickled_before_buckets(seen: SeenRegime) -> SeenRegime:
     """`seen` as a format 6 or 7 artifact unpickles it: one class scale, no `min_rows` attribute."""
     old = SeenRegime.__new__(SeenRegime)
-    old.__dict__.update(vectors=seen.vectors, prior=seen.prior, class_scale=np.atleast_2d(seen.class_scale)[-1])
+    old.__dict__.update(
+        vectors=table_before_held_out(seen.vectors),
+        prior=seen.prior,
+        class_scale=np.atleast_2d(seen.class_scale)[-1],
+    )
     return old
 
 
@@ -180,6 +193,28 @@ def test_an_artifact_from_before_the_seen_buckets_is_still_read_and_decides_as_i
     np.testing.assert_array_equal(loaded.seen.scales(seen), np.tile(model.seen.class_scale, (len(seen), 1)))
 
 
+def test_a_format_8_artifact_is_still_read_and_its_seen_rule_scales_the_models_probabilities(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    # Format 9 added each seen vector's held-out probabilities; a format-8 table has none, digests as
+    # it did, and its rule keeps scaling what the model says.
+    model, manifest = load_model(trained_model)
+    assert model.seen is not None and model.seen.vectors.held_out is not None and manifest.seen_regime is not None
+    model.seen = dataclasses.replace(model.seen, vectors=table_before_held_out(model.seen.vectors))
+    record = msgspec.structs.replace(manifest.seen_regime, sha256=model.seen.digest(), bytes=model.seen.vectors.nbytes)
+    copy = write_artifact(
+        tmp_path / "m", model, msgspec.structs.replace(manifest.training_record(), seen_regime=record)
+    )
+    edit_manifest(copy, lambda document: document.update(artifact_format=8))
+    loaded, read = load_model(copy)
+    assert read.artifact_format == 8 and loaded.seen is not None and loaded.seen.vectors.held_out is None
+    seen = np.arange(3)
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(len(model.classes)), size=3)
+    scaled = probabilities * loaded.seen.scales(seen)
+    expected = scaled / scaled.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(loaded.seen.class_probabilities(seen, probabilities), expected)
+
+
 @pytest.mark.parametrize("min_rows", [(1, 5), (2, 5, 10, 20), (1, 5, 5, 10)])
 def test_a_seen_rule_whose_scales_do_not_fit_its_buckets_is_refused(
     trained_model: Path, tmp_path: Path, min_rows: tuple[int, ...]
@@ -197,10 +232,10 @@ def test_a_seen_rule_whose_scales_do_not_fit_its_buckets_is_refused(
 
 
 def test_a_newer_artifact_says_to_upgrade(trained_model: Path, tmp_path: Path) -> None:
-    newer = shutil.copytree(trained_model, tmp_path / "v9")
+    newer = shutil.copytree(trained_model, tmp_path / "newer")
     edit_manifest(newer, lambda document: document.update(artifact_format=ARTIFACT_FORMAT + 1))
     with pytest.raises(
-        ArtifactError, match=r"artifact format 9, .* reads formats 6, 7 and 8: upgrade nids-stream, or retrain"
+        ArtifactError, match=r"artifact format 10, .* reads formats 6, 7, 8 and 9: upgrade nids-stream, or retrain"
     ):
         load_model(newer)
 

@@ -89,3 +89,32 @@ def test_a_one_bucket_rule_digests_as_formats_6_and_7_did() -> None:
     assert SeenRegime(table, 1.0, one_scale[None, :]).digest() == format_7
     two_buckets = SeenRegime(table, 1.0, np.array([[2.0, 0.5], [1.0, 1.0]]), min_rows=(1, 2))
     assert two_buckets.digest() != SeenRegime(table, 1.0, two_buckets.class_scale, min_rows=(1, 3)).digest()
+
+
+def test_a_seen_attack_is_decided_from_its_vectors_held_out_probabilities() -> None:
+    # The model trained on the vector's copies and leans to their majority (class 0); a model that
+    # never saw the vector said class 1, and that is what the rule scales.
+    vectors = matrix((1, 1), (1, 1), (2, 2))
+    held_out = np.array([[0.2, 0.8], [0.2, 0.8], [0.6, 0.4]])
+    table = SeenVectors.of(vectors, np.ones(3), held_out)
+    rule = SeenRegime(table, prior=1.0, class_scale=np.array([1.0, 0.5]))
+    seen = table.find(matrix((1, 1), (2, 2), (9, 9)))
+    model = np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1]])
+    classes = rule.class_probabilities(seen, model)
+    np.testing.assert_allclose(classes, [[0.2 / 0.6, 0.4 / 0.6], [0.6 / 0.8, 0.2 / 0.8], [0.9, 0.1]])
+    assert table.held_out is not None and table.held_out.dtype == np.float32
+    assert table.nbytes == sum(array.nbytes for array in (table.hashes, table.words, table.rows, table.attacks)) + 16
+
+
+def test_held_out_probabilities_that_differ_within_one_vector_are_refused() -> None:
+    with pytest.raises(ValueError, match="rows of one vector must carry the same probabilities"):
+        SeenVectors.of(matrix((1, 1), (1, 1)), np.ones(2), np.array([[0.2, 0.8], [0.3, 0.7]]))
+
+
+def test_the_digest_covers_the_held_out_probabilities() -> None:
+    def rule(held_out: list[list[float]] | None) -> SeenRegime:
+        probabilities = None if held_out is None else np.array(held_out)
+        return SeenRegime(SeenVectors.of(matrix((1, 2)), np.array([1]), probabilities), 1.0, np.ones(2))
+
+    digests = {rule(None).digest(), rule([[0.5, 0.5]]).digest(), rule([[0.25, 0.75]]).digest()}
+    assert len(digests) == 3

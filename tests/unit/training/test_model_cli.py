@@ -96,4 +96,4 @@ def test_list_names_a_version_of_an_older_format_and_lists_the_others(
     assert model_cli.main(["--models", str(models), "list"]) == 0
     out = capsys.readouterr().out
     assert f"* {first}" in out
-    assert f"  {second}" in out and "artifact format 4, this nids-stream reads formats 6, 7 and 8: retrain" in out
+    assert f"  {second}" in out and "artifact format 4, this nids-stream reads formats 6, 7, 8 and 9: retrain" in out

@@ -27,6 +27,7 @@ from training.regimes import (
     nested_plain_decided,
     plain_out_of_fold,
     tune_seen_rule,
+    vector_held_out,
     verdicts,
 )
 from training.report import bucket_label
@@ -66,7 +67,8 @@ def test_a_held_out_rows_seen_counts_come_from_the_other_folds_only(flows_with_r
     is_attack = flows_with_repeats[LABEL].to_numpy() == 1
     rows = Rows(truth, is_attack, classes, list(classes).index("Normal"), 0.5)
     matrix = label.pipeline[0].transform(flows_with_repeats)
-    plain = plain_out_of_fold(label, attack_cat, flows_with_repeats, matrix, rows, seed=1)
+    held_out = np.zeros((len(flows_with_repeats), len(classes)))
+    plain = plain_out_of_fold(label, attack_cat, flows_with_repeats, matrix, rows, held_out, seed=1)
     groups = vector_groups(matrix)
     same = groups[:, None] == groups[None, :]
     other_fold = plain.fold[:, None] != plain.fold[None, :]
@@ -113,6 +115,34 @@ def test_the_regimes_are_cross_validated_and_the_table_counts_every_training_row
         assert folds.attack_cat_macro_f1_mean == pytest.approx(np.mean(folds.attack_cat_macro_f1))
 
 
+def test_a_vectors_held_out_probabilities_come_from_an_attack_row_where_it_has_one() -> None:
+    # Rows 0, 1 and 3 share a vector; row 1 (Normal) was predicted by the attack-only model fitted on
+    # every attack row, row 0 among them, so the vector takes row 0's grouped prediction. Row 2's
+    # vector has only Normal rows, which that model never saw: its own prediction stands.
+    matrix = np.array([[1, 1], [1, 1], [2, 2], [1, 1]], dtype=np.float32)
+    raw = np.array([[0.1, 0.9, 0.0], [0.7, 0.3, 0.0], [0.4, 0.6, 0.0], [0.1, 0.9, 0.0]])
+    held_out = vector_held_out(matrix, raw, np.array([True, False, False, True]))
+    np.testing.assert_array_equal(held_out, raw[[0, 0, 2, 0]].astype(np.float32).astype(np.float64))
+    assert held_out.dtype == np.float64
+
+
+def test_the_deployed_table_keeps_each_vectors_grouped_held_out_probabilities(
+    flows_with_repeats: pd.DataFrame,
+) -> None:
+    label, attack_cat = candidates(flows_with_repeats)
+    result = fit_regimes(label, attack_cat, flows_with_repeats, 0.5, seed=1)
+    table, held = result.seen.vectors, result.held
+    assert table.held_out is not None and table.held_out.shape == (len(table), len(held.rows.classes))
+    attacks = held.rows.is_attack
+    found = table.find(held.matrix[attacks])
+    # The grouped held-out predictions of the attack rows: each by a model whose folds held out every
+    # copy of the row's vector.
+    grouped = attack_cat.pipeline[-1].estimator_.held_out_probabilities_
+    columns = attack_cat.pipeline[-1].columns_
+    np.testing.assert_array_equal(table.held_out[found][:, columns], grouped.astype(np.float32))
+    assert (held.plain.vector_held_out[attacks] == table.held_out[found]).all()
+
+
 def test_the_deployed_table_holds_the_training_split_only(trained_model: Path) -> None:
     model, manifest = artifact.load_model(trained_model)
     assert model.seen is not None and manifest.seen_regime is not None
@@ -122,12 +152,14 @@ def test_the_deployed_table_holds_the_training_split_only(trained_model: Path) -
     assert "cross-validated (5 folds" in report and "plain, seen rows" in report
     assert tuple(bucket.min_rows for bucket in manifest.seen_regime.more_rows) == model.seen.min_rows[1:] == (2, 5, 10)
     assert all(f"; {rows}: " in report for rows in ("2–4 rows", "5–9 rows", "10+ rows"))
-    assert "those of its vector's number of training rows (tuned on plain folds): 1 row: " in report
+    assert "held-out class probabilities (predicted on grouped folds" in report
+    assert "the class scales of its vector's number of training rows (tuned on plain folds): 1 row: " in report
 
 
 def test_seen_vectors_with_few_and_many_training_rows_get_scales_of_their_own() -> None:
-    # The model leans to A on every seen row. Vectors held once are B, vectors held twelve times are
-    # A: one scale for all can call only one of them right, a scale per bucket of rows calls both.
+    # The vectors' held-out probabilities lean to A on every seen row (the model's own lean to B and
+    # are not what the rule scales). Vectors held once are B, vectors held twelve times are A: one
+    # scale for all can call only one of them right, a scale per bucket of rows calls both.
     n = 50
     classes = np.array(["A", "B", "Normal"], dtype=object)
     rows = Rows(np.repeat([1, 0], n), np.ones(2 * n, dtype=bool), classes, normal=2, threshold=0.5)
@@ -135,9 +167,10 @@ def test_seen_vectors_with_few_and_many_training_rows_get_scales_of_their_own() 
     plain = OutOfFold(
         fold=np.zeros(2 * n, dtype=np.intp),
         attack_probability=np.ones(2 * n),
-        raw=np.tile([0.6, 0.4, 0.0], (2 * n, 1)),
+        raw=np.tile([0.2, 0.8, 0.0], (2 * n, 1)),
         vector_rows=vector_rows,
         vector_attacks=vector_rows,
+        vector_held_out=np.tile([0.6, 0.4, 0.0], (2 * n, 1)),
     )
     every_row = np.arange(2 * n)
     rule = tune_seen_rule(rows, plain, np.ones(3), every_row)
