@@ -278,6 +278,12 @@ def check_seen_regime(model: DetectionModel, manifest: Manifest, source: Path) -
             f"{source}: the seen rule's class scales {shape} do not fit its buckets from {list(min_rows)} "
             f"training rows and {len(model.classes)} classes: refusing to load"
         )
+    held_out = model.seen.vectors.held_out
+    if held_out is not None and held_out.shape != (len(model.seen.vectors), len(model.classes)):
+        raise ArtifactError(
+            f"{source}: the seen table's held-out probabilities {held_out.shape} do not fit its "
+            f"{len(model.seen.vectors)} vectors and {len(model.classes)} classes: refusing to load"
+        )
 
 
 def load_checked(

@@ -133,7 +133,8 @@ class BucketScale(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class SeenRegimeRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The seen regime the model carries (`nids_model.seen_regime`); loading checks `sha256`.
     `class_scale` is that of the vectors below the first of `more_rows` (of every seen vector in
-    formats 6 and 7, which have no `more_rows`)."""
+    formats 6 and 7, which have no `more_rows`). `held_out`: the scales apply to each vector's
+    held-out class probabilities (`SeenVectors.held_out`, format 9), else to the model's."""
 
     vectors: int
     bytes: int
@@ -141,6 +142,7 @@ class SeenRegimeRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     prior: float
     class_scale: dict[str, float]
     more_rows: tuple[BucketScale, ...] = ()
+    held_out: bool = False
 
 
 class CanaryOutputs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -56,8 +56,13 @@ class ClassScaledClassifier(ClassifierMixin, BaseEstimator):
         self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
         self.classes_ = self.estimator_.classes_
         self.n_features_in_ = getattr(self.estimator_, "n_features_in_", X.shape[1])
-        # Training evidence, not model: training reuses it for its cross-validated figures; not pickled.
+        # Training evidence, not model: training reuses it for its cross-validated figures and the seen
+        # table (which needs each row's fold to know which rows the model that predicted it saw); not
+        # pickled.
         self.held_out_probabilities_ = np.nan_to_num(held_out)
+        self.held_out_fold_ = np.empty(len(y), dtype=np.intp)
+        for index, (_, test_rows) in enumerate(folds):
+            self.held_out_fold_[test_rows] = index
         self.class_scale_, self.held_out_macro_f1_ = tune_class_scale(
             self.held_out_probabilities_, np.searchsorted(self.classes_, y), self.grid, self.passes
         )
@@ -66,6 +71,7 @@ class ClassScaledClassifier(ClassifierMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state: dict[str, Any] = super().__getstate__()
         state.pop("held_out_probabilities_", None)
+        state.pop("held_out_fold_", None)
         return state
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ the seen rule) are cross-fitted: tuned on the other folds' rows, applied to the 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,6 +36,7 @@ from training.candidates import Candidate, fit_pipeline
 from training.evaluation import class_metrics
 from training.operating_point import HELD_OUT_FOLDS
 
+log = logging.getLogger("nids.train")
 PRIOR_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 SEEN_SCALE_GRID = (0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0, 2.8, 4.0, 8.0)
 # The buckets of a seen vector's training rows that get class scales of their own (SeenRegime.min_rows).
@@ -83,7 +85,8 @@ class OutOfFold:
         those were attacks.
     vector_held_out : ndarray of shape (n_samples, n_classes), dtype=float64, or None
         The held-out class probabilities of the row's vector (`vector_held_out`), which the seen
-        rule scales; None where no row is seen (grouped folds).
+        rule scales; None where no row is seen (grouped folds), or where the seen rule scales the
+        model's probabilities `raw` (times the novel scales) instead.
     """
 
     fold: np.ndarray
@@ -145,13 +148,12 @@ def verdicts(
     probability = oof.attack_probability[at]
     score = oof.raw[at] * novel_scale
     if rule is not None:
-        if oof.vector_held_out is None:
-            raise ValueError("the seen rule needs each row's vector's held-out probabilities")
         seen = oof.seen[at]
         vector_rows, vector_attacks = oof.vector_rows[at][seen], oof.vector_attacks[at][seen]
         probability = probability.copy()
         probability[seen] = blended_probability(vector_attacks, vector_rows, rule.prior, probability[seen])
-        score[seen] = oof.vector_held_out[at][seen] * rule.class_scale[row_buckets(rule.min_rows, vector_rows)]
+        base = score[seen] if oof.vector_held_out is None else oof.vector_held_out[at][seen]
+        score[seen] = base * rule.class_scale[row_buckets(rule.min_rows, vector_rows)]
     score[:, rows.normal] = -1.0
     decided: np.ndarray = np.where(probability >= rows.threshold, score.argmax(axis=1), rows.normal)
     return decided
@@ -186,13 +188,13 @@ def tune_seen_rule(rows: Rows, plain: OutOfFold, novel_scale: np.ndarray, at: np
     # once, and each bucket's rows are re-decided (as `verdicts` would, to the bit) only for a scale
     # of that bucket not counted yet, so a per-bucket trial re-decides one bucket.
     moving = plain.seen[at] & (unscaled != normal)
-    if plain.vector_held_out is None:
-        raise ValueError("the seen rule needs each row's vector's held-out probabilities")
     fixed = pair_counts(truth[~moving], unscaled[~moving], n_classes, n_classes)
     bucket = row_buckets(SEEN_MIN_ROWS, plain.vector_rows[at][moving])
     members = [np.flatnonzero(bucket == index) for index in range(len(SEEN_MIN_ROWS))]
     moving_truth = truth[moving]
-    held_out = plain.vector_held_out[at[moving]]
+    held_out = (
+        plain.raw[at[moving]] * novel_scale if plain.vector_held_out is None else plain.vector_held_out[at[moving]]
+    )
     counted: dict[tuple[int, bytes], np.ndarray] = {}
 
     def bucket_counts(index: int, scale: np.ndarray) -> np.ndarray:
@@ -216,25 +218,48 @@ def tune_seen_rule(rows: Rows, plain: OutOfFold, novel_scale: np.ndarray, at: np
     return SeenRule(prior, scales.reshape(len(SEEN_MIN_ROWS), n_classes), SEEN_MIN_ROWS)
 
 
-def grouped_out_of_fold(label: Candidate, attack_cat: Candidate, train: pd.DataFrame, seed: int) -> OutOfFold:
+@dataclasses.dataclass(frozen=True, eq=False)
+class GroupedPredictions:
+    """Unscaled attack_cat probabilities of every training row by models that never saw its vector, and
+    which model made each.
+
+    Attributes
+    ----------
+    raw : ndarray of shape (n_samples, n_classes), dtype=float64
+    fold : ndarray of shape (n_samples,), dtype=intp
+        The fold whose model predicted the row (fitted on the `fitted` rows outside that fold); -1 for
+        the model fitted on every `fitted` row (an attack-only model's prediction of a Normal row).
+    fitted : ndarray of shape (n_samples,), dtype=bool
+        The rows the models were fitted on (an attack-only model: the attack rows).
+    """
+
+    raw: np.ndarray
+    fold: np.ndarray
+    fitted: np.ndarray
+
+
+def grouped_out_of_fold(
+    label: Candidate, attack_cat: Candidate, train: pd.DataFrame, seed: int
+) -> tuple[OutOfFold, GroupedPredictions]:
     """The grouped held-out predictions training made for the threshold and the class scales, as one
-    OutOfFold (no row is seen: its vector never was on the training side of its fold)."""
+    OutOfFold (no row is seen: its vector never was on the training side of its fold); and the class
+    probabilities' provenance."""
     folds = grouped_folds(flow_groups(train), train[ATTACK_CAT].to_numpy(), HELD_OUT_FOLDS, seed)
     probability = label.held_out_attack_probability
     if probability is None:
         raise ValueError(f"{label.name}: no held-out predictions to cross-validate")
-    raw = held_out_class_probabilities(attack_cat, train, folds)
+    predictions = held_out_class_probabilities(attack_cat, train, folds)
     nothing = np.zeros(len(train), dtype=np.int64)
-    return OutOfFold(fold_of(folds, len(train)), probability, raw, nothing, nothing)
+    return OutOfFold(fold_of(folds, len(train)), probability, predictions.raw, nothing, nothing), predictions
 
 
 def held_out_class_probabilities(
     candidate: Candidate, train: pd.DataFrame, folds: Sequence[tuple[np.ndarray, np.ndarray]]
-) -> np.ndarray:
-    """Unscaled attack_cat probabilities (n_samples, n_classes) of every training row from a model that
-    never saw its vector. An attack-only model with class scaling already has them for the attack rows
-    (its scale tuning's grouped predictions), and never saw a Normal row at all; any other pipeline is
-    cross-validated on `folds`."""
+) -> GroupedPredictions:
+    """Unscaled attack_cat probabilities of every training row from a model that never saw its vector.
+    An attack-only model with class scaling already has them for the attack rows (its scale tuning's
+    grouped predictions), and never saw a Normal row at all; any other pipeline is cross-validated on
+    `folds`."""
     estimator = candidate.pipeline[-1]
     inner = getattr(estimator, "estimator_", None)
     if isinstance(estimator, AttackOnlyClassifier) and isinstance(inner, ClassScaledClassifier):
@@ -243,33 +268,43 @@ def held_out_class_probabilities(
         raw[np.ix_(attacks, estimator.columns_)] = inner.held_out_probabilities_
         normal_matrix = candidate.pipeline[0].transform(train[~attacks])
         raw[np.ix_(~attacks, estimator.columns_)] = inner.estimator_.predict_proba(normal_matrix)
-        return raw
+        fold = np.full(len(train), -1, dtype=np.intp)
+        fold[attacks] = inner.held_out_fold_
+        return GroupedPredictions(raw, fold, attacks)
     unscaled = fit_pipeline(
         candidate.family, ATTACK_CAT, candidate.pipeline[0].features, unscaled_params(candidate), train, 0
     )[0]
     result: np.ndarray = cross_val_predict(
         unscaled, train, train[ATTACK_CAT].to_numpy(), cv=list(folds), method="predict_proba"
     )
-    return result
+    return GroupedPredictions(np.nan_to_num(result), fold_of(folds, len(train)), np.ones(len(train), dtype=bool))
 
 
 def unscaled_params(candidate: Candidate) -> dict[str, object]:
     return {**candidate.params, "class_scaling": False}
 
 
-def vector_held_out(matrix: np.ndarray, raw: np.ndarray, is_attack: np.ndarray) -> np.ndarray:
+def vector_held_out(matrix: np.ndarray, predictions: GroupedPredictions) -> np.ndarray | None:
     """Each row's vector's held-out class probabilities (n_samples, n_classes), float32 values as
-    float64 (what the seen table keeps), from `raw`, the grouped held-out predictions of the rows
-    (`held_out_class_probabilities`): an attack row's where the vector has one, since a Normal row
-    of an attack-only model is predicted by the model fitted on every attack row, copies of the
-    vector included; else the vector's own (a Normal-only vector, which that model never saw)."""
+    float64 (what the seen table keeps), by `matrix` rows (the label model's, which the seen table
+    keys on): a fitted row's prediction where the vector has one, since the model that predicted a
+    Normal row of an attack-only model was fitted on every attack row, copies of the vector included;
+    else the vector's own (a Normal-only vector, which that model never saw).
+
+    None when some vector's rows were not held out together: its fitted rows fall in several folds, so
+    the model that predicted one of them trained on another. The held-out folds group rows by the
+    attack_cat model's matrix (or every feature), which can split a vector of a label model with
+    other features or scaling; the seen rule then scales the model's probabilities instead."""
     _, vector = distinct_rows(matrix)
     source = np.empty(vector.max(initial=-1) + 1, dtype=np.intp)
     positions = np.arange(len(vector))
     source[vector] = positions
-    attacks = positions[np.asarray(is_attack, dtype=bool)]
-    source[vector[attacks]] = attacks
-    held_out: np.ndarray = raw[source[vector]].astype(np.float32).astype(np.float64)
+    fitted = positions[predictions.fitted]
+    source[vector[fitted]] = fitted
+    source_fold = predictions.fold[source[vector]]
+    if (predictions.fitted & (predictions.fold != source_fold)).any():
+        return None
+    held_out: np.ndarray = predictions.raw[source[vector]].astype(np.float32).astype(np.float64)
     return held_out
 
 
@@ -279,13 +314,13 @@ def plain_out_of_fold(
     train: pd.DataFrame,
     matrix: np.ndarray,
     rows: Rows,
-    vector_probabilities: np.ndarray,
+    vector_probabilities: np.ndarray | None,
     seed: int,
 ) -> OutOfFold:
     """Held-out predictions on stratified random folds, with the seen counts each fold's training rows
     give its held-out rows (tables built from the fold's training rows only); `vector_probabilities`
     is each row's vector's held-out probabilities (`vector_held_out`), made by models that never saw
-    the vector, so it holds for every fold."""
+    the vector, so it holds for every fold (None: the seen rule scales the model's)."""
     folds = list(
         StratifiedKFold(HELD_OUT_FOLDS, shuffle=True, random_state=seed).split(matrix, train[ATTACK_CAT].to_numpy())
     )
@@ -365,19 +400,26 @@ def nested_plain_decided(
     label: Candidate, attack_cat: Candidate, train: pd.DataFrame, held: HeldOut, seed: int
 ) -> np.ndarray:
     """Each row's decided class on plain folds, as `cross_fitted` gives it, but with the seen rule tuned
-    on predictions that never saw the fold: a plain 5-fold pass inside the other folds' rows (models
-    refitted, seen counts from those rows alone). `cross_fitted` tunes on the other folds' plain
-    predictions, made by models that trained on the fold's own copies of a vector; this says how
-    much that flatters the seen rule (25 fits more)."""
+    on a plain 5-fold pass inside the other folds' rows (models refitted, seen counts from those rows
+    alone), so that neither the label model's P(attack) nor the seen counts it is tuned on saw the
+    fold. `cross_fitted` tunes on the other folds' plain predictions, made by models that trained on
+    the fold's own copies of a vector; this says how much that flatters the seen rule (25 fits more).
+    The vectors' held-out class probabilities are the same in both: each comes from grouped models
+    that never saw any copy of the vector, though they did fit other vectors' rows of the fold."""
     rows, plain = held.rows, held.plain
-    if plain.vector_held_out is None:
-        raise ValueError("the seen rule needs each row's vector's held-out probabilities")
+    vector_probabilities = plain.vector_held_out
     decided = np.empty(len(rows.truth), dtype=np.intp)
     for index in np.unique(plain.fold):
         own, others = np.flatnonzero(plain.fold == index), np.flatnonzero(plain.fold != index)
         inner_rows = dataclasses.replace(rows, truth=rows.truth[others], is_attack=rows.is_attack[others])
         inner = plain_out_of_fold(
-            label, attack_cat, train.iloc[others], held.matrix[others], inner_rows, plain.vector_held_out[others], seed
+            label,
+            attack_cat,
+            train.iloc[others],
+            held.matrix[others],
+            inner_rows,
+            None if vector_probabilities is None else vector_probabilities[others],
+            seed,
         )
         novel_scale = tune_novel_scale(rows, held.grouped, others)
         rule = tune_seen_rule(inner_rows, inner, novel_scale, np.arange(len(others)))
@@ -406,8 +448,13 @@ def held_out_predictions(
     truth = np.searchsorted(classes.astype(str), train[ATTACK_CAT].astype(str).to_numpy())
     rows = Rows(truth, train[LABEL].to_numpy() == 1, classes, list(classes).index(NORMAL), threshold)
     matrix = label.pipeline[0].transform(train)
-    grouped = grouped_out_of_fold(label, attack_cat, train, seed)
-    held_out = vector_held_out(matrix, grouped.raw, rows.is_attack)
+    grouped, predictions = grouped_out_of_fold(label, attack_cat, train, seed)
+    held_out = vector_held_out(matrix, predictions)
+    if held_out is None:
+        log.warning(
+            "the held-out folds split some vectors of the label model's matrix: seen attacks are decided "
+            "from the model's probabilities"
+        )
     plain = plain_out_of_fold(label, attack_cat, train, matrix, rows, held_out, seed)
     return HeldOut(rows, matrix, grouped, plain)
 
@@ -450,4 +497,5 @@ def seen_record(seen: SeenRegime, classes: Sequence[str]) -> SeenRegimeRecord:
         prior=seen.prior,
         class_scale=by_bucket[0],
         more_rows=tuple(BucketScale(min_rows=m, class_scale=s) for m, s in zip(seen.min_rows[1:], by_bucket[1:])),
+        held_out=seen.vectors.held_out is not None,
     )

@@ -217,12 +217,16 @@ def _seen_rule(manifest: TrainingRecord) -> list[str]:
         changed = ", ".join(f"{cls} {scale:g}" for cls, scale in bucket.class_scale.items() if scale != 1.0)
         next_first = None if following is None else following.min_rows
         scales.append(f"{bucket_label(bucket.min_rows, next_first)}: {changed or 'none'}")
+    source = (
+        "the vector's held-out class probabilities (predicted by a model that never trained on it, on grouped folds)"
+        if seen.held_out
+        else "the model's class probabilities (the held-out folds split some vectors)"
+    )
     return [
         f"- seen regime: {seen.vectors:,} distinct training vectors ({seen.bytes / 1e6:.1f} MB in the artifact, "
         f"sha256 {seen.sha256[:12]}…); a flow whose exact vector training held gets P(attack) = "
         f"(the vector's attack rows + {seen.prior:g}·p) / (its rows + {seen.prior:g}) and its attack class "
-        f"from the vector's held-out class probabilities (predicted on grouped folds, by a model that never "
-        f"trained on it) times the class scales of its vector's number of training rows (tuned on plain "
+        f"from {source} times the class scales of its vector's number of training rows (tuned on plain "
         f"folds): " + "; ".join(scales),
     ]
 

@@ -231,6 +231,18 @@ def test_a_seen_rule_whose_scales_do_not_fit_its_buckets_is_refused(
         load_model(copy)
 
 
+def test_a_seen_table_whose_held_out_probabilities_do_not_fit_is_refused(trained_model: Path, tmp_path: Path) -> None:
+    model, manifest = load_model(trained_model)
+    assert model.seen is not None and model.seen.vectors.held_out is not None and manifest.seen_regime is not None
+    model.seen.vectors.held_out = model.seen.vectors.held_out[:, 1:]
+    record = msgspec.structs.replace(manifest.seen_regime, sha256=model.seen.digest(), bytes=model.seen.vectors.nbytes)
+    copy = write_artifact(
+        tmp_path / "m", model, msgspec.structs.replace(manifest.training_record(), seen_regime=record)
+    )
+    with pytest.raises(ArtifactError, match=r"held-out probabilities \(\d+, 9\) do not fit its \d+ vectors and 10 "):
+        load_model(copy)
+
+
 def test_a_newer_artifact_says_to_upgrade(trained_model: Path, tmp_path: Path) -> None:
     newer = shutil.copytree(trained_model, tmp_path / "newer")
     edit_manifest(newer, lambda document: document.update(artifact_format=ARTIFACT_FORMAT + 1))

@@ -14,13 +14,16 @@ from nids_common.schema import ATTACK_CAT, FEATURES, LABEL
 from nids_model import artifact
 from nids_model.folds import vector_groups
 from nids_model.reweighting import macro_f1
+from nids_model.seen_regime import SeenRegime, SeenVectors
 from tests.fixtures import FAST_TRAINING, flows_with_identity
 from training import regimes
 from training.candidates import fit_candidate, held_out_scores
 from training.regimes import (
     SEEN_MIN_ROWS,
+    GroupedPredictions,
     OutOfFold,
     Rows,
+    SeenRule,
     cross_fitted,
     fit_regimes,
     held_out_predictions,
@@ -115,15 +118,80 @@ def test_the_regimes_are_cross_validated_and_the_table_counts_every_training_row
         assert folds.attack_cat_macro_f1_mean == pytest.approx(np.mean(folds.attack_cat_macro_f1))
 
 
-def test_a_vectors_held_out_probabilities_come_from_an_attack_row_where_it_has_one() -> None:
-    # Rows 0, 1 and 3 share a vector; row 1 (Normal) was predicted by the attack-only model fitted on
-    # every attack row, row 0 among them, so the vector takes row 0's grouped prediction. Row 2's
-    # vector has only Normal rows, which that model never saw: its own prediction stands.
+def test_a_vectors_held_out_probabilities_come_from_a_fitted_row_where_it_has_one() -> None:
+    # Rows 0, 1 and 3 share a vector. Rows 1 and 3 (Normal) were predicted by the attack-only model
+    # fitted on every attack row, row 0 among them, so the vector takes row 0's grouped prediction.
+    # Row 2's vector has only Normal rows, which that model never saw: its own prediction stands.
     matrix = np.array([[1, 1], [1, 1], [2, 2], [1, 1]], dtype=np.float32)
-    raw = np.array([[0.1, 0.9, 0.0], [0.7, 0.3, 0.0], [0.4, 0.6, 0.0], [0.1, 0.9, 0.0]])
-    held_out = vector_held_out(matrix, raw, np.array([True, False, False, True]))
+    raw = np.array([[0.1, 0.9, 0.0], [0.7, 0.3, 0.0], [0.4, 0.6, 0.0], [0.8, 0.2, 0.0]])
+    fitted = np.array([True, False, False, False])
+    predictions = GroupedPredictions(raw, np.array([3, -1, -1, -1]), fitted)
+    held_out = vector_held_out(matrix, predictions)
+    assert held_out is not None and held_out.dtype == np.float64
     np.testing.assert_array_equal(held_out, raw[[0, 0, 2, 0]].astype(np.float32).astype(np.float64))
-    assert held_out.dtype == np.float64
+
+
+def test_a_vector_whose_fitted_rows_fell_in_two_folds_has_no_held_out_probabilities() -> None:
+    # The model of fold 1 predicted row 0 and was fitted on row 1, a copy of the same vector (the
+    # folds grouped by another matrix than the label model's): its prediction is not held out.
+    matrix = np.array([[1, 1], [1, 1], [2, 2]], dtype=np.float32)
+    predictions = GroupedPredictions(np.full((3, 2), 0.5), np.array([1, 2, 2]), np.ones(3, dtype=bool))
+    assert vector_held_out(matrix, predictions) is None
+    together = GroupedPredictions(np.full((3, 2), 0.5), np.array([2, 2, 1]), np.ones(3, dtype=bool))
+    assert vector_held_out(matrix, together) is not None
+
+
+def seen_rows(n: int, classes: np.ndarray, seed: int) -> tuple[np.ndarray, SeenVectors, Rows, OutOfFold]:
+    """n attack rows over a few repeated vectors, every row seen, with the model's probabilities and
+    (different) held-out ones of its vector."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.integers(0, 6, size=(n, 2)).astype(np.float32)
+    vector = np.unique(matrix, axis=0, return_inverse=True)[1].ravel()
+    normal = list(classes).index("Normal")
+    per_vector = rng.dirichlet(np.ones(len(classes)), size=vector.max() + 1)
+    per_vector[:, normal] = 0.0
+    table = SeenVectors.of(matrix, np.ones(n), per_vector[vector])
+    vector_rows = table.rows[table.find(matrix)]
+    model = rng.dirichlet(np.ones(len(classes)), size=n)
+    model[:, normal] = 0.0
+    rows = Rows(np.zeros(n, dtype=np.intp), np.ones(n, dtype=bool), classes, normal, 0.5)
+    plain = OutOfFold(
+        fold=np.zeros(n, dtype=np.intp),
+        attack_probability=np.ones(n),
+        raw=model,
+        vector_rows=vector_rows,
+        vector_attacks=vector_rows,
+        vector_held_out=per_vector[vector].astype(np.float32).astype(np.float64),
+    )
+    return matrix, table, rows, plain
+
+
+def test_training_decides_a_seen_attack_as_the_deployed_rule_does() -> None:
+    classes = np.array(["A", "B", "C", "Normal"], dtype=object)
+    matrix, table, rows, plain = seen_rows(200, classes, seed=3)
+    rng = np.random.default_rng(5)
+    rule = SeenRule(1.0, rng.uniform(0.2, 4.0, size=(len(SEEN_MIN_ROWS), len(classes))), SEEN_MIN_ROWS)
+    novel_scale = np.array([3.0, 0.2, 1.5, 1.0])  # novel rows only: a seen row's class must not feel it
+    trained = verdicts(rows, plain, novel_scale, rule, np.arange(len(matrix)))
+    deployed = SeenRegime(table, rule.prior, rule.class_scale, rule.min_rows)
+    probabilities = deployed.class_probabilities(table.find(matrix), plain.raw * novel_scale)
+    probabilities[:, rows.normal] = -1.0
+    np.testing.assert_array_equal(trained, probabilities.argmax(axis=1))
+    assert len(set(trained)) == 3
+
+
+def test_without_held_out_probabilities_the_seen_rule_scales_the_models() -> None:
+    classes = np.array(["A", "B", "C", "Normal"], dtype=object)
+    matrix, _, rows, plain = seen_rows(200, classes, seed=4)
+    model_rule = dataclasses.replace(plain, vector_held_out=None)
+    rule = SeenRule(1.0, np.tile([1.0, 2.0, 0.5, 1.0], (len(SEEN_MIN_ROWS), 1)), SEEN_MIN_ROWS)
+    novel_scale = np.array([3.0, 0.2, 1.5, 1.0])
+    decided = verdicts(rows, model_rule, novel_scale, rule, np.arange(len(matrix)))
+    expected = plain.raw * novel_scale * rule.class_scale[0]
+    expected[:, rows.normal] = -1.0
+    np.testing.assert_array_equal(decided, expected.argmax(axis=1))
+    tuned = tune_seen_rule(rows, model_rule, novel_scale, np.arange(len(matrix)))
+    assert tuned.class_scale.shape == (len(SEEN_MIN_ROWS), len(classes))
 
 
 def test_the_deployed_table_keeps_each_vectors_grouped_held_out_probabilities(
@@ -148,11 +216,12 @@ def test_the_deployed_table_holds_the_training_split_only(trained_model: Path) -
     assert model.seen is not None and manifest.seen_regime is not None
     assert int(model.seen.vectors.rows.sum()) == manifest.rows.train
     assert manifest.seen_regime.bytes == model.seen.vectors.nbytes
+    assert manifest.seen_regime.held_out and model.seen.vectors.held_out is not None
     report = (trained_model / "report.md").read_text()
     assert "cross-validated (5 folds" in report and "plain, seen rows" in report
     assert tuple(bucket.min_rows for bucket in manifest.seen_regime.more_rows) == model.seen.min_rows[1:] == (2, 5, 10)
     assert all(f"; {rows}: " in report for rows in ("2–4 rows", "5–9 rows", "10+ rows"))
-    assert "held-out class probabilities (predicted on grouped folds" in report
+    assert "held-out class probabilities (predicted by a model that never trained on it, on grouped folds)" in report
     assert "the class scales of its vector's number of training rows (tuned on plain folds): 1 row: " in report
 
 
