@@ -148,7 +148,8 @@ class DetectionModel:
         of float32 matrices (n_samples, n_features); NaN class rows where not an attack.
 
         The attack_cat pipeline runs only on the rows the label pipeline calls attacks, since a
-        Normal verdict needs no class. Its cost is paid in full only under a flood of attacks."""
+        Normal verdict needs no class, and of those only on the novel ones when the seen table decides
+        a seen attack's class itself. Its cost is paid in full only under a flood of novel attacks."""
         label_proba, attack_cat_proba = self._probability_functions()
         with stages.timing(LABEL_MODEL):
             attack_probability = label_proba(label_matrix)[:, self._positive_column]
@@ -159,10 +160,14 @@ class DetectionModel:
         attacks = np.flatnonzero(attack_probability >= self.threshold)
         class_probabilities = np.full((len(attack_probability), len(self.classes)), np.nan)
         if attacks.size:
-            with stages.timing(ATTACK_CAT_MODEL):
-                class_probabilities[attacks] = attack_cat_proba(attack_cat_matrix[attacks])
+            # A seen attack's class comes from the table where it keeps held-out probabilities: only
+            # the novel attacks need the attack_cat model.
+            modelled = attacks[seen[attacks] < 0] if self.seen is not None and self.seen.decides_classes else attacks
+            if modelled.size:
+                with stages.timing(ATTACK_CAT_MODEL):
+                    class_probabilities[modelled] = attack_cat_proba(attack_cat_matrix[modelled])
             if self.seen is not None:
-                class_probabilities = self.seen.class_probabilities(seen, class_probabilities)
+                class_probabilities = self.seen.class_probabilities(seen, class_probabilities, attacks)
         return attack_probability, class_probabilities
 
     def regime(self, label_matrix: np.ndarray) -> np.ndarray:

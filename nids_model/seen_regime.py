@@ -175,11 +175,25 @@ class SeenRegime:
         )
         return blended
 
-    def class_probabilities(self, seen: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    @property
+    def decides_classes(self) -> bool:
+        """Whether a seen attack's class comes from the table alone (its vector's held-out
+        probabilities), so that the attack_cat model need not be asked about it."""
+        return self.vectors.held_out is not None
+
+    def class_probabilities(
+        self, seen: np.ndarray, probabilities: np.ndarray, attacks: np.ndarray | None = None
+    ) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), float64: where seen, the vector's held-out
-        probabilities (the model's `probabilities` in tables without them), rescaled and renormalised;
-        NaN rows (not attacks) stay NaN."""
-        rows = (seen >= 0) & ~np.isnan(probabilities).any(axis=1)
+        probabilities (the model's `probabilities` in tables without them), rescaled and renormalised.
+        `attacks` (intp indices) are the rows that need a class; by default the rows of
+        `probabilities` without NaN. Where `decides_classes`, a seen attack's row of `probabilities`
+        is not read and may be NaN. Other rows are returned as given."""
+        wanted = ~np.isnan(probabilities).any(axis=1)
+        if attacks is not None:
+            wanted = np.zeros(len(seen), dtype=bool)
+            wanted[attacks] = True
+        rows = (seen >= 0) & wanted
         if not rows.any():
             return probabilities
         held_out = self.vectors.held_out

@@ -11,6 +11,7 @@ import pytest
 
 from nids_common.schema import NEVER_FEATURES, NORMAL
 from nids_model.artifact import load_model
+from nids_model.detection import Features
 from tests.fixtures import flows_with_identity
 
 
@@ -75,3 +76,33 @@ def test_stream_categories_normalised_like_training(trained_model: Path, scored_
         state=scored_flows["state"].str.upper(), proto=" " + scored_flows["proto"].str.upper()
     )
     np.testing.assert_array_equal(model.score(shouted).attack_probability, model.score(scored_flows).attack_probability)
+
+
+def test_the_attack_cat_model_is_asked_only_about_novel_attacks(trained_model: Path) -> None:
+    # A seen attack's class comes from the table's held-out probabilities: asking the model about it
+    # would cost a scoring and change nothing.
+    model, _ = load_model(trained_model)
+    assert model.seen is not None and model.seen.decides_classes and model._shared_matrix
+    table = model.seen.vectors
+    width = len(model.label_pipeline[0].features)
+    seen_rows = np.ascontiguousarray(table.words).view(np.float32).reshape(len(table), width)[:300]
+    matrix = np.vstack([seen_rows, seen_rows + np.float32(0.5)])
+    label_proba, attack_cat_proba = model._probability_functions()
+    asked: list[np.ndarray] = []
+
+    def recording(rows: np.ndarray) -> np.ndarray:
+        asked.append(rows.copy())
+        return attack_cat_proba(rows)
+
+    model._compiled = (label_proba, recording)
+    scores = model.score_features(Features(matrix, matrix))
+    seen = model.regime(matrix)
+    assert (seen[:300] >= 0).all() and (seen[300:] < 0).all()
+    assert (scores.is_attack[:300]).any() and (scores.is_attack[300:]).any()
+    assert (model.regime(np.vstack(asked)) < 0).all()
+    attacks = np.flatnonzero(scores.is_attack)
+    every_attack_asked = np.full((len(matrix), len(model.classes)), np.nan)
+    every_attack_asked[attacks] = attack_cat_proba(matrix[attacks])
+    reference = model.decide(scores.attack_probability, model.seen.class_probabilities(seen, every_attack_asked))
+    np.testing.assert_array_equal(scores.attack_cat, reference.attack_cat)
+    np.testing.assert_array_equal(scores.class_probabilities, reference.class_probabilities)
