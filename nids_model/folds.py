@@ -9,6 +9,8 @@ hold-out of 20% holds about 20% of every class's rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from nids_model.preprocess import ColumnTable, FlowPreprocessor
@@ -59,6 +61,14 @@ def grouped_holdout(groups: np.ndarray, y: np.ndarray, fraction: float, seed: in
     """(train rows, hold-out rows) as sorted indices; about `fraction` of each class held out."""
     held_out = grouped_positions(groups, y, seed) < fraction
     return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+
+
+def fold_of(folds: Sequence[tuple[np.ndarray, np.ndarray]], n_rows: int) -> np.ndarray:
+    """The fold (intp, n_rows) in which each row is held out, from (train rows, test rows) pairs."""
+    fold = np.empty(n_rows, dtype=np.intp)
+    for index, (_, held_out) in enumerate(folds):
+        fold[held_out] = index
+    return fold
 
 
 def grouped_folds(groups: np.ndarray, y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import cross_val_predict
 
-from nids_model.folds import grouped_folds, vector_groups
+from nids_model.folds import fold_of, grouped_folds, vector_groups
 
 DEFAULT_GRID = (0.25, 0.35, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0, 2.8, 4.0)
 
@@ -60,9 +60,7 @@ class ClassScaledClassifier(ClassifierMixin, BaseEstimator):
         # table (which needs each row's fold to know which rows the model that predicted it saw); not
         # pickled.
         self.held_out_probabilities_ = np.nan_to_num(held_out)
-        self.held_out_fold_ = np.empty(len(y), dtype=np.intp)
-        for index, (_, test_rows) in enumerate(folds):
-            self.held_out_fold_[test_rows] = index
+        self.held_out_fold_ = fold_of(folds, len(y))
         self.class_scale_, self.held_out_macro_f1_ = tune_class_scale(
             self.held_out_probabilities_, np.searchsorted(self.classes_, y), self.grid, self.passes
         )

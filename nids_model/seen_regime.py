@@ -189,8 +189,9 @@ class SeenRegime:
         `attacks` (intp indices) are the rows that need a class; by default the rows of
         `probabilities` without NaN. Where `decides_classes`, a seen attack's row of `probabilities`
         is not read and may be NaN. Other rows are returned as given."""
-        wanted = ~np.isnan(probabilities).any(axis=1)
-        if attacks is not None:
+        if attacks is None:
+            wanted = ~np.isnan(probabilities).any(axis=1)
+        else:
             wanted = np.zeros(len(seen), dtype=bool)
             wanted[attacks] = True
         rows = (seen >= 0) & wanted

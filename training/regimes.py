@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from nids_common.schema import ATTACK_CAT, LABEL, NORMAL
 from nids_model.attack_only import AttackOnlyClassifier
 from nids_model.compiled import distinct_rows
-from nids_model.folds import flow_groups, grouped_folds
+from nids_model.folds import flow_groups, fold_of, grouped_folds
 from nids_model.manifest import BucketScale, CrossValidation, FoldScores, RegimeScores, SeenRegimeRecord
 from nids_model.reweighting import (
     DEFAULT_GRID,
@@ -349,13 +349,6 @@ def align_columns(probabilities: np.ndarray, columns: np.ndarray, classes: np.nd
     aligned = np.zeros((len(probabilities), len(classes)))
     aligned[:, np.searchsorted(classes, np.asarray(columns).astype(str))] = probabilities
     return aligned
-
-
-def fold_of(folds: Sequence[tuple[np.ndarray, np.ndarray]], n_rows: int) -> np.ndarray:
-    fold = np.empty(n_rows, dtype=np.intp)
-    for index, (_, held_out) in enumerate(folds):
-        fold[held_out] = index
-    return fold
 
 
 def fold_scores(rows: Rows, decided: np.ndarray, fold: np.ndarray, mask: np.ndarray) -> FoldScores:
