@@ -106,7 +106,7 @@ def write(
         f"attack_cat macro-F1 {metrics.attack_cat_macro_f1:.4f}, "
         f"attack_cat accuracy {metrics.attack_cat_accuracy:.4f}",
         "",
-        _table(_per_class_frame(metrics).rename_axis("class").reset_index(), floats=3),
+        per_class_table(metrics),
         "",
         f"![confusion matrix](figures/{deployed_cm})",
         "",
@@ -196,9 +196,13 @@ def shared_vectors(flows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return pd.DataFrame(rows).set_index("class"), int((classes_of_group > 1).sum())
 
 
-def _per_class_frame(metrics: ValidationMetrics) -> pd.DataFrame:
-    """Classes × precision, recall, f1, support."""
-    return pd.DataFrame({cls: msgspec.structs.asdict(m) for cls, m in metrics.per_class.items()}).T
+def per_class_table(metrics: ValidationMetrics) -> str:
+    """The validation split's classes × precision, recall, f1, support as a Markdown table (each column
+    keeps its field's type, so support prints as a count)."""
+    frame = pd.DataFrame.from_dict(
+        {cls: msgspec.structs.asdict(m) for cls, m in metrics.per_class.items()}, orient="index"
+    )
+    return _table(frame.rename_axis("class").reset_index(), floats=3)
 
 
 def _split_kind(manifest: TrainingRecord) -> str:
