@@ -77,6 +77,18 @@ def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pre
     return Evaluation(metrics, attack_cat.confusion_matrix)
 
 
+def evaluate_by_regime(
+    y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray, seen: np.ndarray
+) -> dict[str, Evaluation]:
+    """`evaluate` of the rows the seen regime decided ("seen": `seen`, bool per row) and of the rest
+    ("novel"); a regime without rows is left out."""
+    return {
+        name: evaluate(y_label[rows], y_cat[rows], pred_label[rows], pred_cat[rows])
+        for name, rows in (("seen", seen), ("novel", ~seen))
+        if rows.any()
+    }
+
+
 def format_report(metrics: ValidationMetrics) -> str:
     lines = [
         f"label accuracy {metrics.label_accuracy:.4f}   attack_cat macro-F1 {metrics.attack_cat_macro_f1:.4f}   "

@@ -40,6 +40,7 @@ class Inputs:
     pairs: Sequence[Pair]
     chosen: Pair
     validation: Evaluation  # the deployed model at its threshold
+    validation_by_regime: Mapping[str, Evaluation]  # "seen", "novel" → those validation rows' figures
     attack_probability: np.ndarray  # validation rows, P(label = 1) from the deployed label pipeline
     manifest: TrainingRecord
     compare: bool
@@ -105,6 +106,9 @@ def write(
         f"- {_split_kind(manifest)}: label accuracy {metrics.label_accuracy:.4f}, "
         f"attack_cat macro-F1 {metrics.attack_cat_macro_f1:.4f}, "
         f"attack_cat accuracy {metrics.attack_cat_accuracy:.4f}",
+        *validation_regimes(
+            inputs.validation_by_regime, metrics.rows, isinstance(manifest.validation_data, SplitRecipe)
+        ),
         "",
         per_class_table(metrics),
         "",
@@ -131,10 +135,7 @@ def write(
         "",
         "### Candidate pipelines",
         "",
-        _table(
-            pd.DataFrame([_candidate_row(c) for c in candidates]),
-            floats=4,
-        ),
+        candidate_table(pd.DataFrame([_candidate_row(c) for c in candidates])),
         "",
         "## Feature analysis (training split only)",
         "",
@@ -194,6 +195,24 @@ def shared_vectors(flows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
             }
         )
     return pd.DataFrame(rows).set_index("class"), int((classes_of_group > 1).sum())
+
+
+def validation_regimes(by_regime: Mapping[str, Evaluation], rows: int, grouped_split: bool) -> list[str]:
+    """Which regime decided the validation rows, and each regime's figures (report lines); `grouped_split`:
+    the rows are training's own grouped hold-out, which no training vector reaches."""
+    counts = {name: by_regime[name].metrics.rows if name in by_regime else 0 for name in ("seen", "novel")}
+    lines = [
+        f"- its rows by regime: {counts['seen']:,} seen ({counts['seen'] / max(rows, 1):.0%}: training held their "
+        f"exact vector, so the seen regime decided them), {counts['novel']:,} novel"
+        + (" (the grouped split keeps every vector on one side)" if grouped_split else ""),
+        "",
+        "| regime | rows | label accuracy | attack_cat macro-F1 |",
+        "|---|---|---|---|",
+    ]
+    for name, evaluation in by_regime.items():
+        m = evaluation.metrics
+        lines.append(f"| {name} | {m.rows:,} | {m.label_accuracy:.4f} | {m.attack_cat_macro_f1:.4f} |")
+    return lines
 
 
 def per_class_table(metrics: ValidationMetrics) -> str:
@@ -388,7 +407,7 @@ def _comparison(folder: Path, candidates: Sequence[Candidate], searches: Mapping
     ]
     for target in table["target"].unique():
         part = table[table["target"] == target].dropna(axis=1, how="all")
-        lines += [f"### {target}", "", _table(part.drop(columns=["target"]), floats=4), ""]
+        lines += [f"### {target}", "", candidate_table(part.drop(columns=["target"])), ""]
     lines += ["Confusion matrices:", "", *figure_lines, "", "### Search trials", ""]
     for key, trials in searches.items():
         lines.append(f"- {key}: " + "; ".join(f"`{json.dumps(t.params)}` → {t.score:.4f}" for t in trials))
@@ -399,13 +418,24 @@ def _array(matrix: Any) -> np.ndarray:
     return np.asarray(matrix)
 
 
-def _table(frame: pd.DataFrame, floats: int | None = None) -> str:
-    def cell(value: Any) -> str:
-        if floats is not None and isinstance(value, float):
-            return f"{value:.{floats}f}"
+def candidate_table(frame: pd.DataFrame) -> str:
+    """`_candidate_row`s as a Markdown table: scores to 4 decimals, fit seconds to 1."""
+    return _table(frame, floats=4, decimals={"fit s": 1})
+
+
+def _table(frame: pd.DataFrame, floats: int | None = None, decimals: Mapping[str, int] | None = None) -> str:
+    """`frame` as a Markdown table: float cells to `floats` decimals, or to a column's own in `decimals`."""
+
+    def cell(value: Any, places: int | None) -> str:
+        if places is not None and isinstance(value, float):
+            return f"{value:.{places}f}"
         return str(value)
 
+    places = [(decimals or {}).get(str(column), floats) for column in frame.columns]
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(cell(v, p) for v, p in zip(row, places, strict=True)) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *body])

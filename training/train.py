@@ -54,7 +54,7 @@ from training.candidates import (
     worst_case_rows_per_second,
 )
 from training.config import ATTACK_CAT_ONLY_FAMILIES, TrainingConfig
-from training.evaluation import Evaluation, evaluate, rows_per_second
+from training.evaluation import Evaluation, evaluate, evaluate_by_regime, rows_per_second
 from training.models import DEFAULT_PARAMS, FAMILY_NAMES, SEARCH_SPACES
 from training.operating_point import HELD_OUT_FOLDS, rates, threshold_for_budget
 from training.regimes import RegimeResult, fit_regimes, seen_record
@@ -116,6 +116,9 @@ class Deployment:
     attack_probability: np.ndarray  # validation rows, P(label = 1)
     verdicts: Scores  # validation rows
     validation: Evaluation
+    # The validation rows the seen regime decided ("seen": training held their exact vector) and the
+    # rest ("novel"), each with its figures; a regime without rows is left out.
+    validation_by_regime: dict[str, Evaluation]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,8 +281,13 @@ def set_operating_point(chosen: Pair, splits: Splits, config: TrainingConfig) ->
     seen = model.regime(model.label_pipeline[0].transform(splits.val))
     attack_probability = regimes.seen.attack_probability(seen, chosen.label.attack_probability())
     verdicts = model.decide(attack_probability, regimes.seen.class_probabilities(seen, chosen.attack_cat.probabilities))
-    truth = splits.val[LABEL].to_numpy()
-    validation = evaluate(truth, splits.val[ATTACK_CAT].to_numpy(), verdicts.is_attack.astype(int), verdicts.attack_cat)
+    truth, classes, decided = (
+        splits.val[LABEL].to_numpy(),
+        splits.val[ATTACK_CAT].to_numpy(),
+        verdicts.is_attack.astype(int),
+    )
+    validation = evaluate(truth, classes, decided, verdicts.attack_cat)
+    by_regime = evaluate_by_regime(truth, classes, decided, verdicts.attack_cat, seen >= 0)
     point = OperatingPoint(
         threshold=float(model.threshold),
         max_false_positive_rate=config.max_false_positive_rate,
@@ -289,7 +297,7 @@ def set_operating_point(chosen: Pair, splits: Splits, config: TrainingConfig) ->
         else f"grouped {HELD_OUT_FOLDS}-fold out-of-fold P(attack) of the training rows",
         validation=rates(truth, attack_probability, model.threshold),
     )
-    return Deployment(model, point, attack_probability, verdicts, validation), regimes
+    return Deployment(model, point, attack_probability, verdicts, validation, by_regime), regimes
 
 
 def measure(deployment: Deployment, splits: Splits, config: TrainingConfig) -> Measurements:
@@ -409,6 +417,7 @@ def run_training(
             selection.pairs,
             selection.chosen,
             deployment.validation,
+            deployment.validation_by_regime,
             deployment.attack_probability,
             record,
             compare,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from training.evaluation import class_metrics
+from training.evaluation import class_metrics, evaluate, evaluate_by_regime
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -34,3 +34,26 @@ def test_class_metrics_of_label_text() -> None:
     assert result.accuracy == 0.75
     assert result.per_class["1"].precision == 1.0 and result.per_class["1"].recall == 0.5
     assert result.confusion_matrix == ((2, 0), (1, 1))
+
+
+def test_each_regime_is_scored_on_its_own_rows() -> None:
+    y_label = np.array([1, 0, 1, 1, 0])
+    y_cat = np.array(["DoS", "Normal", "Worms", "DoS", "Normal"])
+    pred_label = np.array([1, 1, 0, 1, 0])
+    pred_cat = np.array(["DoS", "Exploits", "Normal", "DoS", "Normal"])
+    seen = np.array([True, True, False, False, False])
+
+    by_regime = evaluate_by_regime(y_label, y_cat, pred_label, pred_cat, seen)
+
+    assert list(by_regime) == ["seen", "novel"]
+    assert by_regime["seen"] == evaluate(y_label[:2], y_cat[:2], pred_label[:2], pred_cat[:2])
+    assert by_regime["novel"] == evaluate(y_label[2:], y_cat[2:], pred_label[2:], pred_cat[2:])
+    assert (by_regime["seen"].metrics.label_accuracy, by_regime["novel"].metrics.rows) == (0.5, 3)
+
+
+def test_a_regime_without_rows_is_left_out() -> None:
+    truth = np.array([1, 0])
+    cats = np.array(["DoS", "Normal"])
+
+    assert list(evaluate_by_regime(truth, cats, truth, cats, np.zeros(2, dtype=bool))) == ["novel"]
+    assert list(evaluate_by_regime(truth, cats, truth, cats, np.ones(2, dtype=bool))) == ["seen"]

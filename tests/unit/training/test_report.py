@@ -1,5 +1,9 @@
+import numpy as np
+import pandas as pd
+
 from nids_model.manifest import ClassMetrics, ValidationMetrics
-from training.report import per_class_table
+from training.evaluation import evaluate
+from training.report import candidate_table, per_class_table, validation_regimes
 
 
 def test_the_validation_table_prints_support_as_a_count() -> None:
@@ -21,3 +25,42 @@ def test_the_validation_table_prints_support_as_a_count() -> None:
     assert lines[0] == "| class | precision | recall | f1 | support |"
     assert lines[2] == "| Normal | 0.970 | 0.985 | 0.978 | 5181 |"
     assert lines[3] == "| Worms | 0.800 | 0.667 | 0.727 | 12 |"
+
+
+def test_the_candidate_table_prints_scores_to_four_places_and_fit_seconds_to_one() -> None:
+    frame = pd.DataFrame([{"model": "HistGradientBoosting", "macro-F1": 0.642513, "fit s": 28.4, "rows/s": 47136}])
+
+    lines = candidate_table(frame).splitlines()
+
+    assert lines[2] == "| HistGradientBoosting | 0.6425 | 28.4 | 47136 |"
+
+
+def test_the_report_says_which_regime_decided_the_validation_rows() -> None:
+    seen = evaluate(np.array([1, 0]), np.array(["DoS", "Normal"]), np.array([1, 0]), np.array(["DoS", "Normal"]))
+    novel = evaluate(
+        np.array([1, 1, 0]),
+        np.array(["DoS", "Worms", "Normal"]),
+        np.array([1, 0, 0]),
+        np.array(["DoS", "Normal", "Normal"]),
+    )
+
+    lines = validation_regimes({"seen": seen, "novel": novel}, rows=5, grouped_split=False)
+
+    assert lines[0] == (
+        "- its rows by regime: 2 seen (40%: training held their exact vector, so the seen regime decided them), 3 novel"
+    )
+    assert lines[-2:] == [
+        f"| seen | 2 | 1.0000 | {seen.metrics.attack_cat_macro_f1:.4f} |",
+        f"| novel | 3 | 0.6667 | {novel.metrics.attack_cat_macro_f1:.4f} |",
+    ]
+
+
+def test_a_grouped_split_has_only_novel_validation_rows_and_says_why() -> None:
+    novel = evaluate(np.array([1, 0]), np.array(["DoS", "Normal"]), np.array([1, 0]), np.array(["DoS", "Normal"]))
+
+    lines = validation_regimes({"novel": novel}, rows=2, grouped_split=True)
+
+    assert lines[0].startswith("- its rows by regime: 0 seen (0%") and lines[0].endswith(
+        "2 novel (the grouped split keeps every vector on one side)"
+    )
+    assert lines[-1] == "| novel | 2 | 1.0000 | 1.0000 |"

@@ -78,3 +78,15 @@ def test_the_fallback_families_are_fitted_only_when_the_preferred_pair_is_too_sl
     assert selection.chosen is max(selection.pairs, key=lambda p: p.worst_case_rows_per_second)
     assert all(c.held_out_score is not None for c in selection.candidates if c.target == LABEL)
     assert "below 1000000000000: fitting hgb/attack_cat too" in caplog.text
+
+
+def test_the_report_counts_the_validation_rows_by_regime(trained_model: Path) -> None:
+    manifest = artifact.read_manifest(trained_model)
+    report = (trained_model / "report.md").read_text()
+    # A grouped split keeps every training vector out of the validation rows: the seen regime decides none.
+    assert (
+        f"- its rows by regime: 0 seen (0%: training held their exact vector, so the seen regime decided them), "
+        f"{manifest.rows.validation:,} novel (the grouped split keeps every vector on one side)"
+    ) in report
+    metrics = manifest.validation_metrics
+    assert f"| novel | {metrics.rows:,} | {metrics.label_accuracy:.4f} | {metrics.attack_cat_macro_f1:.4f} |" in report
