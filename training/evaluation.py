@@ -78,10 +78,12 @@ def evaluate(y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pre
 
 
 def evaluate_by_regime(
-    y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray, seen: np.ndarray
+    y_label: np.ndarray, y_cat: np.ndarray, pred_label: np.ndarray, pred_cat: np.ndarray, regime: np.ndarray
 ) -> dict[str, Evaluation]:
-    """`evaluate` of the rows the seen regime decided ("seen": `seen`, bool per row) and of the rest
-    ("novel"); a regime without rows is left out."""
+    """`evaluate` of the rows the seen regime decided ("seen") and of the rest ("novel"); a regime
+    without rows is left out. `regime` is `DetectionModel.regime`'s: per row the seen table's index of
+    its vector (0 included), -1 for a novel one."""
+    seen = np.asarray(regime) >= 0
     return {
         name: evaluate(y_label[rows], y_cat[rows], pred_label[rows], pred_cat[rows])
         for name, rows in (("seen", seen), ("novel", ~seen))

@@ -106,9 +106,7 @@ def write(
         f"- {_split_kind(manifest)}: label accuracy {metrics.label_accuracy:.4f}, "
         f"attack_cat macro-F1 {metrics.attack_cat_macro_f1:.4f}, "
         f"attack_cat accuracy {metrics.attack_cat_accuracy:.4f}",
-        *validation_regimes(
-            inputs.validation_by_regime, metrics.rows, isinstance(manifest.validation_data, SplitRecipe)
-        ),
+        *validation_regimes(inputs.validation_by_regime, isinstance(manifest.validation_data, SplitRecipe)),
         "",
         per_class_table(metrics),
         "",
@@ -197,22 +195,31 @@ def shared_vectors(flows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return pd.DataFrame(rows).set_index("class"), int((classes_of_group > 1).sum())
 
 
-def validation_regimes(by_regime: Mapping[str, Evaluation], rows: int, grouped_split: bool) -> list[str]:
+def validation_regimes(by_regime: Mapping[str, Evaluation], grouped_split: bool) -> list[str]:
     """Which regime decided the validation rows, and each regime's figures (report lines); `grouped_split`:
-    the rows are training's own grouped hold-out, which no training vector reaches."""
-    counts = {name: by_regime[name].metrics.rows if name in by_regime else 0 for name in ("seen", "novel")}
-    lines = [
-        f"- its rows by regime: {counts['seen']:,} seen ({counts['seen'] / max(rows, 1):.0%}: training held their "
-        f"exact vector, so the seen regime decided them), {counts['novel']:,} novel"
-        + (" (the grouped split keeps every vector on one side)" if grouped_split else ""),
+    the rows are training's own grouped hold-out."""
+    seen, novel = (by_regime[name].metrics.rows if name in by_regime else 0 for name in ("seen", "novel"))
+    why_none = " (the grouped split keeps every full feature vector on one side)" if grouped_split and not seen else ""
+    table = pd.DataFrame(
+        [
+            {
+                "regime": name,
+                "rows": evaluation.metrics.rows,
+                "label accuracy": evaluation.metrics.label_accuracy,
+                "attack_cat macro-F1": evaluation.metrics.attack_cat_macro_f1,
+            }
+            for name, evaluation in by_regime.items()
+        ]
+    )
+    return [
+        f"- its rows by regime: {seen:,} seen ({seen / max(seen + novel, 1):.1%}: training held their exact "
+        f"vector, so the seen regime decided them), {novel:,} novel{why_none}. Each regime's macro-F1 "
+        "averages the classes present in its own rows, so it is not comparable with the other's.",
         "",
-        "| regime | rows | label accuracy | attack_cat macro-F1 |",
-        "|---|---|---|---|",
+        _table(table, floats=4),
+        "",
+        "Per class, all validation rows:",
     ]
-    for name, evaluation in by_regime.items():
-        m = evaluation.metrics
-        lines.append(f"| {name} | {m.rows:,} | {m.label_accuracy:.4f} | {m.attack_cat_macro_f1:.4f} |")
-    return lines
 
 
 def per_class_table(metrics: ValidationMetrics) -> str:

@@ -116,9 +116,7 @@ class Deployment:
     attack_probability: np.ndarray  # validation rows, P(label = 1)
     verdicts: Scores  # validation rows
     validation: Evaluation
-    # The validation rows the seen regime decided ("seen": training held their exact vector) and the
-    # rest ("novel"), each with its figures; a regime without rows is left out.
-    validation_by_regime: dict[str, Evaluation]
+    validation_by_regime: dict[str, Evaluation]  # `evaluate_by_regime` of the validation rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,13 +279,10 @@ def set_operating_point(chosen: Pair, splits: Splits, config: TrainingConfig) ->
     seen = model.regime(model.label_pipeline[0].transform(splits.val))
     attack_probability = regimes.seen.attack_probability(seen, chosen.label.attack_probability())
     verdicts = model.decide(attack_probability, regimes.seen.class_probabilities(seen, chosen.attack_cat.probabilities))
-    truth, classes, decided = (
-        splits.val[LABEL].to_numpy(),
-        splits.val[ATTACK_CAT].to_numpy(),
-        verdicts.is_attack.astype(int),
-    )
-    validation = evaluate(truth, classes, decided, verdicts.attack_cat)
-    by_regime = evaluate_by_regime(truth, classes, decided, verdicts.attack_cat, seen >= 0)
+    truth, true_cat = splits.val[LABEL].to_numpy(), splits.val[ATTACK_CAT].to_numpy()
+    predicted_label = verdicts.is_attack.astype(int)
+    validation = evaluate(truth, true_cat, predicted_label, verdicts.attack_cat)
+    by_regime = evaluate_by_regime(truth, true_cat, predicted_label, verdicts.attack_cat, seen)
     point = OperatingPoint(
         threshold=float(model.threshold),
         max_false_positive_rate=config.max_false_positive_rate,

@@ -44,23 +44,32 @@ def test_the_report_says_which_regime_decided_the_validation_rows() -> None:
         np.array(["DoS", "Normal", "Normal"]),
     )
 
-    lines = validation_regimes({"seen": seen, "novel": novel}, rows=5, grouped_split=False)
+    lines = "\n".join(validation_regimes({"seen": seen, "novel": novel}, grouped_split=True)).splitlines()
 
-    assert lines[0] == (
-        "- its rows by regime: 2 seen (40%: training held their exact vector, so the seen regime decided them), 3 novel"
+    assert lines[0].startswith(
+        "- its rows by regime: 2 seen (40.0%: training held their exact vector, so the seen regime decided "
+        "them), 3 novel. Each regime's macro-F1"
     )
-    assert lines[-2:] == [
+    assert lines[1:5] == [
+        "",
+        "| regime | rows | label accuracy | attack_cat macro-F1 |",
+        "|---|---|---|---|",
         f"| seen | 2 | 1.0000 | {seen.metrics.attack_cat_macro_f1:.4f} |",
+    ]
+    assert lines[5:] == [
         f"| novel | 3 | 0.6667 | {novel.metrics.attack_cat_macro_f1:.4f} |",
+        "",
+        "Per class, all validation rows:",
     ]
 
 
-def test_a_grouped_split_has_only_novel_validation_rows_and_says_why() -> None:
+def test_a_grouped_split_without_seen_rows_says_why() -> None:
     novel = evaluate(np.array([1, 0]), np.array(["DoS", "Normal"]), np.array([1, 0]), np.array(["DoS", "Normal"]))
 
-    lines = validation_regimes({"novel": novel}, rows=2, grouped_split=True)
+    grouped = validation_regimes({"novel": novel}, grouped_split=True)[0]
+    from_test_files = validation_regimes({"novel": novel}, grouped_split=False)[0]
 
-    assert lines[0].startswith("- its rows by regime: 0 seen (0%") and lines[0].endswith(
-        "2 novel (the grouped split keeps every vector on one side)"
+    assert grouped.startswith("- its rows by regime: 0 seen (0.0%") and (
+        "2 novel (the grouped split keeps every full feature vector on one side)." in grouped
     )
-    assert lines[-1] == "| novel | 2 | 1.0000 | 1.0000 |"
+    assert "2 novel. Each" in from_test_files
