@@ -213,8 +213,12 @@ def validation_regimes(by_regime: Mapping[str, Evaluation], grouped_split: bool)
     )
     return [
         f"- its rows by regime: {seen:,} seen ({seen / max(seen + novel, 1):.1%}: training held their exact "
-        f"vector, so the seen regime decided them), {novel:,} novel{why_none}. Each regime's macro-F1 "
-        "averages the classes present in its own rows, so it is not comparable with the other's.",
+        f"vector, so the seen regime decided them), {novel:,} novel{why_none}."
+        + (
+            " Each regime's macro-F1 averages the classes present in its own rows, so the two do not compare."
+            if seen and novel
+            else ""
+        ),
         "",
         _table(table, floats=4),
         "",
