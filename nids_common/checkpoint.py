@@ -43,9 +43,10 @@ TRANSACTION_ATTEMPTS = 3
 # the group coordinator is away: librdkafka issues #5456 and #5511). A call still running this long
 # after its own timeout ends the process: nothing of the open transaction is committed, and the
 # restart that follows aborts it and resumes from the last committed batch. librdkafka returns within
-# milliseconds of its timeout when it returns at all (the watchdog looks every 0.5 s): each second
+# milliseconds of its timeout when it returns at all (the watchdog looks every WATCH_TICK_S): each second
 # more only lengthens the stall a coordinator's crash costs.
 STUCK_GRACE_S = 2.0
+WATCH_TICK_S = 0.5
 # A transaction call that takes this long is waiting on the cluster (a broker or coordinator away,
 # writes refused for want of in-sync replicas): the service is told, as of a failed call, before
 # the call's own timeout, which a stuck call may never reach.
@@ -105,7 +106,7 @@ class _Guarded:
 
 class Watchdog:
     """Calls `on_stuck(name, seconds)` when a guarded call runs past its deadline, and `on_slow()`
-    once per call that runs longer than `slow_after_s`; one daemon thread."""
+    once per call that runs longer than `slow_after_s`; one daemon thread, until `close()`."""
 
     def __init__(
         self,
@@ -115,8 +116,16 @@ class Watchdog:
     ) -> None:
         self.on_stuck, self.on_slow, self.slow_after_s = on_stuck, on_slow, slow_after_s
         self._guarded: _Guarded | None = None
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="nids-txn-watchdog", daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        """Stop watching: the thread ends within its next tick and lets go of the callbacks (and
+        whatever they hold: a checkpoint and its producer)."""
+        self._closed.set()
+        if threading.current_thread() is not self._thread:  # a callback may close it from the thread
+            self._thread.join(WATCH_TICK_S * 4)
 
     @contextlib.contextmanager
     def guard(self, name: str, seconds: float) -> Iterator[None]:
@@ -127,8 +136,7 @@ class Watchdog:
             self._guarded = None
 
     def _watch(self) -> None:
-        while True:
-            time.sleep(0.5)
+        while not self._closed.wait(WATCH_TICK_S):
             guarded = self._guarded
             if guarded is None:
                 continue
@@ -284,6 +292,12 @@ class TransactionalCheckpoint(Checkpoint):
         self._renewed_at: collections.deque[float] = collections.deque()
         # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
         self._settle(producer.init_transactions, timeout)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._watchdog.close()
 
     def begin(self) -> None:
         super().begin()

@@ -4,6 +4,8 @@ fatal errors and scorer failures, in both delivery modes, without a broker."""
 from __future__ import annotations
 
 import collections
+import gc
+import weakref
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -202,3 +204,15 @@ def test_where_the_time_goes_is_counted_per_stage() -> None:
     assert all(seconds is not None for seconds in spent.values())  # every stage exported from the start
     # The stand-in model times none of the model's own stages; every loop stage ran.
     assert all(spent[stage] > 0 for stage in Stage.LOOP), spent
+
+
+def test_a_stopped_detector_is_freed_though_its_consumer_still_holds_the_rebalance_callbacks() -> None:
+    run = rig(partition_logs((6, 6)))
+    run.run(consume_calls=5)
+    # A librdkafka consumer keeps its callbacks until it is freed, where the garbage collector cannot
+    # see them: held here, outside the detector, as the client holds them.
+    held = list(run.consumer.callbacks.values())
+    detector = weakref.ref(run.detector)
+    del run
+    gc.collect()
+    assert held and detector() is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gc
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -239,3 +241,15 @@ def test_suppressed_alerts_are_counted_per_rule_and_in_their_incident() -> None:
     assert incident.alerts == 10 and incident.suppressed == 5
     registry = run.service.metrics.registry
     assert registry.get_sample_value("nids_alerts_suppressed_total", {"rule": "recon"}) == 5
+
+
+def test_a_stopped_service_is_freed_though_its_consumer_still_holds_the_rebalance_callbacks() -> None:
+    run = rig(mixed_alerts())
+    run.run(consume_calls=5, quiet_from=None)
+    # A librdkafka consumer keeps its callbacks until it is freed, where the garbage collector cannot
+    # see them: held here, outside the service, as the client holds them.
+    held = list(run.consumer.callbacks.values())
+    service = weakref.ref(run.service)
+    del run
+    gc.collect()
+    assert held and service() is None

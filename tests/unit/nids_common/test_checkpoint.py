@@ -61,6 +61,15 @@ def test_the_watchdog_stays_quiet_for_calls_that_return_in_time() -> None:
     assert fired == []
 
 
+def test_a_closed_watchdog_ends_its_thread_and_lets_go_of_its_callbacks() -> None:
+    watchdog = Watchdog(lambda name, seconds: None)
+    thread = watchdog._thread
+
+    watchdog.close()
+
+    assert not thread.is_alive()
+
+
 # -- the transactional checkpoint's error classes (librdkafka's examples/transactions.c) -----------
 def transactional(
     errors: dict[str, list[KafkaError]], may_retry: bool = True
@@ -217,3 +226,13 @@ def test_the_watcher_hears_of_failed_calls_aborted_and_committed_batches_and_the
     assert checkpoint.commit(BATCH)
     checkpoint.close()
     assert watcher.told == ["written", "closed"]
+
+
+def test_closing_a_transactional_checkpoint_stops_its_watchdog() -> None:
+    checkpoint, _, _ = transactional({})
+    thread = checkpoint._watchdog._thread
+    assert thread.is_alive()
+
+    checkpoint.close()
+
+    assert not thread.is_alive()
