@@ -52,7 +52,6 @@ from nids_common.client_health import ClientHealth
 from nids_common.dead_letters import dead_letter
 from nids_common.kafka import ProduceStalled, produce_all
 from nids_common.stages import StageTimes
-from nids_common.stream_clients import weakly
 from nids_model.detection import DetectionModel, Features, Scores
 
 log = logging.getLogger("nids.detect")
@@ -93,10 +92,7 @@ class Detector:
     # -- the loop -------------------------------------------------------------------------------
     def run(self, should_continue: Callable[[], bool] = lambda: True) -> Totals:
         self.consumer.subscribe(
-            [self.config.topics.flows],
-            on_assign=weakly(self._on_assign),
-            on_revoke=weakly(self._on_revoke),
-            on_lost=weakly(self._on_lost),
+            [self.config.topics.flows], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
         try:
             while self.running and should_continue():

@@ -44,7 +44,6 @@ from nids_common.client_health import ClientHealth
 from nids_common.contract import AlertSummary, Reason, alert_summary_decoder
 from nids_common.dead_letters import InvalidRecord, classify_invalid, classify_unparsable, dead_letter
 from nids_common.kafka import ProduceStalled, produce_all
-from nids_common.stream_clients import weakly
 
 log = logging.getLogger("nids.incidents")
 QUIET_CHECK_S = 1.0
@@ -80,9 +79,7 @@ class IncidentService:
     # -- the loop -------------------------------------------------------------------------------
     def run(self, should_continue: Callable[[], bool] = lambda: True) -> None:
         topics = [self.config.topics.alerts, self.config.repartition_topic]
-        self.consumer.subscribe(
-            topics, on_assign=weakly(self._on_assign), on_revoke=weakly(self._on_revoke), on_lost=weakly(self._on_lost)
-        )
+        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         try:
             while self.running and should_continue():
                 self._step(self._consume())

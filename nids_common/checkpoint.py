@@ -290,8 +290,12 @@ class TransactionalCheckpoint(Checkpoint):
         self._watchdog = Watchdog(on_stuck, on_slow=self._failed_write)
         self._renew = renew
         self._renewed_at: collections.deque[float] = collections.deque()
-        # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
-        self._settle(producer.init_transactions, timeout)
+        try:
+            # Fences any earlier incarnation with this transactional.id and aborts its open transaction.
+            self._settle(producer.init_transactions, timeout)
+        except BaseException:
+            self._watchdog.close()  # nothing else will: the caller gets no checkpoint to close
+            raise
 
     def close(self) -> None:
         try:

@@ -7,7 +7,6 @@ can override any of them.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -30,26 +29,6 @@ TRANSACTION_TIMEOUT_MS = 10_000
 # elected after the controller's broker session timeout, went unnoticed until the open transaction
 # had timed out. 1 s is the Java clients' default.
 FAILOVER = {"reconnect.backoff.max.ms": 1000}
-
-
-RebalanceCallback = Callable[[Consumer, list[TopicPartition]], None]
-
-
-def weakly(method: RebalanceCallback) -> RebalanceCallback:
-    """A service's bound `method` as a rebalance callback that does not keep the service alive.
-
-    A librdkafka consumer holds its callbacks until it is freed, close() or not, and the garbage
-    collector cannot see into it: a service that holds its consumer and subscribed with its own
-    methods would never be freed, nor the producer its checkpoint holds, which then stays connected
-    for as long as the process lives (a service run on a thread of a longer-lived process)."""
-    method_ref = weakref.WeakMethod(method)
-
-    def call(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        bound = method_ref()
-        if bound is not None:
-            bound(consumer, partitions)
-
-    return call
 
 
 def consumer_settings(

@@ -3,7 +3,9 @@ transactional checkpoint sorts errors into retriable, abortable and fatal (on a 
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 
 import pytest
 from confluent_kafka import KafkaError, Message
@@ -35,6 +37,7 @@ def test_the_watchdog_fires_once_for_a_call_past_its_deadline() -> None:
     watchdog = Watchdog(lambda name, seconds: fired.append((name, seconds)))
     with watchdog.guard("send_offsets_to_transaction", 0.2):
         time.sleep(1.5)
+    watchdog.close()
     assert fired == [("send_offsets_to_transaction", 0.2)]
 
 
@@ -47,6 +50,7 @@ def test_the_watchdog_tells_of_a_slow_call_once_before_its_deadline() -> None:
     started = time.monotonic()
     with watchdog.guard("commit_transaction", 10.0):
         time.sleep(2.0)
+    watchdog.close()
     assert len(slow) == 1 and 0.2 < slow[0] - started < 1.5
     assert stuck == []
 
@@ -58,16 +62,24 @@ def test_the_watchdog_stays_quiet_for_calls_that_return_in_time() -> None:
         with watchdog.guard("commit_transaction", 1.0):
             time.sleep(0.05)
     time.sleep(1.5)
+    watchdog.close()
     assert fired == []
 
 
-def test_a_closed_watchdog_ends_its_thread_and_lets_go_of_its_callbacks() -> None:
-    watchdog = Watchdog(lambda name, seconds: None)
-    thread = watchdog._thread
+class StuckCallOwner:
+    def on_stuck(self, name: str, seconds: float) -> None: ...
+
+
+def test_a_closed_watchdog_lets_go_of_its_callbacks() -> None:
+    owner = StuckCallOwner()
+    watchdog = Watchdog(owner.on_stuck)
+    still_held = weakref.ref(owner)
 
     watchdog.close()
+    del watchdog, owner
+    gc.collect()
 
-    assert not thread.is_alive()
+    assert still_held() is None
 
 
 # -- the transactional checkpoint's error classes (librdkafka's examples/transactions.c) -----------
@@ -228,11 +240,12 @@ def test_the_watcher_hears_of_failed_calls_aborted_and_committed_batches_and_the
     assert watcher.told == ["written", "closed"]
 
 
-def test_closing_a_transactional_checkpoint_stops_its_watchdog() -> None:
-    checkpoint, _, _ = transactional({})
-    thread = checkpoint._watchdog._thread
-    assert thread.is_alive()
+def test_a_closed_transactional_checkpoint_lets_go_of_its_producer() -> None:
+    checkpoint, producer, _ = transactional({})
+    still_held = weakref.ref(producer)
 
     checkpoint.close()
+    del checkpoint, producer
+    gc.collect()
 
-    assert not thread.is_alive()
+    assert still_held() is None

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import weakref
-
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from nids_common.config import KafkaSettings
-from nids_common.stream_clients import consumer_settings, producer_settings, weakly
+from nids_common.stream_clients import consumer_settings, producer_settings
 
 
 def _ignore(*_args: object) -> None:
@@ -42,32 +39,3 @@ def test_exactly_once_producers_are_idempotent_acks_all_and_time_transactions_ou
     assert settings["transactional.id"] == "transactional-id"
     assert settings["transaction.timeout.ms"] == 10_000
     assert "transactional.id" not in producer_settings(KafkaSettings(), _ignore, None)
-
-
-class Member:
-    def __init__(self) -> None:
-        self.assigned: list[list[TopicPartition]] = []
-
-    def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned.append(partitions)
-
-
-def test_a_weak_callback_calls_its_method_while_the_object_lives() -> None:
-    member = Member()
-    callback = weakly(member.on_assign)
-    partitions = [TopicPartition("flows", 0)]
-
-    callback(None, partitions)  # type: ignore[arg-type]
-
-    assert member.assigned == [partitions]
-
-
-def test_a_weak_callback_does_not_keep_its_object_alive() -> None:
-    member = Member()
-    callback = weakly(member.on_assign)
-    gone = weakref.ref(member)
-
-    del member
-
-    assert gone() is None
-    callback(None, [])  # type: ignore[arg-type]  # a late call after the object is gone does nothing
