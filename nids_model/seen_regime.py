@@ -189,13 +189,9 @@ class SeenRegime:
         `attacks` (intp indices) are the rows that need a class; by default the rows of
         `probabilities` without NaN. Where `decides_classes`, a seen attack's row of `probabilities`
         is not read and may be NaN. Other rows are returned as given."""
-        if attacks is None:
-            wanted = ~np.isnan(probabilities).any(axis=1)
-        else:
-            wanted = np.zeros(len(seen), dtype=bool)
-            wanted[attacks] = True
-        rows = (seen >= 0) & wanted
-        if not rows.any():
+        wanted = np.flatnonzero(~np.isnan(probabilities).any(axis=1)) if attacks is None else attacks
+        rows = wanted[seen[wanted] >= 0]
+        if not rows.size:
             return probabilities
         held_out = self.vectors.held_out
         base = probabilities[rows] if held_out is None else held_out[seen[rows]]
