@@ -24,7 +24,7 @@ broker-stop:
 	scripts/kafka-local stop --secure
 	scripts/kafka-local stop --brokers 3
 
-# Three brokers, each a KRaft voter; topics get replication 3 and min.insync.replicas 2.
+# Three brokers beside a dedicated KRaft controller; topics get replication 3 and min.insync.replicas 2.
 broker-cluster:
 	scripts/kafka-local start --brokers 3
 
@@ -59,7 +59,8 @@ test-integration: install
 	scripts/ensure-system-deps
 	$(BIN)/python -m pytest -q tests/integration
 
-# Every benchmark in turn (about 40 minutes; bench.memory and bench.incidents_memory run 10 each).
+# Every benchmark in turn (about an hour: bench.memory and bench.incidents_memory run 10 minutes each,
+# then the faults on three brokers).
 # Figures, not pass/fail.
 bench: install broker
 	$(BIN)/python -m bench.model_throughput

@@ -1,4 +1,4 @@
-"""Compute producer/synthetic_stats.json from a UNSW-NB15 file: per-class summary statistics, no rows.
+"""Compute nids_dataset/synthetic_stats.json from a UNSW-NB15 file: per-class summary statistics, no rows.
 
 .venv/bin/python scripts/make_synthetic_stats.py ../shared/data/unsw-nb15/unsw_nb15_dev.csv
 """
