@@ -4,7 +4,8 @@ Names and the partition count come from the detector's config (topics.*, NIDS_TO
 the dead-letter topic's max.message.bytes from detector.dead_letter_max_bytes; replication from the
 contract (3 copies, min.insync.replicas 2) or, on a smaller cluster, as many as it has brokers.
 Topics that already exist are left as they are. With --acls (as an admin principal) it also grants each role only the
-rights its service needs (nids_common.acls).
+rights its service needs (nids_common.acls), nids-incidents' on the names --incidents-* give (it creates
+its own topics when it first starts).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from detector.config import DEFAULT_PATH, load
 from nids_common.acls import Principals, role_acls
 from nids_common.cli import EXIT_CODES_HELP, run
+from nids_common.contract import IncidentStageNames
 from nids_common.errors import EXIT_OK
 from nids_common.kafka import create_acls, ensure_topics
 
@@ -24,7 +26,9 @@ from nids_common.kafka import create_acls, ensure_topics
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nids-topics", description=__doc__, epilog=EXIT_CODES_HELP)
     p.add_argument("--config", default=str(DEFAULT_PATH), help=f"detector config (default: {DEFAULT_PATH})")
-    p.add_argument("--acls", action="store_true", help="also create the ACLs of the replay, detector and alerts roles")
+    p.add_argument(
+        "--acls", action="store_true", help="also create the ACLs of the replay, detector, alerts and incidents roles"
+    )
     p.add_argument(
         "--replication-factor",
         type=int,
@@ -37,8 +41,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="copies a write needs before it is acknowledged (default: 2, or 1 below three copies)",
     )
+    stage = IncidentStageNames()
+    for name, default, what in (
+        ("group", stage.group_id, "incidents.group_id"),
+        ("topic", stage.incidents, "topics.incidents"),
+        ("dead-letter", stage.dead_letter, "topics.dead_letter"),
+    ):
+        p.add_argument(
+            f"--incidents-{name}", default=default, help=f"nids-incidents' {what}, for its ACLs (default: {default})"
+        )
     defaults = Principals()
-    for role in ("replay", "detector", "alerts"):
+    for role in ("replay", "detector", "alerts", "incidents"):
         p.add_argument(
             f"--{role}-principal",
             default=getattr(defaults, role),
@@ -69,8 +82,15 @@ def create_command(args: argparse.Namespace) -> int:
         f"{replication.factor}, min.insync.replicas {replication.min_insync}"
     )
     if args.acls:
-        principals = Principals(args.replay_principal, args.detector_principal, args.alerts_principal)
-        bindings = role_acls(topics, config.detector.group_id, config.transactional_id_prefix, principals)
+        principals = Principals(
+            args.replay_principal, args.detector_principal, args.alerts_principal, args.incidents_principal
+        )
+        incidents = IncidentStageNames(
+            topics.alerts, args.incidents_topic, args.incidents_dead_letter, args.incidents_group
+        )
+        bindings = role_acls(
+            topics, config.detector.group_id, config.transactional_id_prefix, principals, incidents=incidents
+        )
         create_acls(config.kafka.client_config(), bindings)
         print(f"nids-topics: {len(bindings)} ACLs granted to {', '.join(dataclasses.astuple(principals))}")
     return EXIT_OK

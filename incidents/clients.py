@@ -77,7 +77,7 @@ def make_changelog_consumer(config: IncidentsConfig, on_error: Callable[[KafkaEr
     return Consumer(
         {
             **config.kafka.client_config(error_cb=on_error),
-            "group.id": f"{config.incidents.group_id}-restore",
+            "group.id": config.names.restore_group,
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             # The restore reads to a known end: a fetch held for more data (500 ms by default) is

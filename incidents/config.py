@@ -16,7 +16,9 @@ from nids_common.config import KafkaSettings, load_config
 from nids_common.contract import (
     DEFAULT_PARTITIONS,
     INCIDENTS_DEAD_LETTER_TOPIC,
+    INCIDENTS_GROUP,
     INCIDENTS_TOPIC,
+    IncidentStageNames,
     KeyChoice,
     Priority,
     Topics,
@@ -107,7 +109,7 @@ class PriorityRule:
 
 @dataclasses.dataclass(frozen=True)
 class IncidentSettings:
-    group_id: str = "nids-incidents"
+    group_id: str = INCIDENTS_GROUP
     # This member's transactional.id suffix (exactly_once); empty: "<hostname>-<metrics port>".
     # Stable across restarts, distinct per replica: a restarted member fences its previous incarnation.
     instance_id: str = ""
@@ -170,23 +172,28 @@ class IncidentsConfig:
         return f"{host}-{self.metrics.port}" if self.metrics.port else host
 
     @property
+    def names(self) -> IncidentStageNames:
+        """What this service reads and writes, by name (its role's ACLs are granted on the same)."""
+        return IncidentStageNames(
+            self.topics.alerts, self.topics.incidents, self.topics.dead_letter, self.incidents.group_id
+        )
+
+    @property
     def transactional_id(self) -> str:
         """Stable per group and instance: a restarted member fences its previous incarnation."""
-        return f"nids-incidents.{self.incidents.group_id}.{self.instance_id}"
+        return f"{self.names.transactional_id_prefix}{self.instance_id}"
 
     @property
     def repartition_topic(self) -> str:
-        """Alerts re-keyed by incident key: one key's alerts meet in one partition."""
-        return f"{self.incidents.group_id}-repartition"
+        return self.names.repartition_topic
 
     @property
     def changelog_topic(self) -> str:
-        """Compacted: each key's latest state, to rebuild a partition's incidents after a restart."""
-        return f"{self.incidents.group_id}-changelog"
+        return self.names.changelog_topic
 
     def output_topics(self) -> list[str]:
         """Every topic this service writes."""
-        return [self.topics.incidents, self.topics.dead_letter, self.repartition_topic, self.changelog_topic]
+        return self.names.written_topics()
 
 
 def load(path: str | Path = DEFAULT_PATH) -> IncidentsConfig:

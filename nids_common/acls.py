@@ -8,9 +8,13 @@ runs that, and the integration tests grant their own topics the same way.
 | detector | read the flow topic in its group; write alerts, dead letters and verdicts; its     |
 |          | transactional ids (exactly_once)                                                  |
 | alerts   | read the alert topic, in groups of its own prefix                                 |
+| incidents| read the alert topic in its group; create, write and read its own topics (incidents,|
+|          | dead letters, repartition, changelog); its transactional ids (exactly_once)        |
 
 Writes need DESCRIBE on the topic too (metadata); idempotent and transactional producers get
-IDEMPOTENT_WRITE from WRITE on a topic (Kafka 2.8+), so no cluster-wide right is granted.
+IDEMPOTENT_WRITE from WRITE on a topic (Kafka 2.8+), so no cluster-wide right is granted. A service
+may read the settings of the topics it writes (DESCRIBE_CONFIGS): when writes are refused for want of
+in-sync replicas, it says which partitions are short of their min.insync.replicas.
 """
 
 from __future__ import annotations
@@ -25,16 +29,17 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from nids_common.contract import ALERTS_GROUP_PREFIX, Topics
+from nids_common.contract import ALERTS_GROUP_PREFIX, IncidentStageNames, Topics
 
 
 @dataclasses.dataclass(frozen=True)
 class Principals:
-    """The SASL user names of the three roles (`scripts/kafka-local start --secure` creates these)."""
+    """The SASL user names of the roles (`scripts/kafka-local start --secure` creates these)."""
 
     replay: str = "replay"
     detector: str = "detector"
     alerts: str = "alerts"
+    incidents: str = "incidents"
 
 
 def role_acls(
@@ -43,27 +48,44 @@ def role_acls(
     transactional_id_prefix: str,
     principals: Principals = Principals(),
     alerts_group_prefix: str = ALERTS_GROUP_PREFIX,
+    incidents: IncidentStageNames | None = None,
 ) -> list[AclBinding]:
-    """The ACL bindings of every role for these topics and groups."""
-    replay, detector, alerts = (f"User:{name}" for name in dataclasses.astuple(principals))
+    """The ACL bindings of every role for these topics and groups; `incidents` names what
+    nids-incidents reads and writes (default: the contract's names, reading `topics.alerts`)."""
+    stage = IncidentStageNames(alerts=topics.alerts) if incidents is None else incidents
+    replay, detector, alerts, incident = (f"User:{name}" for name in dataclasses.astuple(principals))
     topic, group, transactional = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID
+    detector_writes = (topics.alerts, topics.dead_letter, topics.verdicts)
+    incident_topics = stage.written_topics()
     grants = [
         (replay, topic, topics.flows, AclOperation.WRITE),
         (detector, topic, topics.flows, AclOperation.READ),
         (detector, group, detector_group, AclOperation.READ),
-        *((detector, topic, name, AclOperation.WRITE) for name in (topics.alerts, topics.dead_letter, topics.verdicts)),
+        *((detector, topic, name, AclOperation.WRITE) for name in detector_writes),
+        *((detector, topic, name, AclOperation.DESCRIBE_CONFIGS) for name in detector_writes),
         (alerts, topic, topics.alerts, AclOperation.READ),
+        (incident, topic, stage.alerts, AclOperation.READ),
+        (incident, group, stage.group_id, AclOperation.READ),
+        (incident, group, stage.restore_group, AclOperation.READ),
+        *((incident, topic, name, operation) for name in incident_topics for operation in _OWNED),
+        *((incident, topic, name, AclOperation.READ) for name in (stage.repartition_topic, stage.changelog_topic)),
     ]
     bindings = [_literal(principal, kind, name, operation) for principal, kind, name, operation in grants]
-    bindings += [
-        _literal(principal, topic, name, AclOperation.DESCRIBE) for principal, kind, name, _ in grants if kind is topic
-    ]
+    described = {(principal, name) for principal, kind, name, _ in grants if kind is topic}
+    bindings += [_literal(principal, topic, name, AclOperation.DESCRIBE) for principal, name in sorted(described)]
     bindings += [
         _prefixed(detector, transactional, transactional_id_prefix, AclOperation.WRITE),
         _prefixed(detector, transactional, transactional_id_prefix, AclOperation.DESCRIBE),
         _prefixed(alerts, group, alerts_group_prefix, AclOperation.READ),
+        _prefixed(incident, transactional, stage.transactional_id_prefix, AclOperation.WRITE),
+        _prefixed(incident, transactional, stage.transactional_id_prefix, AclOperation.DESCRIBE),
     ]
     return bindings
+
+
+# What nids-incidents may do to each topic it writes: it creates the ones missing at start, as it does
+# on a broker without ACLs, and nothing else of the cluster's.
+_OWNED = (AclOperation.CREATE, AclOperation.WRITE, AclOperation.DESCRIBE_CONFIGS)
 
 
 def _literal(principal: str, kind: ResourceType, name: str, operation: AclOperation) -> AclBinding:

@@ -144,6 +144,45 @@ alert_summary_decoder = msgspec.json.Decoder(AlertSummary)
 INCIDENTS_TOPIC: Final = "nids.incidents"
 # Alert messages nids-incidents cannot read as alerts: original bytes, the reason in headers.
 INCIDENTS_DEAD_LETTER_TOPIC: Final = "nids.alerts.dlq"
+INCIDENTS_GROUP: Final = "nids-incidents"
+
+
+@dataclasses.dataclass(frozen=True)
+class IncidentStageNames:
+    """Every name nids-incidents reads or writes under: the alerts it reads, the topics it writes, and
+    what follows from its group (its own topics, its changelog reader's group, its transactional ids).
+    The service and the ACLs of its role both take them from here."""
+
+    alerts: str = Topics.alerts
+    incidents: str = INCIDENTS_TOPIC
+    dead_letter: str = INCIDENTS_DEAD_LETTER_TOPIC
+    group_id: str = INCIDENTS_GROUP
+
+    @property
+    def repartition_topic(self) -> str:
+        """Alerts re-keyed by incident key: one key's alerts meet in one partition."""
+        return f"{self.group_id}-repartition"
+
+    @property
+    def changelog_topic(self) -> str:
+        """Compacted: each key's latest state, to rebuild a partition's incidents after a restart."""
+        return f"{self.group_id}-changelog"
+
+    @property
+    def restore_group(self) -> str:
+        """The group id of the changelog reader (assigned its partitions; it commits nothing)."""
+        return f"{self.group_id}-restore"
+
+    @property
+    def transactional_id_prefix(self) -> str:
+        """Of every member's transactional.id (exactly_once): the prefix, then the member's instance id."""
+        return f"nids-incidents.{self.group_id}."
+
+    def written_topics(self) -> list[str]:
+        """Every topic nids-incidents writes (and creates, when it is missing)."""
+        return [self.incidents, self.dead_letter, self.repartition_topic, self.changelog_topic]
+
+
 # What an incident groups by: one address, the two addresses of either direction, each optionally
 # with the attack class. Alerts without the addresses a choice needs are grouped by `attack_cat`.
 KeyChoice = Literal["src", "dst", "pair", "src+attack_cat", "dst+attack_cat", "pair+attack_cat"]

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from incidents.metrics import IncidentMetrics
 from incidents.repartition import decode_run
 from nids_common.community_id import community_id
 from nids_common.config import KafkaSettings
-from nids_common.contract import Alert, AlertSummary, Incident, Source, incident_decoder
+from nids_common.contract import Alert, AlertSummary, Incident, IncidentStageNames, Source, incident_decoder
 from nids_common.kafka import ensure_topics
 from nids_common.metrics_server import MetricsSettings
 from nids_common.schema import ATTACK_CLASSES
@@ -33,23 +33,35 @@ from nids_harness.waiting import wait_until
 CATEGORIES = ("Exploits", "DoS", "Reconnaissance", "Generic", "Fuzzers")
 
 
+def incident_names(name: str, alerts: str) -> IncidentStageNames:
+    """The names of nids-incidents on a run's own topics and group, reading `alerts`."""
+    return IncidentStageNames(
+        alerts=alerts, incidents=f"{name}.incidents", dead_letter=f"{name}.alerts.dlq", group_id=f"{name}-incidents"
+    )
+
+
+def run_incidents_config(
+    bootstrap: str, name: str, alerts: str, partitions: int = 6, **settings: Any
+) -> IncidentsConfig:
+    """nids-incidents' config on the run's own names (`incident_names`); nothing is created."""
+    names = incident_names(name, alerts)
+    settings.setdefault("instance_id", name)
+    return IncidentsConfig(
+        kafka=KafkaSettings(bootstrap=bootstrap),
+        topics=IncidentTopics(
+            alerts=names.alerts, incidents=names.incidents, dead_letter=names.dead_letter, partitions=partitions
+        ),
+        incidents=IncidentSettings(group_id=names.group_id, **settings),
+        metrics=MetricsSettings(port=0),
+    )
+
+
 def incidents_config(
     bootstrap: str, name: str, partitions: int = 6, alerts: str | None = None, **settings: Any
 ) -> IncidentsConfig:
     """nids-incidents on topics and a group of the run's own, reading `alerts` (default: a new alert
-    topic of the run's own, created here)."""
-    settings.setdefault("instance_id", name)
-    config = IncidentsConfig(
-        kafka=KafkaSettings(bootstrap=bootstrap),
-        topics=IncidentTopics(
-            alerts=alerts or f"{name}.alerts",
-            incidents=f"{name}.incidents",
-            dead_letter=f"{name}.alerts.dlq",
-            partitions=partitions,
-        ),
-        incidents=IncidentSettings(group_id=f"{name}-incidents", **settings),
-        metrics=MetricsSettings(port=0),
-    )
+    topic of the run's own, created here), its own topics created."""
+    config = run_incidents_config(bootstrap, name, alerts or f"{name}.alerts", partitions, **settings)
     if alerts is None:
         ensure_topics({"bootstrap.servers": bootstrap}, {config.topics.alerts: partitions})
     ensure_incident_topics(config)
@@ -102,12 +114,14 @@ def config_env(config: IncidentsConfig, metrics_port: int = 0) -> dict[str, str]
     }
 
 
-def start_incidents(config: IncidentsConfig, log: Path, metrics_port: int = 0) -> subprocess.Popen[bytes]:
-    """`nids-incidents` as an operator runs it, on `config`, its log appended to `log`."""
+def start_incidents(
+    config: IncidentsConfig, log: Path, metrics_port: int = 0, role_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`nids-incidents` as an operator runs it, on `config` (and a role's credentials, `role_env`, on
+    the secure broker), its log appended to `log`."""
+    env = {**config_env(config, metrics_port), **(role_env or {})}
     with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "incidents.cli"], env=config_env(config, metrics_port), stdout=out, stderr=out
-        )
+        return subprocess.Popen([sys.executable, "-m", "incidents.cli"], env=env, stdout=out, stderr=out)
 
 
 def synthetic_alerts(
@@ -151,9 +165,11 @@ def synthetic_alerts(
         emitted += 1
 
 
-def produce_alerts(bootstrap: str, topic: str, alerts: Iterator[Alert]) -> int:
-    """Alerts to `topic` keyed by flow_id, as the detector writes them; returns how many."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
+def produce_alerts(client: str | Mapping[str, Any], topic: str, alerts: Iterator[Alert]) -> int:
+    """Alerts to `topic` keyed by flow_id, as the detector writes them; returns how many. `client`:
+    a bootstrap address, or a client's librdkafka settings (a role's on the secure broker)."""
+    settings = {"bootstrap.servers": client} if isinstance(client, str) else dict(client)
+    producer = Producer({**settings, "enable.idempotence": True, "linger.ms": 20})
     encoder = msgspec.json.Encoder()
     sent = 0
     for alert in alerts:

@@ -13,6 +13,7 @@ from detector.config import DetectorConfig, DetectorSettings
 from nids_common.acls import role_acls
 from nids_common.contract import Topics
 from nids_common.kafka import create_acls, ensure_topics
+from nids_harness.incident_stream import incident_names
 from nids_harness.local_broker import broker_home
 from nids_harness.topics import topics_env
 
@@ -26,7 +27,7 @@ def secure_role_env(role: str) -> dict[str, str]:
 @dataclasses.dataclass(frozen=True)
 class SecureBroker:
     """The secure local broker: SASL_SSL on `bootstrap`, its CA and certificates under `tls`, and
-    per role (admin, replay, detector, alerts) the environment file the script wrote."""
+    per role (admin, replay, detector, alerts, incidents) the environment file the script wrote."""
 
     bootstrap: str
 
@@ -53,12 +54,14 @@ class SecureBroker:
 
     def grant(self, name: str, partitions: int = 2) -> tuple[Topics, str]:
         """Topics and a detector group of the run's own, created as admin, with every role's ACLs on
-        them: each service then runs with only its role's rights."""
+        them (nids-incidents' on `incident_names(name, …)`, topics it creates itself): each service
+        then runs with only its role's rights."""
         topics = Topics.named(name, partitions)
         self.make_topics(topics)
         group = f"{name}-detector"
         prefix = DetectorConfig(topics=topics, detector=DetectorSettings(group_id=group)).transactional_id_prefix
-        create_acls(self.client_config("admin"), role_acls(topics, group, prefix))
+        incidents = incident_names(name, topics.alerts)
+        create_acls(self.client_config("admin"), role_acls(topics, group, prefix, incidents=incidents))
         return topics, group
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AclOperation,
@@ -28,9 +28,10 @@ from prometheus_client import CollectorRegistry
 
 from detector.cli import serve_metrics
 from detector.metrics import DetectorMetrics
-from nids_common.contract import Topics, alert_decoder
+from nids_common.contract import Topics, alert_decoder, incident_decoder
 from nids_common.kafka import create_acls
 from nids_common.metrics_server import MetricsSettings
+from nids_harness.incident_stream import produce_alerts, run_incidents_config, start_incidents, synthetic_alerts
 from nids_harness.ports import free_port
 from nids_harness.secure import SecureBroker, service_env
 from nids_harness.waiting import wait_until
@@ -207,6 +208,35 @@ def test_the_replays_principal_cannot_read_alerts(secure_broker: SecureBroker, u
 
     error = refused(["nids-alerts", "--from-beginning", "--limit", "1"], service_env(secure_broker, "replay", topics))
     assert error.startswith("User:replay may not READ"), error
+
+
+def test_incidents_run_as_their_own_principal_with_only_its_rights(
+    secure_broker: SecureBroker, unique_name: str, tmp_path: Path
+) -> None:
+    """nids-incidents as User:incidents, exactly_once: it creates its own topics, reads the alerts in its
+    group, writes incidents in transactions; and it may not write the alert topic."""
+    topics, _ = secure_broker.grant(unique_name)
+    config = run_incidents_config(
+        secure_broker.bootstrap, unique_name, topics.alerts, partitions=2, delivery="exactly_once"
+    )
+    sources = 20
+    produce_alerts(secure_broker.client_config("detector"), topics.alerts, synthetic_alerts(2000, sources))
+    log = tmp_path / "incidents.log"
+    process = start_incidents(config, log, role_env=secure_broker.env("incidents"))
+    try:
+        records = read_all(secure_broker, config.topics.incidents, sources, timeout=90)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+    assert code == 0, log.read_text()[-3000:]
+    incidents = [incident_decoder.decode(value) for value in records]
+    assert len({incident.key.text for incident in incidents if incident.key.by == "src"}) == sources
+
+    errors: list[KafkaError | None] = []
+    producer = Producer(secure_broker.client_config("incidents", **{"message.timeout.ms": 5000}))
+    producer.produce(topics.alerts, b"{}", on_delivery=lambda error, _message: errors.append(error))
+    producer.flush(15)
+    assert [error.name() if error else None for error in errors] == ["TOPIC_AUTHORIZATION_FAILED"]
 
 
 def test_prometheus_scrapes_the_metrics_endpoint_over_tls_with_a_client_certificate(

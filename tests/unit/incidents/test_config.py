@@ -8,6 +8,7 @@ import pytest
 
 from incidents.config import IncidentsConfig
 from nids_common.config import describe_json, load_config
+from nids_common.contract import IncidentStageNames
 from nids_common.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -23,6 +24,24 @@ def test_the_shipped_config_loads() -> None:
         "nids-incidents-repartition",
         "nids-incidents-changelog",
     )
+
+
+def test_the_services_names_are_the_ones_its_acls_are_granted_on() -> None:
+    """nids-topics --acls grants nids-incidents' role on IncidentStageNames: the service must use the same."""
+    config = load_config(
+        IncidentsConfig,
+        REPO / "config" / "incidents.yaml",
+        env={"NIDS_INCIDENTS_GROUP_ID": "soc", "NIDS_INCIDENTS_INSTANCE_ID": "a", "NIDS_TOPICS_INCIDENTS": "i"},
+    )
+    names = config.names
+    assert names == IncidentStageNames(
+        alerts="nids.alerts", incidents="i", dead_letter="nids.alerts.dlq", group_id="soc"
+    )
+    assert config.transactional_id == "nids-incidents.soc.a" and config.transactional_id.startswith(
+        names.transactional_id_prefix
+    )
+    assert config.output_topics() == ["i", "nids.alerts.dlq", "soc-repartition", "soc-changelog"]
+    assert names.restore_group == "soc-restore"
 
 
 def test_suppression_rules_load_and_show_in_the_start_up_line(tmp_path: Path) -> None:

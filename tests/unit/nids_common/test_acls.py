@@ -6,7 +6,7 @@ from confluent_kafka import KafkaError
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType  # type: ignore[attr-defined]
 
 from nids_common.acls import Principals, role_acls
-from nids_common.contract import ALERTS_GROUP_PREFIX, Topics
+from nids_common.contract import ALERTS_GROUP_PREFIX, IncidentStageNames, Topics
 from nids_common.kafka import Refusals, access_denied
 
 TOPICS = Topics.named("t")
@@ -36,11 +36,39 @@ def test_each_role_holds_only_its_services_rights() -> None:
     assert ("TRANSACTIONAL_ID", "nids-detect.g.", prefixed, write) in detector
     assert (topic, "t.flows", literal, write) not in detector
     assert not any(op in ("ALL", "CREATE", "DELETE", "ALTER") for *_, op in detector)
+    assert {(topic, name, literal, "DESCRIBE_CONFIGS") for name in ("t.alerts", "t.dlq", "t.verdicts")} <= detector
+
+
+def test_the_incidents_role_reads_alerts_and_owns_only_its_own_topics() -> None:
+    topic, group, transactional = ResourceType.TOPIC.name, ResourceType.GROUP.name, "TRANSACTIONAL_ID"
+    literal, prefixed = ResourcePatternType.LITERAL.name, ResourcePatternType.PREFIXED.name
+    owned = ("nids.incidents", "nids.alerts.dlq", "nids-incidents-repartition", "nids-incidents-changelog")
+    expected = {
+        (topic, "t.alerts", literal, "READ"),
+        (topic, "t.alerts", literal, "DESCRIBE"),
+        (group, "nids-incidents", literal, "READ"),
+        (group, "nids-incidents-restore", literal, "READ"),
+        *((topic, name, literal, op) for name in owned for op in ("CREATE", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS")),
+        *((topic, name, literal, "READ") for name in owned[2:]),
+        (transactional, "nids-incidents.nids-incidents.", prefixed, "WRITE"),
+        (transactional, "nids-incidents.nids-incidents.", prefixed, "DESCRIBE"),
+    }
+    assert _rights("User:incidents") == expected
+    names = IncidentStageNames(alerts="a", incidents="i", dead_letter="d", group_id="soc")
+    renamed = {
+        (b.restype.name, b.name, b.operation.name)
+        for b in role_acls(TOPICS, "g", "p.", incidents=names)
+        if b.principal == "User:incidents"
+    }
+    assert (topic, "a", "READ") in renamed and (topic, "i", "CREATE") in renamed
+    assert (transactional, "nids-incidents.soc.", "WRITE") in renamed
+    assert not any(name.startswith("t.") or name == "nids.incidents" for _, name, _ in renamed)
 
 
 def test_principals_can_be_renamed() -> None:
-    bindings = role_acls(TOPICS, "g", "p.", Principals(replay="sensor", detector="nids", alerts="soc"))
-    assert {b.principal for b in bindings} == {"User:sensor", "User:nids", "User:soc"}
+    principals = Principals(replay="sensor", detector="nids", alerts="soc", incidents="triage")
+    bindings = role_acls(TOPICS, "g", "p.", principals)
+    assert {b.principal for b in bindings} == {"User:sensor", "User:nids", "User:soc", "User:triage"}
 
 
 def test_a_refusal_names_the_principal_the_operation_and_the_resource() -> None:
