@@ -232,8 +232,10 @@ def ensure_topics(
         try:
             future.result()
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise NidsError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+            error = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                denied = access_denied(error, principal(client_config), "CREATE", {"topic": name})
+                raise denied or NidsError(f"cannot create topic {name}: {error.str()}") from None
     wait_for_leaders(admin, {topic.topic: topic.num_partitions for topic in wanted}, timeout)
     return replication
 

@@ -21,6 +21,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AclOperation,
     AclPermissionType,
+    AdminClient,
     ResourcePatternType,
     ResourceType,
 )
@@ -29,8 +30,10 @@ from prometheus_client import CollectorRegistry
 from detector.cli import serve_metrics
 from detector.metrics import DetectorMetrics
 from nids_common.contract import Topics, alert_decoder, incident_decoder
-from nids_common.kafka import create_acls
+from nids_common.errors import AccessDenied
+from nids_common.kafka import create_acls, ensure_topics
 from nids_common.metrics_server import MetricsSettings
+from nids_common.replicas import partitions_below_min_insync
 from nids_harness.incident_stream import produce_alerts, run_incidents_config, start_incidents, synthetic_alerts
 from nids_harness.ports import free_port
 from nids_harness.secure import SecureBroker, service_env
@@ -231,12 +234,23 @@ def test_incidents_run_as_their_own_principal_with_only_its_rights(
     assert code == 0, log.read_text()[-3000:]
     incidents = [incident_decoder.decode(value) for value in records]
     assert len({incident.key.text for incident in incidents if incident.key.by == "src"}) == sources
+    # Its topics' settings are readable to it: refused writes can say which partitions are short.
+    admin = AdminClient(secure_broker.client_config("incidents"))
+    assert partitions_below_min_insync(admin, config.output_topics()) == {}
 
     errors: list[KafkaError | None] = []
     producer = Producer(secure_broker.client_config("incidents", **{"message.timeout.ms": 5000}))
     producer.produce(topics.alerts, b"{}", on_delivery=lambda error, _message: errors.append(error))
     producer.flush(15)
     assert [error.name() if error else None for error in errors] == ["TOPIC_AUTHORIZATION_FAILED"]
+
+
+def test_a_role_may_create_only_its_own_topics(secure_broker: SecureBroker, unique_name: str) -> None:
+    secure_broker.grant(unique_name)
+    other = f"{unique_name}.not-its-own"
+    with pytest.raises(AccessDenied) as refusal:
+        ensure_topics(secure_broker.client_config("incidents"), {other: 1})
+    assert str(refusal.value).startswith(f"User:incidents may not CREATE topic '{other}' (TOPIC_AUTHORIZATION_FAILED)")
 
 
 def test_prometheus_scrapes_the_metrics_endpoint_over_tls_with_a_client_certificate(
