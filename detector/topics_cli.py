@@ -86,7 +86,10 @@ def create_command(args: argparse.Namespace) -> int:
             args.replay_principal, args.detector_principal, args.alerts_principal, args.incidents_principal
         )
         incidents = IncidentStageNames(
-            topics.alerts, args.incidents_topic, args.incidents_dead_letter, args.incidents_group
+            alerts=topics.alerts,
+            incidents=args.incidents_topic,
+            dead_letter=args.incidents_dead_letter,
+            group_id=args.incidents_group,
         )
         bindings = role_acls(
             topics, config.detector.group_id, config.transactional_id_prefix, principals, incidents=incidents

@@ -7,7 +7,7 @@ runs that, and the integration tests grant their own topics the same way.
 | replay   | write the flow topic                                                              |
 | detector | read the flow topic in its group; write alerts, dead letters and verdicts; its     |
 |          | transactional ids (exactly_once)                                                  |
-| alerts   | read the alert topic, in groups of its own prefix                                 |
+| alerts   | read the alert and incident topics, in groups of its own prefix                   |
 | incidents| read the alert topic in its group; create, write and read its own topics (incidents,|
 |          | dead letters, repartition, changelog); its transactional ids (exactly_once)        |
 
@@ -64,9 +64,11 @@ def role_acls(
         *((detector, topic, name, AclOperation.WRITE) for name in detector_writes),
         *((detector, topic, name, AclOperation.DESCRIBE_CONFIGS) for name in detector_writes),
         (alerts, topic, topics.alerts, AclOperation.READ),
+        (alerts, topic, stage.incidents, AclOperation.READ),  # nids-alerts --incidents
         (incident, topic, stage.alerts, AclOperation.READ),
         (incident, group, stage.group_id, AclOperation.READ),
-        (incident, group, stage.restore_group, AclOperation.READ),
+        # The changelog reader is assigned its partitions and commits nothing: it only finds its coordinator.
+        (incident, group, stage.restore_group, AclOperation.DESCRIBE),
         *((incident, topic, name, operation) for name in incident_topics for operation in _OWNED),
         *((incident, topic, name, AclOperation.READ) for name in (stage.repartition_topic, stage.changelog_topic)),
     ]

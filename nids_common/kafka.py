@@ -234,7 +234,9 @@ def ensure_topics(
         except KafkaException as exc:
             error = exc.args[0]
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                denied = access_denied(error, principal(client_config), "CREATE", {"topic": name})
+                denied = access_denied(
+                    error, principal(client_config), "CREATE", {"topic": name, "cluster": "kafka-cluster"}
+                )
                 raise denied or NidsError(f"cannot create topic {name}: {error.str()}") from None
     wait_for_leaders(admin, {topic.topic: topic.num_partitions for topic in wanted}, timeout)
     return replication

@@ -35,6 +35,7 @@ from nids_common.kafka import create_acls, ensure_topics
 from nids_common.metrics_server import MetricsSettings
 from nids_common.replicas import partitions_below_min_insync
 from nids_harness.incident_stream import produce_alerts, run_incidents_config, start_incidents, synthetic_alerts
+from nids_harness.metrics import scrape_total
 from nids_harness.ports import free_port
 from nids_harness.secure import SecureBroker, service_env
 from nids_harness.waiting import wait_until
@@ -217,7 +218,8 @@ def test_incidents_run_as_their_own_principal_with_only_its_rights(
     secure_broker: SecureBroker, unique_name: str, tmp_path: Path
 ) -> None:
     """nids-incidents as User:incidents, exactly_once: it creates its own topics, reads the alerts in its
-    group, writes incidents in transactions; and it may not write the alert topic."""
+    group, writes incidents in transactions, and after a restart restores its state from its changelog;
+    the alerts role reads the incidents; no role writes the other's topic."""
     topics, _ = secure_broker.grant(unique_name)
     config = run_incidents_config(
         secure_broker.bootstrap, unique_name, topics.alerts, partitions=2, delivery="exactly_once"
@@ -225,24 +227,51 @@ def test_incidents_run_as_their_own_principal_with_only_its_rights(
     sources = 20
     produce_alerts(secure_broker.client_config("detector"), topics.alerts, synthetic_alerts(2000, sources))
     log = tmp_path / "incidents.log"
-    process = start_incidents(config, log, role_env=secure_broker.env("incidents"))
+    role = secure_broker.env("incidents")
+    first = start_incidents(config, log, role_env=role)
     try:
         records = read_all(secure_broker, config.topics.incidents, sources, timeout=90)
     finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(30)
-    assert code == 0, log.read_text()[-3000:]
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0, log.read_text()[-3000:]
     incidents = [incident_decoder.decode(value) for value in records]
     assert len({incident.key.text for incident in incidents if incident.key.by == "src"}) == sources
+
+    port = free_port()
+    second = start_incidents(config, log, metrics_port=port, role_env=role)
+    try:
+        restored = wait_until(lambda: scrape_total(port, "nids_incident_restored_keys_total") >= sources, 90)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, log.read_text()[-3000:]
+    assert restored, log.read_text()[-3000:]
+
+    tail = run_tool(
+        [tool("nids-alerts"), "--incidents", "--incidents-topic", config.topics.incidents, "--json", "--limit", "5"],
+        service_env(secure_broker, "alerts", topics),
+        timeout=90,
+    )
+    assert tail.returncode == 0, tail.stderr
+    assert len([incident_decoder.decode(line) for line in tail.stdout.splitlines()]) == 5
+
     # Its topics' settings are readable to it: refused writes can say which partitions are short.
     admin = AdminClient(secure_broker.client_config("incidents"))
+    visible = admin.list_topics(timeout=30).topics
+    assert set(config.output_topics()) <= set(visible)
     assert partitions_below_min_insync(admin, config.output_topics()) == {}
 
+    assert _refused_write(secure_broker, "incidents", topics.alerts) == "TOPIC_AUTHORIZATION_FAILED"
+    assert _refused_write(secure_broker, "detector", config.topics.incidents) == "TOPIC_AUTHORIZATION_FAILED"
+
+
+def _refused_write(broker: SecureBroker, role: str, topic: str) -> str | None:
+    """The error one record written to `topic` as `role` gets (None: it was written)."""
     errors: list[KafkaError | None] = []
-    producer = Producer(secure_broker.client_config("incidents", **{"message.timeout.ms": 5000}))
-    producer.produce(topics.alerts, b"{}", on_delivery=lambda error, _message: errors.append(error))
+    producer = Producer(broker.client_config(role, **{"message.timeout.ms": 5000}))
+    producer.produce(topic, b"{}", on_delivery=lambda error, _message: errors.append(error))
     producer.flush(15)
-    assert [error.name() if error else None for error in errors] == ["TOPIC_AUTHORIZATION_FAILED"]
+    (error,) = errors
+    return None if error is None else error.name()
 
 
 def test_a_role_may_create_only_its_own_topics(secure_broker: SecureBroker, unique_name: str) -> None:

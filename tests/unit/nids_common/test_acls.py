@@ -28,6 +28,8 @@ def test_each_role_holds_only_its_services_rights() -> None:
     assert _rights("User:alerts") == {
         (topic, "t.alerts", literal, read),
         (topic, "t.alerts", literal, describe),
+        (topic, "nids.incidents", literal, read),
+        (topic, "nids.incidents", literal, describe),
         (group, ALERTS_GROUP_PREFIX, prefixed, read),
     }
     detector = _rights("User:detector")
@@ -47,7 +49,7 @@ def test_the_incidents_role_reads_alerts_and_owns_only_its_own_topics() -> None:
         (topic, "t.alerts", literal, "READ"),
         (topic, "t.alerts", literal, "DESCRIBE"),
         (group, "nids-incidents", literal, "READ"),
-        (group, "nids-incidents-restore", literal, "READ"),
+        (group, "nids-incidents-restore", literal, "DESCRIBE"),
         *((topic, name, literal, op) for name in owned for op in ("CREATE", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS")),
         *((topic, name, literal, "READ") for name in owned[2:]),
         (transactional, "nids-incidents.nids-incidents.", prefixed, "WRITE"),
