@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 import socket
 from collections.abc import Mapping
@@ -171,11 +172,15 @@ class IncidentsConfig:
         host = socket.gethostname()
         return f"{host}-{self.metrics.port}" if self.metrics.port else host
 
-    @property
+    @functools.cached_property
     def names(self) -> IncidentStageNames:
-        """What this service reads and writes, by name (its role's ACLs are granted on the same)."""
+        """What this service reads and writes, by name (its role's ACLs are granted on the same); made
+        once, as the loop asks for its topics every batch."""
         return IncidentStageNames(
-            self.topics.alerts, self.topics.incidents, self.topics.dead_letter, self.incidents.group_id
+            alerts=self.topics.alerts,
+            incidents=self.topics.incidents,
+            dead_letter=self.topics.dead_letter,
+            group_id=self.incidents.group_id,
         )
 
     @property
